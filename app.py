@@ -1,0 +1,10 @@
+"""taskqueue's Lambda entry point: wiring only (style.md). Code lives in chalicelib/."""
+
+from chalice import Chalice
+
+from chalicelib.handlers.events import events_bp
+from chalicelib.handlers.queue_api import queue_bp
+
+app = Chalice(app_name="taskqueue", configure_logs=False)
+app.register_blueprint(queue_bp)
+app.register_blueprint(events_bp)

@@ -1,0 +1,1 @@
+"""taskqueue: Taskcluster's queue as a serverless application (see README.md)."""

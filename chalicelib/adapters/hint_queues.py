@@ -1,0 +1,161 @@
+"""SQS hint queues: one standard queue per (task queue, priority), created on first use.
+
+Sends are batched (SendMessageBatch, 10 a call) per queue; receives drain the priority queues
+highest first. Each queue redrives to one shared dead-letter queue, so a hint that keeps being
+received and never deleted is set aside instead of circulating forever (the sweeper re-hints
+any run still pending).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any, Sequence
+
+from botocore.exceptions import ClientError
+
+from ..domain.dispatch import Hint, queue_name, queue_names
+from ..services.ports import ReceivedHint
+
+VISIBILITY_TIMEOUT = 30  # seconds a received hint stays hidden while its claimer works on it
+RETENTION = 14 * 24 * 3600  # SQS's maximum; longer than any deadline (5 days)
+MAX_RECEIVES = 10
+KNOWN_QUEUES_TTL = 2.0  # seconds a claimer trusts its list of a task queue's priority queues
+SQS_BATCH = 10
+
+
+def dlq_name(prefix: str) -> str:
+    return f"{prefix}dispatch-dlq"
+
+
+class SqsHintQueues:
+    def __init__(self, sqs: Any, prefix: str) -> None:
+        self._sqs = sqs
+        self._prefix = prefix
+        self._urls: dict[str, str] = {}
+        self._known: dict[str, tuple[float, list[str]]] = {}
+        self._dlq_arn: str | None = None
+        self._lock = threading.Lock()
+
+    # --- queues --------------------------------------------------------------------------------
+    def _dead_letter_arn(self) -> str:
+        if self._dlq_arn is None:
+            url = self._sqs.create_queue(
+                QueueName=dlq_name(self._prefix), Attributes={"MessageRetentionPeriod": str(RETENTION)}
+            )["QueueUrl"]
+            attrs = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+            self._dlq_arn = attrs["Attributes"]["QueueArn"]
+        return self._dlq_arn
+
+    def _url(self, name: str) -> str:
+        url = self._urls.get(name)
+        if url is None:
+            try:
+                url = self._sqs.get_queue_url(QueueName=name)["QueueUrl"]
+            except ClientError as e:
+                if e.response["Error"]["Code"] not in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+                    raise
+                redrive = {"deadLetterTargetArn": self._dead_letter_arn(), "maxReceiveCount": MAX_RECEIVES}
+                url = self._sqs.create_queue(
+                    QueueName=name,
+                    Attributes={
+                        "VisibilityTimeout": str(VISIBILITY_TIMEOUT),
+                        "MessageRetentionPeriod": str(RETENTION),
+                        "RedrivePolicy": json.dumps(redrive),
+                    },
+                )["QueueUrl"]
+            assert url is not None
+            with self._lock:
+                self._urls[name] = url
+        return url
+
+    def _existing(self, task_queue_id: str) -> list[str]:
+        """URLs of the task queue's priority queues that exist, highest priority first."""
+        cached = self._known.get(task_queue_id)
+        if cached and time.monotonic() - cached[0] < KNOWN_QUEUES_TTL:
+            return cached[1]
+        names = queue_names(self._prefix, task_queue_id)
+        listed: set[str] = set()
+        # One ListQueues call finds them all: the names share everything up to the priority.
+        common = names[0][: len(names[0]) - 1]
+        paginator = self._sqs.get_paginator("list_queues")
+        for page in paginator.paginate(QueueNamePrefix=common):
+            listed.update(page.get("QueueUrls", []))
+        by_name = {u.rsplit("/", 1)[1]: u for u in listed}
+        urls = [by_name[n] for n in names if n in by_name]
+        with self._lock:
+            for n in names:
+                if n in by_name:
+                    self._urls[n] = by_name[n]
+            self._known[task_queue_id] = (time.monotonic(), urls)
+        return urls
+
+    # --- HintQueues port -----------------------------------------------------------------------
+    def send(self, hints: Sequence[Hint]) -> None:
+        by_queue: dict[str, list[Hint]] = {}
+        for h in hints:
+            by_queue.setdefault(queue_name(self._prefix, h.task_queue_id, h.priority), []).append(h)
+        for name, group in by_queue.items():
+            url = self._url(name)
+            for i in range(0, len(group), SQS_BATCH):
+                chunk = group[i : i + SQS_BATCH]
+                entries = [{"Id": str(n), "MessageBody": h.body()} for n, h in enumerate(chunk)]
+                result = self._sqs.send_message_batch(QueueUrl=url, Entries=entries)
+                if result.get("Failed"):
+                    raise RuntimeError(f"SQS refused hints for {name}: {result['Failed']}")
+
+    def receive(self, task_queue_id: str, max_hints: int, wait_seconds: float) -> list[ReceivedHint]:
+        deadline = time.monotonic() + max(0.0, wait_seconds)
+        while True:
+            urls = self._existing(task_queue_id)
+            got = self._drain(task_queue_id, urls, max_hints)
+            remaining = deadline - time.monotonic()
+            if got or remaining < 1:
+                return got
+            if len(urls) == 1:
+                # One priority in use: a long poll on it is both cheapest and quickest.
+                got = self._receive_from(task_queue_id, urls[0], max_hints, int(min(remaining, 20)))
+            elif urls:
+                # Several: wait briefly on each in turn, highest first.
+                for url in urls:
+                    got = self._receive_from(task_queue_id, url, max_hints, 1)
+                    if got:
+                        break
+            else:
+                time.sleep(min(1.0, remaining))  # no queue yet: it appears with the first hint
+            if got:
+                return got
+
+    def _drain(self, task_queue_id: str, urls: list[str], max_hints: int) -> list[ReceivedHint]:
+        got: list[ReceivedHint] = []
+        for url in urls:
+            while len(got) < max_hints:
+                batch = self._receive_from(task_queue_id, url, max_hints - len(got), 0)
+                got += batch
+                if not batch:
+                    break
+        return got
+
+    def _receive_from(self, task_queue_id: str, url: str, n: int, wait: int) -> list[ReceivedHint]:
+        try:
+            resp = self._sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=min(n, SQS_BATCH), WaitTimeSeconds=wait
+            )
+        except ClientError as e:
+            if e.response["Error"]["Code"] in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+                self._known.pop(task_queue_id, None)
+                return []
+            raise
+        return [
+            ReceivedHint(Hint.parse(m["Body"], task_queue_id), m["ReceiptHandle"], url) for m in resp.get("Messages", [])
+        ]
+
+    def delete(self, received: Sequence[ReceivedHint]) -> None:
+        by_url: dict[str, list[str]] = {}
+        for r in received:
+            by_url.setdefault(r.queue_url, []).append(r.receipt)
+        for url, receipts in by_url.items():
+            for i in range(0, len(receipts), SQS_BATCH):
+                entries = [{"Id": str(n), "ReceiptHandle": rh} for n, rh in enumerate(receipts[i : i + SQS_BATCH])]
+                self._sqs.delete_message_batch(QueueUrl=url, Entries=entries)

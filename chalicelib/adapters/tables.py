@@ -1,0 +1,140 @@
+"""DynamoDB table definitions: the one source for the models, the embedded stack and infra/.
+
+Models are built by a factory so that table names come from Settings, never from import time.
+
+The tasks table (one item per task, key `taskId`):
+  def           the normalised definition, as JSON text (exact round trip, no Decimal games)
+  runs          the runs, as a list of maps (Taskcluster's run objects)
+  state, retriesLeft, priority, version, hintSeq     status; `version` counts writes
+  takenUntil    lease of the running run (absent otherwise)
+  queueSort     "<state>#<since>" while pending or running: index `byQueue` (key taskQueueId)
+  dueShard/dueAt   next time the sweeper must look (absent once resolved): index `byDue`
+  ttl           `expires` in epoch seconds: DynamoDB's TTL garbage-collects expired tasks
+The stream (NEW_AND_OLD_IMAGES) is the outbox: see services/outbox.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pynamodb.attributes import (
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+)
+from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
+from pynamodb.models import Model
+
+TASKS_STREAM_VIEW = "NEW_AND_OLD_IMAGES"
+
+
+class RunAttribute(MapAttribute[str, Any]):
+    runId = NumberAttribute()
+    state = UnicodeAttribute()
+    reasonCreated = UnicodeAttribute()
+    reasonResolved = UnicodeAttribute(null=True)
+    workerGroup = UnicodeAttribute(null=True)
+    workerId = UnicodeAttribute(null=True)
+    takenUntil = UnicodeAttribute(null=True)
+    scheduled = UnicodeAttribute()
+    started = UnicodeAttribute(null=True)
+    resolved = UnicodeAttribute(null=True)
+
+
+class ByQueueIndex(GlobalSecondaryIndex["TaskRow"]):
+    class Meta:
+        index_name = "byQueue"
+        projection = IncludeProjection(["takenUntil"])
+
+    taskQueueId = UnicodeAttribute(hash_key=True)
+    queueSort = UnicodeAttribute(range_key=True)
+
+
+class ByDueIndex(GlobalSecondaryIndex["TaskRow"]):
+    class Meta:
+        index_name = "byDue"
+        projection = KeysOnlyProjection()
+
+    dueShard = UnicodeAttribute(hash_key=True)
+    dueAt = UnicodeAttribute(range_key=True)
+
+
+class TaskRow(Model):
+    """Abstract row; use `task_model(...)` for a model bound to a table."""
+
+    class Meta:
+        table_name = "unbound"
+        billing_mode = "PAY_PER_REQUEST"
+        stream_view_type = TASKS_STREAM_VIEW
+
+    taskId = UnicodeAttribute(hash_key=True)
+    definition = UnicodeAttribute(attr_name="def")
+    taskQueueId = UnicodeAttribute()
+    taskGroupId = UnicodeAttribute()
+    schedulerId = UnicodeAttribute()
+    projectId = UnicodeAttribute()
+    priority = UnicodeAttribute()
+    deadline = UnicodeAttribute()
+    expires = UnicodeAttribute()
+    ttl = NumberAttribute()
+    retriesLeft = NumberAttribute()
+    runs = ListAttribute(of=RunAttribute, default=list)
+    state = UnicodeAttribute()
+    version = NumberAttribute(default=0)
+    hintSeq = NumberAttribute(default=0)
+    takenUntil = UnicodeAttribute(null=True)
+    queueSort = UnicodeAttribute(null=True)
+    dueShard = UnicodeAttribute()
+    dueAt = UnicodeAttribute(null=True)
+
+    byQueue = ByQueueIndex()
+    byDue = ByDueIndex()
+
+
+def task_model(table_name: str, region: str, host: str | None = None) -> type[TaskRow]:
+    """A TaskRow model bound to `table_name` (and an endpoint, for the embedded stack)."""
+    settings = {
+        "table_name": table_name,
+        "region": region,
+        "host": host,
+        # Retries and timeouts must fit inside API Gateway's 29 s (reliability §2.3, §2.7).
+        "max_retry_attempts": 3,
+        "connect_timeout_seconds": 3,
+        "read_timeout_seconds": 25,
+        "max_pool_connections": 50,
+    }
+    meta = type("Meta", (TaskRow.Meta,), settings)
+    return type("TaskRowBound", (TaskRow,), {"Meta": meta, "__module__": __name__})
+
+
+def _key_schema(keys: list[dict[str, str]]) -> list[dict[str, str]]:
+    return sorted(keys, key=lambda k: k["KeyType"] != "HASH")  # DynamoDB wants HASH first
+
+
+def create_table_params(model: type[Model], ttl_attribute: str | None = None) -> dict[str, Any]:
+    """CreateTable parameters derived from a pynamodb model, as DynamoDB's API spells them.
+
+    infra/ and the embedded stack both use this, so neither can drift from the models.
+    """
+    schema = model._get_schema()
+    params: dict[str, Any] = {
+        "TableName": model.Meta.table_name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": sorted(schema["attribute_definitions"], key=lambda a: a["AttributeName"]),
+        "KeySchema": _key_schema(schema["key_schema"]),
+    }
+    if schema["global_secondary_indexes"]:
+        params["GlobalSecondaryIndexes"] = [
+            {"IndexName": g["index_name"], "KeySchema": _key_schema(g["key_schema"]), "Projection": g["projection"]}
+            for g in sorted(schema["global_secondary_indexes"], key=lambda g: g["index_name"])
+        ]
+    view = getattr(model.Meta, "stream_view_type", None)
+    if view:
+        params["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": view}
+    return params
+
+
+def all_tables(tasks_table: str, region: str, host: str | None = None) -> list[tuple[dict[str, Any], str | None]]:
+    """Every table of the deployment: (CreateTable parameters, TTL attribute)."""
+    return [(create_table_params(task_model(tasks_table, region, host)), "ttl")]

@@ -1,0 +1,192 @@
+"""The tasks table: every task transition is one conditional write (invariant 2).
+
+`save` guards on the row's version (the caller read it); `patch_run` guards on the latest run's
+state instead, so the hot path (claim, resolve) needs no read at all. A failed guard is reported
+as None; the caller re-reads and decides between "already done" and 409.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from datetime import datetime, timedelta
+from typing import Any, Sequence
+
+from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.expressions.update import Action
+
+from ..domain import transitions
+from ..domain.model import ACTIVE_STATES, Run, Task, TaskState, format_date, parse_date
+from ..domain.transitions import RunPatch
+from ..services.ports import Page, QueueEntry
+from .tables import RunAttribute, TaskRow
+
+CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+def _run_attr(run: Run) -> RunAttribute:
+    return RunAttribute(**run.to_json())
+
+
+def task_from_row(row: TaskRow) -> Task:
+    return Task(
+        task_id=row.taskId,
+        definition=json.loads(row.definition),
+        priority=row.priority,
+        retries_left=int(row.retriesLeft),
+        runs=tuple(Run.from_json(r.as_dict()) for r in row.runs or []),
+        version=int(row.version or 0),
+        hint_seq=int(row.hintSeq or 0),
+    )
+
+
+def _queue_sort(task: Task) -> str | None:
+    latest = task.latest
+    if latest is None or latest.state not in ACTIVE_STATES:
+        return None
+    since = latest.started if latest.state is TaskState.RUNNING else latest.scheduled
+    assert since is not None
+    return f"{latest.state.value}#{format_date(since)}"
+
+
+class DynamoTaskStore:
+    def __init__(self, model: type[TaskRow], due_shards: int, redispatch_base: timedelta) -> None:
+        self._model = model
+        self._shards = due_shards
+        self._redispatch_base = redispatch_base
+
+    # --- reads ---------------------------------------------------------------------------------
+    def get(self, task_id: str) -> Task | None:
+        try:
+            return task_from_row(self._model.get(task_id, consistent_read=True))
+        except self._model.DoesNotExist:
+            return None
+
+    def get_many(self, task_ids: Sequence[str]) -> dict[str, Task]:
+        unique = list(dict.fromkeys(task_ids))
+        return {row.taskId: task_from_row(row) for row in self._model.batch_get(unique)}
+
+    # --- writes --------------------------------------------------------------------------------
+    def _shard(self, task_id: str) -> str:
+        return str(int(hashlib.sha256(task_id.encode()).hexdigest()[:8], 16) % self._shards)
+
+    def _status_values(self, task: Task) -> dict[str, Any]:
+        due = transitions.due_at(task, self._redispatch_base)
+        taken_until = task.taken_until
+        return {
+            "priority": task.priority,
+            "retriesLeft": task.retries_left,
+            "runs": [_run_attr(r) for r in task.runs],
+            "state": task.state.value,
+            "hintSeq": task.hint_seq,
+            "takenUntil": format_date(taken_until) if taken_until else None,
+            "queueSort": _queue_sort(task),
+            "dueAt": format_date(due) if due else None,
+        }
+
+    def create(self, task: Task) -> Task | None:
+        d = task.definition
+        row = self._model(
+            task.task_id,
+            definition=json.dumps(d, separators=(",", ":")),
+            taskQueueId=d["taskQueueId"],
+            taskGroupId=d["taskGroupId"],
+            schedulerId=d["schedulerId"],
+            projectId=d["projectId"],
+            deadline=d["deadline"],
+            expires=d["expires"],
+            ttl=int(parse_date(d["expires"]).timestamp()),
+            version=1,
+            dueShard=self._shard(task.task_id),
+            **self._status_values(task),
+        )
+        try:
+            row.save(condition=self._model.taskId.does_not_exist(), add_version_condition=False)
+        except PutError as e:
+            if e.cause_response_code != CONDITION_FAILED:
+                raise
+            existing = self.get(task.task_id)
+            if existing is None:  # deleted in between (expiry): try once more
+                return self.create(task)
+            return existing
+        return None
+
+    def save(self, task: Task, expected_version: int) -> Task | None:
+        m = self._model
+        actions: list[Action] = [m.version.set(expected_version + 1)]
+        for name, value in self._status_values(task).items():
+            attr = getattr(m, name)
+            actions.append(attr.remove() if value is None else attr.set(value))
+        return self._update(task.task_id, actions, m.version == expected_version)
+
+    def patch_run(self, task_id: str, patch: RunPatch) -> Task | None:
+        m = self._model
+        run = m.runs[patch.run_id]
+        actions: list[Action] = [m.version.add(1)]
+        for name, value in patch.fields.items():
+            key = "".join(w.capitalize() if i else w for i, w in enumerate(name.split("_")))
+            stored = format_date(value) if isinstance(value, datetime) else getattr(value, "value", value)
+            actions.append(getattr(run, key).set(stored))
+        state: TaskState = patch.fields.get("state", patch.expect)
+        actions.append(m.state.set(state.value))
+        taken_until = patch.fields.get("taken_until")
+        if state is TaskState.RUNNING and taken_until is not None:
+            actions.append(m.takenUntil.set(format_date(taken_until)))
+            actions.append(m.queueSort.set(f"running#{format_date(patch.fields['started'])}"))
+        elif state not in ACTIVE_STATES:
+            actions += [m.takenUntil.remove(), m.queueSort.remove()]
+        actions.append(m.dueAt.set(format_date(patch.due_at)) if patch.due_at else m.dueAt.remove())
+        condition = (m.state == patch.expect.value) & (m.runs[patch.run_id].runId == patch.run_id)
+        # the latest run: there is no run after this one
+        condition &= m.runs[patch.run_id + 1].does_not_exist()
+        if patch.deadline_after is not None:
+            condition &= m.deadline > format_date(patch.deadline_after)
+        return self._update(task_id, actions, condition)
+
+    def _update(self, task_id: str, actions: list[Action], condition: Any) -> Task | None:
+        row = self._model(task_id)
+        try:
+            row.update(actions=actions, condition=condition, add_version_condition=False)
+        except UpdateError as e:
+            if e.cause_response_code == CONDITION_FAILED:
+                return None
+            raise
+        return task_from_row(row)
+
+    # --- indexes -------------------------------------------------------------------------------
+    def queue_page(self, task_queue_id: str, state: TaskState, limit: int, continuation: str | None) -> Page:
+        start = json.loads(base64.urlsafe_b64decode(continuation)) if continuation else None
+        result = self._model.byQueue.query(
+            task_queue_id,
+            self._model.queueSort.startswith(f"{state.value}#"),
+            limit=limit,
+            last_evaluated_key=start,
+        )
+        entries = [
+            QueueEntry(
+                task_id=r.taskId,
+                since=parse_date(r.queueSort.split("#", 1)[1]),
+                taken_until=parse_date(r.takenUntil) if r.takenUntil else None,
+            )
+            for r in result
+        ]
+        last = result.last_evaluated_key
+        token = base64.urlsafe_b64encode(json.dumps(last).encode()).decode() if last and len(entries) >= limit else None
+        return Page(entries, token)
+
+    def queue_count(self, task_queue_id: str, state: TaskState, taken_after: datetime | None = None) -> int:
+        m = self._model
+        condition = m.takenUntil > format_date(taken_after) if taken_after else None
+        return int(
+            m.byQueue.count(task_queue_id, m.queueSort.startswith(f"{state.value}#"), filter_condition=condition)
+        )
+
+    def due(self, now: datetime, limit: int) -> list[str]:
+        ids: list[str] = []
+        for shard in range(self._shards):
+            for row in self._model.byDue.query(str(shard), self._model.dueAt <= format_date(now), limit=limit - len(ids)):
+                ids.append(row.taskId)
+            if len(ids) >= limit:
+                break
+        return ids

@@ -1,0 +1,71 @@
+"""Settings, read once from the environment. Every name is documented in README.md."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Mapping
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    tasks_table: str = "taskqueue-tasks"
+    queue_prefix: str = "taskqueue-"
+    region: str = "us-east-1"
+    claim_timeout: int = 1200  # seconds a claim (lease) lasts before the worker must reclaim
+    claim_work_timeout: float = 20.0  # longest claimWork long-poll, seconds
+    max_task_deadline_days: int = 5
+    redispatch_after: int = 600  # seconds before a pending run's first extra hint (then ×2, ×4 …)
+    due_shards: int = 4  # partitions of the sweeper index; more spreads writes on large deployments
+    sweep_batch: int = 500  # most tasks one sweeper tick handles
+    sweep_interval: float = 5.0  # seconds between sweeper ticks in the embedded stack
+    max_definition_bytes: int = 256 * 1024  # a task row must stay far below DynamoDB's 400 KB
+    tasks_stream_arn: str = field(default="arn:aws:dynamodb:us-east-1:000000000000:table/taskqueue-tasks/stream/local")
+
+    @property
+    def claim_timeout_delta(self) -> timedelta:
+        return timedelta(seconds=self.claim_timeout)
+
+    @property
+    def redispatch_base(self) -> timedelta:
+        return timedelta(seconds=self.redispatch_after)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        d = cls()
+        return cls(
+            tasks_table=env.get("TASKQUEUE_TASKS_TABLE", d.tasks_table),
+            queue_prefix=env.get("TASKQUEUE_QUEUE_PREFIX", d.queue_prefix),
+            region=env.get("AWS_DEFAULT_REGION", env.get("AWS_REGION", d.region)),
+            claim_timeout=_int(env, "TASKQUEUE_CLAIM_TIMEOUT", d.claim_timeout),
+            claim_work_timeout=_float(env, "TASKQUEUE_CLAIM_WORK_TIMEOUT", d.claim_work_timeout),
+            max_task_deadline_days=_int(env, "TASKQUEUE_MAX_TASK_DEADLINE_DAYS", d.max_task_deadline_days),
+            redispatch_after=_int(env, "TASKQUEUE_REDISPATCH_AFTER", d.redispatch_after),
+            due_shards=_int(env, "TASKQUEUE_DUE_SHARDS", d.due_shards),
+            sweep_batch=_int(env, "TASKQUEUE_SWEEP_BATCH", d.sweep_batch),
+            sweep_interval=_float(env, "TASKQUEUE_SWEEP_INTERVAL", d.sweep_interval),
+            max_definition_bytes=_int(env, "TASKQUEUE_MAX_DEFINITION_BYTES", d.max_definition_bytes),
+            tasks_stream_arn=env.get("TASKQUEUE_TASKS_STREAM_ARN", d.tasks_stream_arn),
+        )

@@ -1,0 +1,48 @@
+"""Event sources: the tasks table's stream (the outbox) and the sweeper's schedule.
+
+These are the functions Lambda calls; the embedded stack's event pump calls the very same ones
+with events shaped as Lambda delivers them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from chalice import Blueprint, Rate
+from chalice.app import DynamoDBEvent
+
+from .. import container
+from ..adapters.task_store import task_from_row
+from ..config import Settings
+from ..domain.model import Task
+from ..services.outbox import RowChange
+
+log = logging.getLogger("taskqueue.events")
+events_bp = Blueprint(__name__)
+SETTINGS = Settings.from_env()  # decorator arguments are evaluated once, at import
+
+
+def _task(model: Any, image: dict[str, Any] | None) -> Task | None:
+    return task_from_row(model.from_raw_data(image)) if image else None
+
+
+@events_bp.on_dynamodb_record(stream_arn=SETTINGS.tasks_stream_arn, batch_size=100, starting_position="TRIM_HORIZON")
+def tasks_stream(event: DynamoDBEvent) -> dict[str, Any]:
+    c = container.get()
+    changes: list[RowChange] = []
+    for record in event:
+        try:
+            changes.append(RowChange(_task(c.task_model, record.old_image), _task(c.task_model, record.new_image)))
+        except Exception:
+            # A record we cannot read must not block the shard (invariant 4); the sweeper
+            # re-derives anything it should have caused from the row itself.
+            log.exception("skipping unreadable stream record %s", record.event_id)
+    hints = c.outbox.process(changes)
+    return {"records": len(changes), "hints": len(hints)}
+
+
+@events_bp.schedule(Rate(1, unit=Rate.MINUTES), name="sweeper")
+def sweeper(event: Any) -> dict[str, Any]:
+    report = container.get().sweeper.sweep()
+    return {"examined": report.examined, "changed": len(report.changed)}

@@ -1,0 +1,191 @@
+"""Taskcluster's HTTP conventions on Chalice: one place for parsing, validation and errors.
+
+Mirrors Taskcluster's libraries/api middleware order (reference §0.4): parse body → route
+parameters → query parameters → input schema → handler. Every failure becomes Taskcluster's
+error body `{code, message, requestInfo}`; domain errors map to status codes in one table
+(`QueueError.code/status`), never by message text.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+from urllib.parse import unquote
+
+from chalice import Blueprint, CORSConfig, Response
+from fastjsonschema import JsonSchemaException
+
+from ..clock import SystemClock
+from ..domain.errors import (
+    InputTooLarge,
+    InputValidationError,
+    InvalidRequestArguments,
+    MalformedPayload,
+    QueueError,
+)
+from ..domain.model import format_date
+from ..schemas import schema_url, validator
+
+log = logging.getLogger("taskqueue.api")
+
+MAX_BODY_BYTES = 10 * 1024 * 1024
+SLUGID = r"^[A-Za-z0-9_-]{8}[Q-T][A-Za-z0-9_-][CGKOSWaeimquy26-][A-Za-z0-9_-]{10}[AQgw]$"
+PARAM_PATTERNS: dict[str, re.Pattern[str]] = {
+    name: re.compile(pattern)
+    for name, pattern in {
+        "taskId": SLUGID,
+        "taskGroupId": SLUGID,
+        "taskQueueId": r"^[a-zA-Z0-9-_]{1,38}/[a-z]([-a-z0-9]{0,36}[a-z0-9])?$",
+        "provisionerId": r"^[a-zA-Z0-9-_]{1,38}$",
+        "workerType": r"^[a-zA-Z0-9-_]{1,38}$",
+        "workerGroup": r"^[a-zA-Z0-9-_]{1,38}$",
+        "workerId": r"^[a-zA-Z0-9-_]{1,38}$",
+        "runId": r"^[1-9]*[0-9]+$",
+    }.items()
+}
+QUERY_PATTERNS = {"continuationToken": re.compile(r"."), "limit": re.compile(r"^[0-9]+$")}
+HEADERS = {"Cache-Control": "no-store no-cache must-revalidate"}
+CORS = CORSConfig(
+    allow_origin="*",
+    max_age=900,
+    allow_headers=["X-Requested-With", "Content-Type", "Authorization", "Accept", "Origin", "Cache-Control"],
+)
+_clock = SystemClock()  # only for the `time` of error bodies
+
+
+@dataclass
+class Call:
+    """One API call as a handler sees it: decoded route params, query, validated body."""
+
+    method: str
+    params: dict[str, str]
+    query: dict[str, str]
+    body: Any = None
+    raw_json: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def limit(self, default: int = 1000, maximum: int = 1000) -> int:
+        return min(int(self.query.get("limit", default)), maximum)
+
+    @property
+    def continuation(self) -> str | None:
+        return self.query.get("continuationToken") or None
+
+
+def error_response(err: QueueError, method: str, params: dict[str, str], payload: Any) -> Response:
+    now = format_date(_clock.now())
+    message = (
+        f"{err.message}\n\n---\n\n* method:     {method}\n* errorCode:  {err.code}\n"
+        f"* statusCode: {err.status}\n* time:       {now}"
+    )
+    body: dict[str, Any] = {
+        "code": err.code,
+        "message": message,
+        "requestInfo": {"method": method, "params": params, "payload": payload if payload is not None else {}, "time": now},
+    }
+    if err.details:
+        body["details"] = err.details
+    return Response(body=body, status_code=err.status, headers=HEADERS)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(raw: bytes) -> Any:
+    return json.loads(raw, parse_constant=_reject_constant)
+
+
+class Api:
+    """Registers Taskcluster-style endpoints on a Blueprint under `prefix`."""
+
+    def __init__(self, blueprint: Blueprint, prefix: str) -> None:
+        self.bp = blueprint
+        self.prefix = prefix
+
+    def route(
+        self, method: str, path: str, name: str, *, input: str | None = None, parse_body: bool = False
+    ) -> Callable[[Callable[[Call], Any]], Callable[[Call], Any]]:
+        def register(fn: Callable[[Call], Any]) -> Callable[[Call], Any]:
+            def view(**raw_params: str) -> Response:
+                return self._dispatch(name, fn, raw_params, input, parse_body)
+
+            view.__name__ = name
+            self.bp.route(self.prefix + path, methods=[method], content_types=["*/*"], cors=CORS)(view)
+            return fn
+
+        return register
+
+    def _dispatch(
+        self, name: str, fn: Callable[[Call], Any], raw_params: dict[str, str], input: str | None, parse_body: bool
+    ) -> Response:
+        request = self.bp.current_request
+        # API Gateway hands path parameters decoded; chalice local does not. Identifiers never
+        # contain '%', so decoding is safe either way.
+        params = {k: unquote(v) for k, v in raw_params.items()}
+        payload: Any = None
+        try:
+            raw = request.raw_body or b""
+            if len(raw) > MAX_BODY_BYTES:
+                raise InputTooLarge(f"Request body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}")
+            if input or parse_body:
+                payload = self._parse_body(request.headers.get("content-type", ""), raw, required=bool(input))
+            for key, value in params.items():
+                pattern = PARAM_PATTERNS.get(key)
+                if pattern and not pattern.match(value):
+                    raise InvalidRequestArguments(f"Invalid request parameter {key}: {value!r} does not match {pattern.pattern}")
+            query = dict(request.query_params or {})
+            for key, value in query.items():
+                pattern = QUERY_PATTERNS.get(key)
+                if pattern and not pattern.match(value):
+                    raise InvalidRequestArguments(f"Invalid query parameter {key}: {value!r} does not match {pattern.pattern}")
+            call = Call(method=name, params=params, query=query, raw_json=payload)
+            if input:
+                call.body = self._validate(input, payload)
+            result = fn(call)
+        except QueueError as err:
+            return error_response(err, name, params, payload)
+        except Exception:
+            incident = str(uuid.uuid4())
+            log.exception("internal error in %s (incidentId %s)", name, incident)
+            err = QueueError(f"Internal Server Error, incidentId {incident}.", incidentId=incident)
+            return error_response(err, name, params, payload)
+        if isinstance(result, Response):
+            result.headers = {**HEADERS, **(result.headers or {})}
+            return result
+        if result is None:
+            return Response(body="", status_code=204, headers=HEADERS)
+        return Response(body=result, status_code=200, headers=HEADERS)
+
+    @staticmethod
+    def _parse_body(content_type: str, raw: bytes, required: bool) -> Any:
+        if not raw:
+            if required:
+                raise MalformedPayload("Request body must be JSON; it is empty")
+            return None
+        if content_type.split(";")[0].strip().lower() != "application/json":
+            if required:
+                raise MalformedPayload(f"Request body must be sent with Content-Type: application/json, not {content_type!r}")
+            return None
+        try:
+            value = parse_json(raw)
+        except (ValueError, UnicodeDecodeError) as e:
+            if required:
+                raise MalformedPayload(f"Request body is not valid JSON: {e}") from None
+            return None
+        if required and not isinstance(value, (dict, list)):
+            raise MalformedPayload("Request body must be a JSON object")
+        return value
+
+    @staticmethod
+    def _validate(schema: str, payload: Any) -> Any:
+        try:
+            return validator(schema)(payload)
+        except JsonSchemaException as e:
+            raise InputValidationError(
+                f"Schema Validation Failed!\nRejecting Schema: {schema_url(schema)}\nErrors:\n  * {e.message}"
+            ) from None

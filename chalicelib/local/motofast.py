@@ -1,0 +1,134 @@
+"""Patches that keep moto (the AWS stand-in) fast as queues and tables fill.
+
+Only the embedded stack and tests apply these; nothing on AWS runs this code. Each patch keeps
+moto's observable behaviour and removes work that grows with queue depth or stream length
+(reference/toolchain-notes.md §8):
+
+1. SQS visibility checks used a slow datetime clock for every message on every call.
+2. SQS receive built the list of *all* visible messages to hand out the first ten.
+3. SQS send recomputed every queue attribute (three O(depth) counts) to read one setting.
+4. SQS delete scanned the whole queue, twice, to find one receipt handle.
+5. DynamoDB transactions deep-copied every stream record ever written.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+_applied = False
+
+
+class _VisibleMessages:
+    """Queue.messages, lazily: iteration stops as soon as the receiver has enough."""
+
+    def __init__(self, queue: Any) -> None:
+        self._queue = queue
+
+    def __iter__(self) -> Iterator[Any]:
+        return (m for m in list(self._queue._messages) if m.visible and not m.delayed)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __bool__(self) -> bool:
+        return any(True for _ in self)
+
+
+class _LazyAttributes(Mapping[str, Any]):
+    """Queue.attributes, computing each attribute only when it is read."""
+
+    def __init__(self, queue: Any, names: list[str]) -> None:
+        self._queue = queue
+        self._names = names
+
+    def _compute(self, name: str) -> Any:
+        from moto.core.utils import camelcase_to_underscores
+
+        if name == "Policy":
+            return self._queue.policy
+        if name == "RedrivePolicy":
+            import json
+
+            return json.dumps(self._queue.redrive_policy)
+        value = getattr(self._queue, camelcase_to_underscores(name))
+        return str(value).lower() if isinstance(value, bool) else value
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._names:
+            raise KeyError(name)
+        return self._compute(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+def apply() -> None:
+    """Apply the patches once per process (before the first request is served)."""
+    global _applied
+    if _applied:
+        return
+    _applied = True
+
+    import moto.core.utils as core_utils
+    from moto.dynamodb.models import table as ddb_table
+    from moto.sqs import models as sqs_models
+    from moto.sqs.exceptions import ReceiptHandleIsInvalid
+
+    # 1. A cheap clock for SQS visibility (moto's goes through datetime on every call).
+    sqs_models.unix_time = lambda dt=None: time.time() if dt is None else core_utils.unix_time(dt)  # type: ignore[assignment]
+    sqs_models.unix_time_millis = lambda dt=None: (  # type: ignore[assignment]
+        time.time() * 1000 if dt is None else core_utils.unix_time_millis(dt)
+    )
+
+    queue_cls = sqs_models.Queue
+
+    # 2. Lazy visible-message view.
+    queue_cls.messages = property(lambda self: _VisibleMessages(self))  # type: ignore[assignment]
+
+    # 3. Lazy attributes.
+    def attributes(self: Any) -> Mapping[str, Any]:
+        names = list(self.BASE_ATTRIBUTES)
+        if self.fifo_queue:
+            names += self.FIFO_ATTRIBUTES
+        if self.kms_master_key_id:
+            names += self.KMS_ATTRIBUTES
+        if self.policy:
+            names.append("Policy")
+        if self.redrive_policy:
+            names.append("RedrivePolicy")
+        return _LazyAttributes(self, names)
+
+    queue_cls.attributes = property(attributes)  # type: ignore[assignment]
+
+    # 4. Find a receipt handle among the in-flight messages first (where it nearly always is).
+    def delete_message(self: Any, receipt_handle: str) -> None:
+        if receipt_handle in self.deleted_messages:
+            return
+        candidates = [m for m in self.pending_messages if m.had_receipt_handle(receipt_handle)]
+        if not candidates:
+            candidates = [m for m in self._messages if m.had_receipt_handle(receipt_handle)]
+        if not candidates:
+            raise ReceiptHandleIsInvalid()
+        for message in candidates:
+            self.pending_messages.discard(message)
+            self.deleted_messages.update(message.all_receipt_handles)
+            try:
+                self._messages.remove(message)
+            except ValueError:
+                pass
+
+    queue_cls.delete_message = delete_message  # type: ignore[method-assign]
+
+    # 5. Transactions back up the table; the stream's records need not be copied deeply.
+    def shard_deepcopy(self: Any, memo: dict[int, Any]) -> Any:
+        clone = copy.copy(self)
+        clone.items = list(self.items)
+        return clone
+
+    ddb_table.StreamShard.__deepcopy__ = shard_deepcopy  # type: ignore[attr-defined]

@@ -1,0 +1,201 @@
+"""Queue use cases: the task lifecycle behind Queue v1's endpoints.
+
+Every change goes through `_transition`: read the row, apply a pure transition, write it back
+guarded by the version read. A lost race re-reads and re-decides, so a repeat of something
+already done is success and anything else is the domain's 409 (invariants 2 and 3).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Callable, Sequence
+
+from ..clock import Clock
+from ..config import Settings
+from ..domain import transitions
+from ..domain.definition import new_task, normalize, same_definition
+from ..domain.errors import InputError, InputTooLarge, RequestConflict, ResourceNotFound
+from ..domain.model import ReasonResolved, Task, TaskState, Worker
+from ..domain.transitions import RunPatch
+from .ports import HintQueues, Page, TaskStore
+
+MAX_ATTEMPTS = 10
+CLAIM_MARGIN = 2.0  # seconds: claimWork starts no claim this close to its request's end
+
+
+@dataclass(frozen=True)
+class Transitioned:
+    task: Task
+    changed: bool
+
+
+class QueueService:
+    def __init__(self, store: TaskStore, hints: HintQueues, clock: Clock, settings: Settings) -> None:
+        self.store = store
+        self.hints = hints
+        self.clock = clock
+        self.settings = settings
+
+    # --- plumbing ------------------------------------------------------------------------------
+    def _load(self, task_id: str) -> Task:
+        task = self.store.get(task_id)
+        if task is None:
+            raise ResourceNotFound(f"Task {task_id} not found", taskId=task_id)
+        return task
+
+    def transition(self, task_id: str, step: Callable[[Task, datetime], Task], task: Task | None = None) -> Transitioned:
+        for _ in range(MAX_ATTEMPTS):
+            current = task or self._load(task_id)
+            task = None
+            new = step(current, self.clock.now())
+            if new is current:
+                return Transitioned(current, False)
+            saved = self.store.save(new, current.version)
+            if saved is not None:
+                return Transitioned(saved, True)
+        raise RequestConflict(f"Task {task_id} is changing too fast; try again", taskId=task_id)
+
+    def _patch(self, task_id: str, patch: RunPatch, step: Callable[[Task, datetime], Task]) -> Transitioned:
+        """The hot path: one blind conditional write; the careful path only if its guard fails."""
+        patched = self.store.patch_run(task_id, patch)
+        if patched is not None:
+            return Transitioned(patched, True)
+        return self.transition(task_id, step)
+
+    # --- tasks ---------------------------------------------------------------------------------
+    def create_task(self, task_id: str, body: dict[str, Any]) -> Task:
+        now = self.clock.now()
+        definition = normalize(task_id, body, now, self.settings.max_task_deadline_days)
+        if definition["dependencies"]:
+            # Dependencies are released by the dependency tracker (issue #3), not yet built.
+            raise InputError("Task dependencies are not supported by this deployment yet", dependencies=definition["dependencies"])
+        size = len(json.dumps(definition, separators=(",", ":")).encode())
+        if size > self.settings.max_definition_bytes:
+            raise InputTooLarge(
+                f"Task definition is {size} bytes; the limit is {self.settings.max_definition_bytes}", taskId=task_id
+            )
+        task = transitions.schedule(new_task(task_id, definition), now)
+        existing = self.store.create(task)
+        if existing is None:
+            return task
+        if not same_definition(existing, definition):
+            raise RequestConflict("taskId already used by another task", taskId=task_id)
+        return existing
+
+    def task(self, task_id: str) -> Task:
+        return self._load(task_id)
+
+    def tasks(self, task_ids: Sequence[str], limit: int, continuation: str | None) -> tuple[list[Task], str | None]:
+        """The known tasks among `task_ids` (unknown ones are left out), a page at a time."""
+        start = _offset(continuation)
+        window = list(task_ids[start : start + limit])
+        found = self.store.get_many(window)
+        following = start + len(window)
+        token = str(following) if following < len(task_ids) else None
+        return [found[t] for t in dict.fromkeys(window) if t in found], token
+
+    def schedule_task(self, task_id: str) -> Task:
+        return self.transition(task_id, transitions.schedule).task
+
+    def rerun_task(self, task_id: str) -> Task:
+        return self.transition(task_id, transitions.rerun).task
+
+    def cancel_task(self, task_id: str) -> Task:
+        return self.transition(task_id, transitions.cancel).task
+
+    def change_priority(self, task_id: str, new_priority: str) -> tuple[Task, str]:
+        old = self._load(task_id)
+        result = self.transition(task_id, lambda t, now: transitions.change_priority(t, new_priority, now), old)
+        return result.task, old.priority
+
+    # --- workers -------------------------------------------------------------------------------
+    def claim_task(self, task_id: str, run_id: int, worker: Worker) -> Task:
+        timeout = self.settings.claim_timeout_delta
+        return self.transition(task_id, lambda t, now: transitions.claim(t, run_id, worker, now, timeout)).task
+
+    def claim_work(
+        self,
+        task_queue_id: str,
+        worker: Worker,
+        wanted: int,
+        wait_left: Callable[[], float],
+        time_left: Callable[[], float],
+    ) -> list[tuple[Task, int]]:
+        """Claim up to `wanted` pending runs, waiting for the first one while `wait_left()` > 0.
+
+        `time_left()` is what remains of the request's own budget: no claim is started within
+        CLAIM_MARGIN of its end, so nothing is claimed that the worker would not receive
+        (invariant 7).
+        """
+        timeout = self.settings.claim_timeout_delta
+        claimed: list[tuple[Task, int]] = []
+        while True:
+            received = self.hints.receive(task_queue_id, wanted - len(claimed), max(0.0, wait_left()))
+            for r in received:
+                if r.hint is None or time_left() <= CLAIM_MARGIN:
+                    continue
+                result = self._claim_hinted(r.hint.task_id, r.hint.run_id, worker, timeout)
+                if result is not None:
+                    claimed.append((result, r.hint.run_id))
+            # Stale hints are dropped with the used ones. No valid hint is dropped unused: we
+            # never receive more than we still want, and each is either claimed or stale.
+            # (Hints skipped for lack of time stay: SQS shows them again after their timeout.)
+            self.hints.delete([r for r in received if r.hint is None or time_left() > CLAIM_MARGIN])
+            if claimed or not received or wait_left() <= 0 or time_left() <= CLAIM_MARGIN:
+                return claimed
+
+    def _claim_hinted(self, task_id: str, run_id: int, worker: Worker, timeout: timedelta) -> Task | None:
+        def careful(t: Task, now: datetime) -> Task:
+            latest = t.latest
+            if latest is None or latest.run_id != run_id or latest.state is not TaskState.PENDING:
+                return t  # a stale or duplicate hint: nothing to claim
+            return transitions.claim(t, run_id, worker, now, timeout)
+
+        patch = transitions.claim_patch(run_id, worker, self.clock.now(), timeout)
+        try:
+            result = self._patch(task_id, patch, careful)
+        except (ResourceNotFound, RequestConflict):
+            return None  # gone, or past its deadline
+        return result.task if result.changed else None
+
+    def reclaim_task(self, task_id: str, run_id: int) -> Task:
+        timeout = self.settings.claim_timeout_delta
+        return self.transition(task_id, lambda t, now: transitions.reclaim(t, run_id, now, timeout)).task
+
+    def resolve(self, task_id: str, run_id: int, outcome: ReasonResolved) -> Task:
+        patch = transitions.resolve_patch(run_id, outcome, self.clock.now())
+        return self._patch(task_id, patch, lambda t, now: transitions.resolve(t, run_id, outcome, now)).task
+
+    def report_exception(self, task_id: str, run_id: int, reason: ReasonResolved) -> Task:
+        return self.transition(task_id, lambda t, now: transitions.report_exception(t, run_id, reason, now)).task
+
+    # --- task queues ---------------------------------------------------------------------------
+    def pending_count(self, task_queue_id: str) -> int:
+        return self.store.queue_count(task_queue_id, TaskState.PENDING)
+
+    def claimed_count(self, task_queue_id: str) -> int:
+        return self.store.queue_count(task_queue_id, TaskState.RUNNING, taken_after=self.clock.now())
+
+    def queue_listing(
+        self, task_queue_id: str, state: TaskState, limit: int, continuation: str | None
+    ) -> tuple[list[tuple[Task, datetime]], str | None]:
+        page: Page = self.store.queue_page(task_queue_id, state, limit, continuation)
+        tasks = self.store.get_many([e.task_id for e in page.entries])
+        # The index may lag the table: keep only tasks really in that state.
+        out = [(tasks[e.task_id], e.since) for e in page.entries if e.task_id in tasks and tasks[e.task_id].state is state]
+        return out, page.continuation
+
+
+def _offset(token: str | None) -> int:
+    if not token:
+        return 0
+    try:
+        value = int(token)
+    except ValueError:
+        raise InputError(f"Invalid continuationToken {token!r}") from None
+    if value < 0:
+        raise InputError(f"Invalid continuationToken {token!r}")
+    return value
+

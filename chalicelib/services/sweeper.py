@@ -1,0 +1,47 @@
+"""The sweeper: what time alone changes — expired claims, passed deadlines, lost hints.
+
+It finds due tasks through the sparse `byDue` index and applies `transitions.expire` (claim
+expiry with retry, deadline-exceeded) or `transitions.redispatch` with the same version-guarded
+write as any API call, so two sweeps at once, or a sweep racing a worker, resolve each task once.
+Each tick handles at most `sweep_batch` tasks; what is left is due again at the next tick.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ..domain import transitions
+from ..domain.errors import RequestConflict, ResourceNotFound
+from ..domain.model import Task
+from .queue import QueueService
+
+
+@dataclass
+class SweepReport:
+    examined: int = 0
+    changed: list[str] = field(default_factory=list)
+
+
+class Sweeper:
+    def __init__(self, queue: QueueService) -> None:
+        self.queue = queue
+
+    def sweep(self) -> SweepReport:
+        settings = self.queue.settings
+        base = settings.redispatch_base
+        report = SweepReport()
+
+        def step(task: Task, now: datetime) -> Task:
+            expired = transitions.expire(task, now)
+            return expired if expired is not task else transitions.redispatch(task, now, base)
+
+        for task_id in self.queue.store.due(self.queue.clock.now(), settings.sweep_batch):
+            report.examined += 1
+            try:
+                result = self.queue.transition(task_id, step)
+            except (ResourceNotFound, RequestConflict):
+                continue  # expired and deleted, or contended: the next tick sees it again
+            if result.changed:
+                report.changed.append(task_id)
+        return report

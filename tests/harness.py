@@ -1,0 +1,114 @@
+"""The in-process stack a functional test drives: HTTP through Chalice's test client (or a
+real local HTTP server for the official client), the event pump as a step helper, a FakeClock."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import boto3
+import slugid
+from chalice.config import Config
+from chalice.local import LocalDevServer, create_local_server
+from chalice.test import Client, HTTPResponse
+
+from app import app
+from chalicelib import container
+from chalicelib.clock import FakeClock
+from chalicelib.config import Settings
+from chalicelib.domain.model import format_date
+from chalicelib.local.bootstrap import create_resources
+from chalicelib.local.pump import EventPump
+
+TEST_SETTINGS = Settings(claim_work_timeout=0.0, due_shards=2)
+ROOT = "/api/queue/v1"
+
+
+def task_def(clock: FakeClock, **overrides: Any) -> dict[str, Any]:
+    now = clock.now()
+    body: dict[str, Any] = {
+        "taskQueueId": "proj/linux",
+        "created": format_date(now),
+        "deadline": format_date(now + timedelta(hours=1)),
+        "payload": {"command": [["echo", "hi"]]},
+        "metadata": {"name": "t", "description": "a test task", "owner": "me@example.com", "source": "https://example.com/t"},
+    }
+    body.update(overrides)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+@dataclass
+class Harness:
+    clock: FakeClock
+    settings: Settings
+    client: Client
+    pump: EventPump
+    c: container.Container
+    _server: LocalDevServer | None = field(default=None)
+
+    @classmethod
+    def start(cls, settings: Settings = TEST_SETTINGS) -> Harness:
+        clock = FakeClock()
+        ddb = boto3.client("dynamodb", region_name=settings.region)
+        sqs = boto3.client("sqs", region_name=settings.region)
+        streams = boto3.client("dynamodbstreams", region_name=settings.region)
+        create_resources(settings, ddb, sqs)
+        c = container.build(settings, clock)
+        container.configure(c)
+        pump = EventPump(app, ddb, streams, sqs, settings.region, table_for_stream=lambda arn: settings.tasks_table)
+        client = Client(app, stage_name="dev", project_dir=".")
+        return cls(clock, settings, client, pump, c)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+        container.configure(None)
+
+    # --- HTTP ----------------------------------------------------------------------------------
+    def call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> HTTPResponse:
+        hdrs = dict(headers or {})
+        raw = b""
+        if body is not None:
+            raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+            hdrs.setdefault("Content-Type", "application/json")
+        return self.client.http.request(method.upper(), ROOT + path, headers=hdrs, body=raw)
+
+    def create(self, task_id: str | None = None, **overrides: Any) -> str:
+        task_id = task_id or slugid.nice()
+        r = self.call("PUT", f"/task/{task_id}", task_def(self.clock, **overrides))
+        assert r.status_code == 200, r.body
+        return task_id
+
+    def claim(self, task_queue_id: str = "proj/linux", tasks: int = 1, worker_id: str = "w1") -> list[dict[str, Any]]:
+        self.pump.step()
+        r = self.call("POST", f"/claim-work/{task_queue_id.replace('/', '%2F')}", {"workerGroup": "wg", "workerId": worker_id, "tasks": tasks})
+        assert r.status_code == 200, r.body
+        claims: list[dict[str, Any]] = r.json_body["tasks"]
+        return claims
+
+    def status(self, task_id: str) -> dict[str, Any]:
+        r = self.call("GET", f"/task/{task_id}/status")
+        assert r.status_code == 200, r.body
+        status: dict[str, Any] = r.json_body["status"]
+        return status
+
+    # --- background work -----------------------------------------------------------------------
+    def sweep(self) -> list[str]:
+        changed = self.c.sweeper.sweep().changed
+        self.pump.step()
+        return changed
+
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    # --- the official client over real HTTP ----------------------------------------------------
+    def root_url(self) -> str:
+        if self._server is None:
+            config = Config(chalice_stage="dev", user_provided_params={})
+            self._server = create_local_server(app, config, "127.0.0.1", 0)
+            threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        host, port = self._server.server.server_address[:2]
+        return f"http://{host}:{port}"
