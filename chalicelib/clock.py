@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -12,7 +12,7 @@ class Clock(Protocol):
 
 class SystemClock:
     def now(self) -> datetime:
-        dt = datetime.now(timezone.utc)
+        dt = datetime.now(UTC)
         return dt.replace(microsecond=dt.microsecond // 1000 * 1000)
 
 

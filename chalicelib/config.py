@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Mapping
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

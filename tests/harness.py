@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import slugid
 from chalice.config import Config
-from chalice.local import LocalDevServer, create_local_server
+from chalice.local import LocalDevServer
 from chalice.test import Client, HTTPResponse
 
 from app import app
@@ -22,6 +22,7 @@ from chalicelib.config import Settings
 from chalicelib.domain.model import format_date
 from chalicelib.local.bootstrap import create_resources
 from chalicelib.local.pump import EventPump
+from chalicelib.local.stack import local_server
 
 TEST_SETTINGS = Settings(claim_work_timeout=0.0, due_shards=2)
 ROOT = "/api/queue/v1"
@@ -34,7 +35,12 @@ def task_def(clock: FakeClock, **overrides: Any) -> dict[str, Any]:
         "created": format_date(now),
         "deadline": format_date(now + timedelta(hours=1)),
         "payload": {"command": [["echo", "hi"]]},
-        "metadata": {"name": "t", "description": "a test task", "owner": "me@example.com", "source": "https://example.com/t"},
+        "metadata": {
+            "name": "t",
+            "description": "a test task",
+            "owner": "me@example.com",
+            "source": "https://example.com/t",
+        },
     }
     body.update(overrides)
     return {k: v for k, v in body.items() if v is not None}
@@ -84,7 +90,11 @@ class Harness:
 
     def claim(self, task_queue_id: str = "proj/linux", tasks: int = 1, worker_id: str = "w1") -> list[dict[str, Any]]:
         self.pump.step()
-        r = self.call("POST", f"/claim-work/{task_queue_id.replace('/', '%2F')}", {"workerGroup": "wg", "workerId": worker_id, "tasks": tasks})
+        r = self.call(
+            "POST",
+            f"/claim-work/{task_queue_id.replace('/', '%2F')}",
+            {"workerGroup": "wg", "workerId": worker_id, "tasks": tasks},
+        )
         assert r.status_code == 200, r.body
         claims: list[dict[str, Any]] = r.json_body["tasks"]
         return claims
@@ -108,7 +118,7 @@ class Harness:
     def root_url(self) -> str:
         if self._server is None:
             config = Config(chalice_stage="dev", user_provided_params={})
-            self._server = create_local_server(app, config, "127.0.0.1", 0)
+            self._server = local_server(app, config, "127.0.0.1", 0)
             threading.Thread(target=self._server.serve_forever, daemon=True).start()
         host, port = self._server.server.server_address[:2]
         return f"http://{host}:{port}"

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -22,7 +23,9 @@ VISIBILITY_TIMEOUT = 30  # seconds a received hint stays hidden while its claime
 RETENTION = 14 * 24 * 3600  # SQS's maximum; longer than any deadline (5 days)
 MAX_RECEIVES = 10
 KNOWN_QUEUES_TTL = 2.0  # seconds a claimer trusts its list of a task queue's priority queues
+LONG_POLL = 5  # seconds of one long poll while a claimer waits
 SQS_BATCH = 10
+DOORBELL = '{"doorbell":true}'  # not a hint: tells claimers to look for new priority queues
 
 
 def dlq_name(prefix: str) -> str:
@@ -48,7 +51,7 @@ class SqsHintQueues:
             self._dlq_arn = attrs["Attributes"]["QueueArn"]
         return self._dlq_arn
 
-    def _url(self, name: str) -> str:
+    def _url(self, name: str, task_queue_id: str) -> str:
         url = self._urls.get(name)
         if url is None:
             try:
@@ -65,10 +68,18 @@ class SqsHintQueues:
                         "RedrivePolicy": json.dumps(redrive),
                     },
                 )["QueueUrl"]
+                self._ring_doorbells(task_queue_id, url)
             assert url is not None
             with self._lock:
                 self._urls[name] = url
         return url
+
+    def _ring_doorbells(self, task_queue_id: str, new_url: str) -> None:
+        """Wake claimers long-polling the task queue's other priority queues: a new one exists."""
+        self._known.pop(task_queue_id, None)
+        for url in self._existing(task_queue_id):
+            if url != new_url:
+                self._sqs.send_message(QueueUrl=url, MessageBody=DOORBELL)
 
     def _existing(self, task_queue_id: str) -> list[str]:
         """URLs of the task queue's priority queues that exist, highest priority first."""
@@ -97,7 +108,7 @@ class SqsHintQueues:
         for h in hints:
             by_queue.setdefault(queue_name(self._prefix, h.task_queue_id, h.priority), []).append(h)
         for name, group in by_queue.items():
-            url = self._url(name)
+            url = self._url(name, group[0].task_queue_id)
             for i in range(0, len(group), SQS_BATCH):
                 chunk = group[i : i + SQS_BATCH]
                 entries = [{"Id": str(n), "MessageBody": h.body()} for n, h in enumerate(chunk)]
@@ -114,8 +125,9 @@ class SqsHintQueues:
             if got or remaining < 1:
                 return got
             if len(urls) == 1:
-                # One priority in use: a long poll on it is both cheapest and quickest.
-                got = self._receive_from(task_queue_id, urls[0], max_hints, int(min(remaining, 20)))
+                # One priority in use: a long poll on it is cheapest and quickest. It is kept
+                # short enough that a queue for another priority, created meanwhile, is noticed.
+                got = self._receive_from(task_queue_id, urls[0], max_hints, int(min(remaining, LONG_POLL)))
             elif urls:
                 # Several: wait briefly on each in turn, highest first.
                 for url in urls:
@@ -139,17 +151,19 @@ class SqsHintQueues:
 
     def _receive_from(self, task_queue_id: str, url: str, n: int, wait: int) -> list[ReceivedHint]:
         try:
-            resp = self._sqs.receive_message(
-                QueueUrl=url, MaxNumberOfMessages=min(n, SQS_BATCH), WaitTimeSeconds=wait
-            )
+            resp = self._sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=min(n, SQS_BATCH), WaitTimeSeconds=wait)
         except ClientError as e:
             if e.response["Error"]["Code"] in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
                 self._known.pop(task_queue_id, None)
                 return []
             raise
-        return [
-            ReceivedHint(Hint.parse(m["Body"], task_queue_id), m["ReceiptHandle"], url) for m in resp.get("Messages", [])
+        received = [
+            ReceivedHint(Hint.parse(m["Body"], task_queue_id), m["ReceiptHandle"], url)
+            for m in resp.get("Messages", [])
         ]
+        if any(r.hint is None for r in received):
+            self._known.pop(task_queue_id, None)  # a doorbell: look for new priority queues
+        return received
 
     def delete(self, received: Sequence[ReceivedHint]) -> None:
         by_url: dict[str, list[str]] = {}

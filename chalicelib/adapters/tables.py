@@ -42,7 +42,7 @@ class RunAttribute(MapAttribute[str, Any]):
     resolved = UnicodeAttribute(null=True)
 
 
-class ByQueueIndex(GlobalSecondaryIndex["TaskRow"]):
+class ByQueueIndex(GlobalSecondaryIndex["TaskRow"]):  # type: ignore[no-untyped-call]
     class Meta:
         index_name = "byQueue"
         projection = IncludeProjection(["takenUntil"])
@@ -51,7 +51,7 @@ class ByQueueIndex(GlobalSecondaryIndex["TaskRow"]):
     queueSort = UnicodeAttribute(range_key=True)
 
 
-class ByDueIndex(GlobalSecondaryIndex["TaskRow"]):
+class ByDueIndex(GlobalSecondaryIndex["TaskRow"]):  # type: ignore[no-untyped-call]
     class Meta:
         index_name = "byDue"
         projection = KeysOnlyProjection()
@@ -108,7 +108,7 @@ def task_model(table_name: str, region: str, host: str | None = None) -> type[Ta
     return type("TaskRowBound", (TaskRow,), {"Meta": meta, "__module__": __name__})
 
 
-def _key_schema(keys: list[dict[str, str]]) -> list[dict[str, str]]:
+def _key_schema(keys: Any) -> list[dict[str, str]]:
     return sorted(keys, key=lambda k: k["KeyType"] != "HASH")  # DynamoDB wants HASH first
 
 

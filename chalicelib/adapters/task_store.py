@@ -10,8 +10,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Sequence
+from typing import Any
 
 from pynamodb.exceptions import PutError, UpdateError
 from pynamodb.expressions.update import Action
@@ -137,7 +138,7 @@ class DynamoTaskStore:
         elif state not in ACTIVE_STATES:
             actions += [m.takenUntil.remove(), m.queueSort.remove()]
         actions.append(m.dueAt.set(format_date(patch.due_at)) if patch.due_at else m.dueAt.remove())
-        condition = (m.state == patch.expect.value) & (m.runs[patch.run_id].runId == patch.run_id)
+        condition = (m.state == patch.expect.value) & (m.runs[patch.run_id].runId == patch.run_id)  # type: ignore[attr-defined]
         # the latest run: there is no run after this one
         condition &= m.runs[patch.run_id + 1].does_not_exist()
         if patch.deadline_after is not None:
@@ -185,7 +186,9 @@ class DynamoTaskStore:
     def due(self, now: datetime, limit: int) -> list[str]:
         ids: list[str] = []
         for shard in range(self._shards):
-            for row in self._model.byDue.query(str(shard), self._model.dueAt <= format_date(now), limit=limit - len(ids)):
+            for row in self._model.byDue.query(
+                str(shard), self._model.dueAt <= format_date(now), limit=limit - len(ids)
+            ):
                 ids.append(row.taskId)
             if len(ids) >= limit:
                 break

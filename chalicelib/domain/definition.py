@@ -79,7 +79,9 @@ def normalize(task_id: str, body: dict[str, Any], now: datetime, max_deadline_da
 
 
 def new_task(task_id: str, definition: dict[str, Any]) -> Task:
-    return Task(task_id=task_id, definition=definition, priority=definition["priority"], retries_left=definition["retries"])
+    return Task(
+        task_id=task_id, definition=definition, priority=definition["priority"], retries_left=definition["retries"]
+    )
 
 
 def same_definition(existing: Task, definition: dict[str, Any]) -> bool:

@@ -46,7 +46,9 @@ class Hint:
     priority: str
 
     def body(self) -> str:
-        return json.dumps({"taskId": self.task_id, "runId": self.run_id, "priority": self.priority}, separators=(",", ":"))
+        return json.dumps(
+            {"taskId": self.task_id, "runId": self.run_id, "priority": self.priority}, separators=(",", ":")
+        )
 
     @classmethod
     def parse(cls, body: str, task_queue_id: str) -> Hint | None:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
-from enum import Enum
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 
-class TaskState(str, Enum):
+class TaskState(StrEnum):
     UNSCHEDULED = "unscheduled"
     PENDING = "pending"
     RUNNING = "running"
@@ -26,7 +26,7 @@ RESOLVED_STATES = frozenset({TaskState.COMPLETED, TaskState.FAILED, TaskState.EX
 ACTIVE_STATES = frozenset({TaskState.PENDING, TaskState.RUNNING})
 
 
-class ReasonCreated(str, Enum):
+class ReasonCreated(StrEnum):
     SCHEDULED = "scheduled"
     RETRY = "retry"
     TASK_RETRY = "task-retry"
@@ -34,7 +34,7 @@ class ReasonCreated(str, Enum):
     EXCEPTION = "exception"
 
 
-class ReasonResolved(str, Enum):
+class ReasonResolved(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     DEADLINE_EXCEEDED = "deadline-exceeded"
@@ -63,9 +63,7 @@ PRIORITY_LEVEL: dict[str, int] = {p: 7 - i for i, p in enumerate(PRIORITIES)}
 
 MAX_RUNS = 50
 
-_DATE = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|z|[+-]\d{2}:?\d{2})$"
-)
+_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|z|[+-]\d{2}:?\d{2})$")
 
 
 def parse_date(text: str) -> datetime:
@@ -81,12 +79,12 @@ def parse_date(text: str) -> datetime:
         digits = tz[1:].replace(":", "")
         offset = sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
     dt = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micros)
-    return (dt - offset).replace(tzinfo=timezone.utc)
+    return (dt - offset).replace(tzinfo=UTC)
 
 
 def format_date(dt: datetime) -> str:
     """JavaScript's Date.toJSON(): exactly three fractional digits and a Z."""
-    dt = dt.astimezone(timezone.utc)
+    dt = dt.astimezone(UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 

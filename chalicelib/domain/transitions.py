@@ -109,7 +109,9 @@ def _require_run(task: Task, run_id: int) -> Run:
 
 def _require_before_deadline(task: Task, now: datetime) -> None:
     if task.deadline <= now:
-        raise RequestConflict(f"Task {task.task_id} Can't be modified after its deadline ({task.definition['deadline']})")
+        raise RequestConflict(
+            f"Task {task.task_id} Can't be modified after its deadline ({task.definition['deadline']})"
+        )
 
 
 def _new_run(task: Task, reason: ReasonCreated, now: datetime) -> Run:
@@ -151,7 +153,9 @@ def rerun(task: Task, now: datetime) -> Task:
     if len(task.runs) >= MAX_RUNS:
         raise RequestConflict(f"Maximum number of runs reached ({MAX_RUNS})", taskId=task.task_id)
     retries_left = min(task.retries, MAX_RUNS - len(task.runs) - 1)
-    return task.with_runs(task.runs + (_new_run(task, ReasonCreated.RERUN, now),), retries_left=retries_left, hint_seq=0)
+    return task.with_runs(
+        task.runs + (_new_run(task, ReasonCreated.RERUN, now),), retries_left=retries_left, hint_seq=0
+    )
 
 
 def cancel(task: Task, now: datetime) -> Task:
@@ -263,7 +267,7 @@ def next_hint_at(task: Task, base: timedelta) -> datetime | None:
     latest = task.latest
     if latest is None or latest.state is not TaskState.PENDING:
         return None
-    return latest.scheduled + base * (2 ** (task.hint_seq + 1) - 1)
+    return latest.scheduled + base * ((1 << (task.hint_seq + 1)) - 1)
 
 
 def due_at(task: Task, redispatch_base: timedelta) -> datetime | None:

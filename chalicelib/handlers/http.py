@@ -12,8 +12,9 @@ import json
 import logging
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import unquote
 
 from chalice import Blueprint, CORSConfig, Response
@@ -48,7 +49,7 @@ PARAM_PATTERNS: dict[str, re.Pattern[str]] = {
     }.items()
 }
 QUERY_PATTERNS = {"continuationToken": re.compile(r"."), "limit": re.compile(r"^[0-9]+$")}
-HEADERS = {"Cache-Control": "no-store no-cache must-revalidate"}
+HEADERS: dict[str, str | list[str]] = {"Cache-Control": "no-store no-cache must-revalidate"}
 CORS = CORSConfig(
     allow_origin="*",
     max_age=900,
@@ -85,7 +86,12 @@ def error_response(err: QueueError, method: str, params: dict[str, str], payload
     body: dict[str, Any] = {
         "code": err.code,
         "message": message,
-        "requestInfo": {"method": method, "params": params, "payload": payload if payload is not None else {}, "time": now},
+        "requestInfo": {
+            "method": method,
+            "params": params,
+            "payload": payload if payload is not None else {},
+            "time": now,
+        },
     }
     if err.details:
         body["details"] = err.details
@@ -130,6 +136,8 @@ class Api:
         payload: Any = None
         try:
             raw = request.raw_body or b""
+            if isinstance(raw, str):
+                raw = raw.encode()
             if len(raw) > MAX_BODY_BYTES:
                 raise InputTooLarge(f"Request body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}")
             if input or parse_body:
@@ -137,12 +145,16 @@ class Api:
             for key, value in params.items():
                 pattern = PARAM_PATTERNS.get(key)
                 if pattern and not pattern.match(value):
-                    raise InvalidRequestArguments(f"Invalid request parameter {key}: {value!r} does not match {pattern.pattern}")
+                    raise InvalidRequestArguments(
+                        f"Invalid request parameter {key}: {value!r} does not match {pattern.pattern}"
+                    )
             query = dict(request.query_params or {})
             for key, value in query.items():
                 pattern = QUERY_PATTERNS.get(key)
                 if pattern and not pattern.match(value):
-                    raise InvalidRequestArguments(f"Invalid query parameter {key}: {value!r} does not match {pattern.pattern}")
+                    raise InvalidRequestArguments(
+                        f"Invalid query parameter {key}: {value!r} does not match {pattern.pattern}"
+                    )
             call = Call(method=name, params=params, query=query, raw_json=payload)
             if input:
                 call.body = self._validate(input, payload)
@@ -152,8 +164,8 @@ class Api:
         except Exception:
             incident = str(uuid.uuid4())
             log.exception("internal error in %s (incidentId %s)", name, incident)
-            err = QueueError(f"Internal Server Error, incidentId {incident}.", incidentId=incident)
-            return error_response(err, name, params, payload)
+            internal = QueueError(f"Internal Server Error, incidentId {incident}.", incidentId=incident)
+            return error_response(internal, name, params, payload)
         if isinstance(result, Response):
             result.headers = {**HEADERS, **(result.headers or {})}
             return result
@@ -169,7 +181,9 @@ class Api:
             return None
         if content_type.split(";")[0].strip().lower() != "application/json":
             if required:
-                raise MalformedPayload(f"Request body must be sent with Content-Type: application/json, not {content_type!r}")
+                raise MalformedPayload(
+                    f"Request body must be sent with Content-Type: application/json, not {content_type!r}"
+                )
             return None
         try:
             value = parse_json(raw)
@@ -187,5 +201,5 @@ class Api:
             return validator(schema)(payload)
         except JsonSchemaException as e:
             raise InputValidationError(
-                f"Schema Validation Failed!\nRejecting Schema: {schema_url(schema)}\nErrors:\n  * {e.message}"
+                f"Schema Validation Failed!\nRejecting Schema: {schema_url(schema)}\nErrors:\n  * {e}"
             ) from None

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from chalice import Blueprint
 
@@ -48,7 +49,12 @@ def heartbeat(call: Call) -> dict[str, Any]:
 
 @api.route("GET", "/__version__", "version")
 def version(call: Call) -> dict[str, Any]:
-    return {"version": "0.1.0", "commit": "unknown", "source": "https://github.com/taskqueue/taskqueue", "build": "local"}
+    return {
+        "version": "0.1.0",
+        "commit": "unknown",
+        "source": "https://github.com/taskqueue/taskqueue",
+        "build": "local",
+    }
 
 
 # --- tasks ------------------------------------------------------------------------------------------
@@ -187,7 +193,9 @@ def _listing(call: Call, state: TaskState) -> tuple[list[Any], str | None]:
     limit = call.limit()
     if limit < 1:
         raise InputError("limit must be at least 1")
-    result: tuple[list[Any], str | None] = _queue().queue_listing(call.params["taskQueueId"], state, limit, call.continuation)
+    result: tuple[list[Any], str | None] = _queue().queue_listing(
+        call.params["taskQueueId"], state, limit, call.continuation
+    )
     return result
 
 

@@ -13,6 +13,7 @@ moto's observable behaviour and removes work that grows with queue depth or stre
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from collections.abc import Iterator, Mapping
@@ -81,15 +82,15 @@ def apply() -> None:
     from moto.sqs.exceptions import ReceiptHandleIsInvalid
 
     # 1. A cheap clock for SQS visibility (moto's goes through datetime on every call).
-    sqs_models.unix_time = lambda dt=None: time.time() if dt is None else core_utils.unix_time(dt)  # type: ignore[assignment]
-    sqs_models.unix_time_millis = lambda dt=None: (  # type: ignore[assignment]
+    sqs_models.unix_time = lambda dt=None: time.time() if dt is None else core_utils.unix_time(dt)  # type: ignore[assignment,attr-defined]
+    sqs_models.unix_time_millis = lambda dt=None: (  # type: ignore[assignment,attr-defined]
         time.time() * 1000 if dt is None else core_utils.unix_time_millis(dt)
     )
 
     queue_cls = sqs_models.Queue
 
     # 2. Lazy visible-message view.
-    queue_cls.messages = property(lambda self: _VisibleMessages(self))  # type: ignore[assignment]
+    queue_cls.messages = property(lambda self: _VisibleMessages(self))  # type: ignore[assignment,attr-defined]
 
     # 3. Lazy attributes.
     def attributes(self: Any) -> Mapping[str, Any]:
@@ -104,7 +105,7 @@ def apply() -> None:
             names.append("RedrivePolicy")
         return _LazyAttributes(self, names)
 
-    queue_cls.attributes = property(attributes)  # type: ignore[assignment]
+    queue_cls.attributes = property(attributes)  # type: ignore[assignment,attr-defined]
 
     # 4. Find a receipt handle among the in-flight messages first (where it nearly always is).
     def delete_message(self: Any, receipt_handle: str) -> None:
@@ -118,10 +119,8 @@ def apply() -> None:
         for message in candidates:
             self.pending_messages.discard(message)
             self.deleted_messages.update(message.all_receipt_handles)
-            try:
+            with contextlib.suppress(ValueError):
                 self._messages.remove(message)
-            except ValueError:
-                pass
 
     queue_cls.delete_message = delete_message  # type: ignore[method-assign]
 

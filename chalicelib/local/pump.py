@@ -11,9 +11,10 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from chalice.app import Chalice, DynamoDBEventConfig, ScheduledEventConfig, SQSEventConfig
 from chalice.local import LambdaContext
@@ -121,15 +122,22 @@ class EventPump:
             url = self.sqs.get_queue_url(QueueName=source.queue)["QueueUrl"]
             arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
             while True:
-                msgs = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=min(10, source.batch_size)).get("Messages", [])
+                msgs = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=min(10, source.batch_size)).get(
+                    "Messages", []
+                )
                 if not msgs:
                     break
                 result = self._invoke(source.name, {"Records": [lambda_sqs_record(m, arn, self.region) for m in msgs]})
-                failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])} if isinstance(result, dict) else set()
+                failed = (
+                    {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
+                    if isinstance(result, dict)
+                    else set()
+                )
                 done = [m for m in msgs if m["MessageId"] not in failed]
                 if done:
                     self.sqs.delete_message_batch(
-                        QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)]
+                        QueueUrl=url,
+                        Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
                     )
                 handled += len(msgs)
         return handled
@@ -138,9 +146,17 @@ class EventPump:
     def tick(self) -> None:
         for source in self.app.event_sources:
             if isinstance(source, ScheduledEventConfig):
-                event = {"id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
-                         "time": datetime.utcfromtimestamp(time.time()).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                         "region": self.region, "resources": [], "detail": {}, "account": "123456789012", "version": "0"}
+                event = {
+                    "id": str(uuid.uuid4()),
+                    "detail-type": "Scheduled Event",
+                    "source": "aws.events",
+                    "time": datetime.utcfromtimestamp(time.time()).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "region": self.region,
+                    "resources": [],
+                    "detail": {},
+                    "account": "123456789012",
+                    "version": "0",
+                }
                 self._invoke(source.name, event)
 
     def _invoke(self, name: str, event: dict[str, Any]) -> Any:
@@ -166,4 +182,3 @@ class EventPump:
                 stop.wait(1.0)
             if not busy:
                 stop.wait(idle_sleep)
-

@@ -7,8 +7,8 @@ hint is harmless because the claim re-checks the row.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from ..domain.dispatch import Hint, hint_needed
 from ..domain.model import Task

@@ -8,9 +8,10 @@ already done is success and anything else is the domain's 409 (invariants 2 and 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from ..clock import Clock
 from ..config import Settings
@@ -45,7 +46,9 @@ class QueueService:
             raise ResourceNotFound(f"Task {task_id} not found", taskId=task_id)
         return task
 
-    def transition(self, task_id: str, step: Callable[[Task, datetime], Task], task: Task | None = None) -> Transitioned:
+    def transition(
+        self, task_id: str, step: Callable[[Task, datetime], Task], task: Task | None = None
+    ) -> Transitioned:
         for _ in range(MAX_ATTEMPTS):
             current = task or self._load(task_id)
             task = None
@@ -70,7 +73,9 @@ class QueueService:
         definition = normalize(task_id, body, now, self.settings.max_task_deadline_days)
         if definition["dependencies"]:
             # Dependencies are released by the dependency tracker (issue #3), not yet built.
-            raise InputError("Task dependencies are not supported by this deployment yet", dependencies=definition["dependencies"])
+            raise InputError(
+                "Task dependencies are not supported by this deployment yet", dependencies=definition["dependencies"]
+            )
         size = len(json.dumps(definition, separators=(",", ":")).encode())
         if size > self.settings.max_definition_bytes:
             raise InputTooLarge(
@@ -184,7 +189,9 @@ class QueueService:
         page: Page = self.store.queue_page(task_queue_id, state, limit, continuation)
         tasks = self.store.get_many([e.task_id for e in page.entries])
         # The index may lag the table: keep only tasks really in that state.
-        out = [(tasks[e.task_id], e.since) for e in page.entries if e.task_id in tasks and tasks[e.task_id].state is state]
+        out = [
+            (tasks[e.task_id], e.since) for e in page.entries if e.task_id in tasks and tasks[e.task_id].state is state
+        ]
         return out, page.continuation
 
 
@@ -198,4 +205,3 @@ def _offset(token: str | None) -> int:
     if value < 0:
         raise InputError(f"Invalid continuationToken {token!r}")
     return value
-

@@ -1,0 +1,40 @@
+# taskqueue — every command a user or CI needs. `make help` lists them.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+STAGE ?= dev
+
+.PHONY: help install test lint serve run bench package clean
+
+help:  ## list the commands
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed  ## create .venv with everything (once; again when requirements change)
+
+test: install  ## run the whole test suite (unit, functional, end-to-end)
+	$(PY) -m pytest
+
+lint: install  ## ruff and mypy
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+serve: install  ## the embedded stack in the foreground on http://127.0.0.1:$(PORT)
+	$(PY) -m chalicelib.local serve --port $(PORT)
+
+run: install  ## the embedded stack plus a demo of real work; Ctrl-C stops it
+	$(PY) -m chalicelib.local run --port $(PORT)
+
+bench: install  ## the client workload of ../shared/bench against the embedded stack
+	$(PY) -m bench
+
+package: install  ## chalice package + CloudFormation merge template into infra/build (no AWS account needed)
+	STAGE=$(STAGE) PATH=$(CURDIR)/$(VENV)/bin:$$PATH bash infra/package.sh
+
+clean:  ## remove the virtualenv and build output
+	rm -rf $(VENV) infra/build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,59 @@
+"""Run taskqueue's embedded stack on this machine.
+
+    python -m chalicelib.local serve [--port 8000]   # the stack, in the foreground (make serve)
+    python -m chalicelib.local run [--port 8000]     # the stack plus a demo of real work (make run)
+
+Settings come from TASKQUEUE_* environment variables (README.md). Ctrl-C (SIGINT) or SIGTERM
+stops everything the command started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+
+from .stack import EmbeddedStack
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m chalicelib.local", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("serve", "run the embedded stack in the foreground"), ("run", "run the stack and a demo")):
+        p = sub.add_parser(name, help=text, description=text)
+        p.add_argument("--port", type=int, default=8000, help="HTTP port of the API (default 8000)")
+        p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+        if name == "run":
+            p.add_argument("--exit", action="store_true", help="stop after the demo instead of serving on")
+    args = parser.parse_args(argv)
+
+    stack = EmbeddedStack(port=args.port, host=args.host)
+    started = time.monotonic()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stack._stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        stack.start()
+        print(f"taskqueue embedded stack ready in {time.monotonic() - started:.1f}s", flush=True)
+        print(f"  root URL:  {stack.root_url}   (TASKCLUSTER_ROOT_URL={stack.root_url})", flush=True)
+        print(f"  AWS stand-in: {stack.aws_endpoint}", flush=True)
+        if args.command == "run":
+            from .demo import run_demo
+
+            ok = run_demo(stack.root_url)
+            if args.exit:
+                return 0 if ok else 1
+        print("serving; press Ctrl-C to stop", flush=True)
+        stack.wait()
+        return 0
+    finally:
+        stack.stop()
+        print("stopped", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

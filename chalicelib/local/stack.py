@@ -1,0 +1,153 @@
+"""The embedded stack: taskqueue's AWS shape on one machine, with no AWS account.
+
+- the AWS stand-in: moto in server mode, in a child process (`motoserver`);
+- the Chalice app serving HTTP (chalice's local server, threaded);
+- the event pump feeding the tasks stream (and any SQS sources) into the app's handlers, and
+  ticking the sweeper every TASKQUEUE_SWEEP_INTERVAL seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except Exception:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}") from None
+            if time.monotonic() > end:
+                raise TimeoutError(f"{url} did not answer within {timeout:.0f}s") from None
+            time.sleep(0.05)
+
+
+def local_server(app: Any, config: Any, host: str, port: int) -> Any:
+    """Chalice's local HTTP server, with its access log only when TASKQUEUE_ACCESS_LOG=1."""
+    from chalice.local import ChaliceRequestHandler, CustomLocalChalice, LocalChalice, LocalDevServer
+
+    class Handler(ChaliceRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            if os.environ.get("TASKQUEUE_ACCESS_LOG") == "1":
+                super().log_message(format, *args)
+
+    # As chalice.local.create_local_server does: per-thread current_request for a threaded server.
+    if not isinstance(app, LocalChalice):
+        CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
+        app.__class__ = CustomLocalChalice
+    return LocalDevServer(app, config, host, port, handler_cls=Handler)
+
+
+@dataclass
+class EmbeddedStack:
+    port: int
+    host: str = "127.0.0.1"
+    moto_port: int = 0
+    _moto: subprocess.Popen[bytes] | None = None
+    _server: Any = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    @property
+    def root_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def aws_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.moto_port}"
+
+    def start(self) -> None:
+        self.moto_port = self.moto_port or free_port()
+        self._moto = subprocess.Popen(
+            [sys.executable, "-m", "chalicelib.local.motoserver", "--port", str(self.moto_port)], cwd=PROJECT_DIR
+        )
+        wait_for(f"{self.aws_endpoint}/moto-api/", 60, self._moto)
+        # Every AWS client this process (and its children) makes talks to the stand-in.
+        os.environ.update(
+            AWS_ENDPOINT_URL=self.aws_endpoint,
+            AWS_ACCESS_KEY_ID="embedded",
+            AWS_SECRET_ACCESS_KEY="embedded",
+            AWS_DEFAULT_REGION=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        )
+        os.environ.pop("AWS_SESSION_TOKEN", None)
+        os.environ.pop("AWS_PROFILE", None)
+
+        import boto3
+        from chalice.cli.factory import CLIFactory
+
+        from app import app
+        from chalicelib import container
+        from chalicelib.config import Settings
+
+        from .bootstrap import create_resources
+        from .pump import EventPump
+
+        settings = Settings.from_env()
+        region = settings.region
+        ddb = boto3.client("dynamodb", region_name=region)
+        sqs = boto3.client("sqs", region_name=region)
+        streams = boto3.client("dynamodbstreams", region_name=region)
+        create_resources(settings, ddb, sqs)
+        container.configure(container.build(settings))
+
+        pump = EventPump(
+            app,
+            ddb,
+            streams,
+            sqs,
+            region,
+            table_for_stream=lambda arn: settings.tasks_table,
+            schedule_every=settings.sweep_interval,
+        )
+        config = CLIFactory(str(PROJECT_DIR)).create_config_obj(chalice_stage_name="dev")
+        self._server = local_server(app, config, self.host, self.port)
+        self._threads = [
+            threading.Thread(target=self._server.server.serve_forever, name="http", daemon=True),
+            threading.Thread(target=pump.run, args=(self._stop,), name="pump", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+        wait_for(f"{self.root_url}/api/queue/v1/ping", 30)
+
+    def wait(self) -> None:
+        """Block until stop() is called (e.g. from a signal handler)."""
+        while not self._stop.wait(0.5):
+            pass
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._server is not None:
+            self._server.server.shutdown()
+            self._server.server.server_close()
+            self._server = None
+        for t in self._threads:
+            t.join(timeout=5)
+        if self._moto is not None and self._moto.poll() is None:
+            self._moto.terminate()
+            try:
+                self._moto.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._moto.kill()
+                self._moto.wait()
+        self._moto = None
