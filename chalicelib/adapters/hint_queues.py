@@ -9,6 +9,7 @@ any run still pending).
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -18,6 +19,8 @@ from botocore.exceptions import ClientError
 
 from ..domain.dispatch import Hint, queue_name, queue_names
 from ..services.ports import ReceivedHint
+
+log = logging.getLogger("taskqueue.dispatch")
 
 VISIBILITY_TIMEOUT = 30  # seconds a received hint stays hidden while its claimer works on it
 RETENTION = 14 * 24 * 3600  # SQS's maximum; longer than any deadline (5 days)
@@ -127,11 +130,11 @@ class SqsHintQueues:
             if len(urls) == 1:
                 # One priority in use: a long poll on it is cheapest and quickest. It is kept
                 # short enough that a queue for another priority, created meanwhile, is noticed.
-                got = self._receive_from(task_queue_id, urls[0], max_hints, int(min(remaining, LONG_POLL)))
+                got, _ = self._receive_from(task_queue_id, urls[0], max_hints, int(min(remaining, LONG_POLL)))
             elif urls:
                 # Several: wait briefly on each in turn, highest first.
                 for url in urls:
-                    got = self._receive_from(task_queue_id, url, max_hints, 1)
+                    got, _ = self._receive_from(task_queue_id, url, max_hints, 1)
                     if got:
                         break
             else:
@@ -143,33 +146,44 @@ class SqsHintQueues:
         got: list[ReceivedHint] = []
         for url in urls:
             while len(got) < max_hints:
-                batch = self._receive_from(task_queue_id, url, max_hints - len(got), 0)
+                batch, messages = self._receive_from(task_queue_id, url, max_hints - len(got), 0)
                 got += batch
-                if not batch:
+                if not messages:
                     break
         return got
 
-    def _receive_from(self, task_queue_id: str, url: str, n: int, wait: int) -> list[ReceivedHint]:
+    def _receive_from(self, task_queue_id: str, url: str, n: int, wait: int) -> tuple[list[ReceivedHint], int]:
+        """(hints received, messages received): doorbells and junk are deleted, not returned."""
         try:
             resp = self._sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=min(n, SQS_BATCH), WaitTimeSeconds=wait)
         except ClientError as e:
             if e.response["Error"]["Code"] in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
                 self._known.pop(task_queue_id, None)
-                return []
+                return [], 0
             raise
-        received = [
-            ReceivedHint(Hint.parse(m["Body"], task_queue_id), m["ReceiptHandle"], url)
-            for m in resp.get("Messages", [])
-        ]
-        if any(r.hint is None for r in received):
+        received: list[ReceivedHint] = []
+        junk: list[str] = []
+        for m in resp.get("Messages", []):
+            hint = Hint.parse(m["Body"], task_queue_id)
+            if hint is None:
+                junk.append(m["ReceiptHandle"])
+                if m["Body"] != DOORBELL:
+                    log.warning("dropping a message that is not a hint from %s: %.200s", url, m["Body"])
+            else:
+                received.append(ReceivedHint(hint, m["ReceiptHandle"], url))
+        if junk:
             self._known.pop(task_queue_id, None)  # a doorbell: look for new priority queues
-        return received
+            self._delete(url, junk)
+        return received, len(received) + len(junk)
 
     def delete(self, received: Sequence[ReceivedHint]) -> None:
         by_url: dict[str, list[str]] = {}
         for r in received:
             by_url.setdefault(r.queue_url, []).append(r.receipt)
         for url, receipts in by_url.items():
-            for i in range(0, len(receipts), SQS_BATCH):
-                entries = [{"Id": str(n), "ReceiptHandle": rh} for n, rh in enumerate(receipts[i : i + SQS_BATCH])]
-                self._sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+            self._delete(url, receipts)
+
+    def _delete(self, url: str, receipts: list[str]) -> None:
+        for i in range(0, len(receipts), SQS_BATCH):
+            entries = [{"Id": str(n), "ReceiptHandle": rh} for n, rh in enumerate(receipts[i : i + SQS_BATCH])]
+            self._sqs.delete_message_batch(QueueUrl=url, Entries=entries)

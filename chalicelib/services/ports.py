@@ -51,7 +51,7 @@ class TaskStore(Protocol):
 
 @dataclass(frozen=True)
 class ReceivedHint:
-    hint: Hint | None  # None: the message was not a hint at all
+    hint: Hint
     receipt: str
     queue_url: str
 

@@ -138,16 +138,17 @@ class QueueService:
         claimed: list[tuple[Task, int]] = []
         while True:
             received = self.hints.receive(task_queue_id, wanted - len(claimed), max(0.0, wait_left()))
+            used = []
             for r in received:
-                if r.hint is None or time_left() <= CLAIM_MARGIN:
-                    continue
+                if time_left() <= CLAIM_MARGIN:
+                    break  # left on the queue: SQS shows it again after its visibility timeout
+                used.append(r)
                 result = self._claim_hinted(r.hint.task_id, r.hint.run_id, worker, timeout)
                 if result is not None:
                     claimed.append((result, r.hint.run_id))
-            # Stale hints are dropped with the used ones. No valid hint is dropped unused: we
-            # never receive more than we still want, and each is either claimed or stale.
-            # (Hints skipped for lack of time stay: SQS shows them again after their timeout.)
-            self.hints.delete([r for r in received if r.hint is None or time_left() > CLAIM_MARGIN])
+            # Each used hint was either claimed or stale: delete them all. We never receive more
+            # hints than we still want, so no valid hint is dropped unclaimed.
+            self.hints.delete(used)
             if claimed or not received or wait_left() <= 0 or time_left() <= CLAIM_MARGIN:
                 return claimed
 
