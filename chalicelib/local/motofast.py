@@ -9,12 +9,20 @@ moto's observable behaviour and removes work that grows with queue depth or stre
 3. SQS send recomputed every queue attribute (three O(depth) counts) to read one setting.
 4. SQS delete scanned the whole queue, twice, to find one receipt handle.
 5. DynamoDB transactions deep-copied every stream record ever written.
+
+And one for fidelity rather than speed:
+
+6. moto's DynamoDB applies a write without a lock: two threads can both pass the same
+   condition, and a read can see half an update. DynamoDB never allows either, and our
+   invariants rest on that: item operations are serialised here.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import functools
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -131,3 +139,16 @@ def apply() -> None:
         return clone
 
     ddb_table.StreamShard.__deepcopy__ = shard_deepcopy  # type: ignore[attr-defined]
+
+    # 6. Item operations are atomic in DynamoDB: make them so in moto.
+    from moto.dynamodb.models import DynamoDBBackend
+
+    write_lock = threading.RLock()
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items", "get_item", "query", "scan"):
+        original = getattr(DynamoDBBackend, name)
+
+        def locked(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with write_lock:
+                return __original(self, *args, **kwargs)
+
+        setattr(DynamoDBBackend, name, functools.wraps(original)(locked))

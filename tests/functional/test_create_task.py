@@ -126,7 +126,9 @@ def test_same_task_id_with_another_definition_is_a_conflict(stack: Harness) -> N
         ({"taskQueueId": None, "provisionerId": "only"}, "InputError"),
     ],
 )
-def test_invalid_definitions_are_rejected_and_nothing_is_stored(stack: Harness, change: dict[str, Any], code: str) -> None:
+def test_invalid_definitions_are_rejected_and_nothing_is_stored(
+    stack: Harness, change: dict[str, Any], code: str
+) -> None:
     task_id = slugid.nice()
     body = {k: v for k, v in {**task_def(stack.clock), **change}.items() if v is not None}
     r = put(stack, body, task_id)

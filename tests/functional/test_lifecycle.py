@@ -173,7 +173,10 @@ def test_worker_shutdown_retries_while_retries_are_left(stack: Harness) -> None:
     task_id = stack.create(retries=1)
     stack.claim()
     r = report(stack, task_id, 0, "exception", {"reason": "worker-shutdown"})
-    assert runs(r.json_body["status"]) == [(0, "exception", "scheduled", "worker-shutdown"), (1, "pending", "retry", None)]
+    assert runs(r.json_body["status"]) == [
+        (0, "exception", "scheduled", "worker-shutdown"),
+        (1, "pending", "retry", None),
+    ]
     assert r.json_body["status"]["retriesLeft"] == 0
     [claim] = stack.claim()
     assert claim["runId"] == 1
@@ -258,7 +261,9 @@ def test_change_task_priority_moves_a_pending_task_ahead(stack: Harness) -> None
 def test_change_task_priority_conflicts(stack: Harness) -> None:
     task_id = stack.create(priority="low")
     assert_error(stack.call("POST", f"/task/{task_id}/priority", {"newPriority": "low"}), 409, "RequestConflict")
-    assert_error(stack.call("POST", f"/task/{task_id}/priority", {"newPriority": "normal"}), 400, "InputValidationError")
+    assert_error(
+        stack.call("POST", f"/task/{task_id}/priority", {"newPriority": "normal"}), 400, "InputValidationError"
+    )
     stack.claim()
     report(stack, task_id, 0, "completed")
     assert_error(stack.call("POST", f"/task/{task_id}/priority", {"newPriority": "high"}), 409, "RequestConflict")

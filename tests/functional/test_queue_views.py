@@ -18,7 +18,12 @@ def test_pending_tasks_counts_pending_runs_once(stack: Harness) -> None:
     stack.create(ids[0])  # an idempotent repeat does not count twice
     stack.create(taskQueueId="proj/other")
     r = stack.call("GET", f"/pending/{TQ}")
-    assert r.json_body == {"provisionerId": "proj", "workerType": "linux", "taskQueueId": "proj/linux", "pendingTasks": 3}
+    assert r.json_body == {
+        "provisionerId": "proj",
+        "workerType": "linux",
+        "taskQueueId": "proj/linux",
+        "pendingTasks": 3,
+    }
     assert stack.call("GET", "/pending/nobody%2Fhere").json_body["pendingTasks"] == 0
     assert_error(stack.call("GET", "/pending/1%2F1"), 400, "InvalidRequestArguments")
 

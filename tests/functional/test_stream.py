@@ -23,7 +23,7 @@ def invoke(stack: Harness, records: list[dict[str, Any]]) -> Any:
 
 
 def pending_hints(stack: Harness) -> int:
-    sqs = stack.c.queue.hints._sqs
+    sqs = stack.pump.sqs
     total = 0
     for url in sqs.list_queues(QueueNamePrefix="taskqueue-proj").get("QueueUrls", []):
         attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])

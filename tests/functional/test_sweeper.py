@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import operator
 import threading
 
 from tests.functional.test_lifecycle import claim_task, report, runs
@@ -84,7 +86,7 @@ def test_a_completed_task_is_untouched_by_its_deadline(stack: Harness) -> None:
 def test_a_lost_hint_is_sent_again(stack: Harness) -> None:
     task_id = stack.create()
     stack.pump.step()
-    sqs = stack.c.queue.hints._sqs
+    sqs = stack.pump.sqs
     for url in sqs.list_queues(QueueNamePrefix="taskqueue-proj")["QueueUrls"]:
         sqs.purge_queue(QueueUrl=url)  # the hint is lost
     assert stack.claim() == []
@@ -116,7 +118,7 @@ def test_two_sweeps_at_once_resolve_each_task_once(stack: Harness) -> None:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(sum(results, [])) == sorted(ids)
+    assert sorted(functools.reduce(operator.iadd, results, [])) == sorted(ids)
     for task_id in ids:
         status = stack.status(task_id)
         assert runs(status) == [(0, "exception", "scheduled", "claim-expired"), (1, "pending", "retry", None)]

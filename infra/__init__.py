@@ -1,0 +1,1 @@
+"""What Chalice does not own: tables, queues, alarms and event-source settings (see README.md)."""

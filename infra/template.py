@@ -1,0 +1,305 @@
+"""The CloudFormation merge template for `chalice package --merge-template`.
+
+Chalice owns the functions, their roles, the REST API and the event sources; this module owns what
+Chalice cannot create (toolchain-notes §7): the tables, the dispatch dead-letter queue, the queue
+the tasks stream sets failed batches aside on, the alarms, and the stream event-source settings
+Chalice has no options for.
+
+Nothing here is written by hand that exists elsewhere:
+- tables come from `all_tables(...)`, i.e. from the pynamodb models;
+- names come from the stage's environment variables in `.chalice/config.json`, read through
+  Chalice's own config code and `Settings`, exactly as the functions will see them;
+- queue names and attributes come from `hint_queues` (the code creates dispatch queues on demand,
+  all redriving to the shared dead-letter queue created here).
+
+Run `python -m infra.template --stage dev --out infra/build/merge.json` (or infra/package.sh).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chalice.config import Config
+from chalice.utils import to_cfn_resource_name
+
+from chalicelib.adapters.hint_queues import RETENTION, dlq_name
+from chalicelib.adapters.tables import all_tables
+from chalicelib.config import Settings
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_REGION = "us-east-1"
+
+# app.py's DynamoDB stream handler (chalicelib/handlers/events.py). Chalice names the function's
+# resource and its event after it; the names are checked against a real `chalice package` run.
+STREAM_HANDLER = "tasks_stream"
+STREAM_FUNCTION_ID = to_cfn_resource_name(STREAM_HANDLER)
+STREAM_EVENT_ID = to_cfn_resource_name(f"{STREAM_HANDLER}-dynamodb-event-source")
+
+TASKS_TABLE_ID = "TasksTable"
+DISPATCH_DLQ_ID = "DispatchDeadLetterQueue"
+STREAM_FAILURE_QUEUE_ID = "TasksStreamFailureQueue"
+ALARM_TOPIC_PARAM = "AlarmTopicArn"
+HAS_ALARM_TOPIC = "HasAlarmTopic"
+
+# The tasks stream: a batch that keeps failing is halved until the poison record is alone, retried
+# a bounded number of times, then set aside (its metadata goes to the failure queue) so it never
+# blocks the shard (invariant 4). The handler does not return batchItemFailures, hence bisect.
+STREAM_MAX_RETRIES = 10
+STREAM_MAX_RECORD_AGE = 86400  # seconds
+STREAM_ITERATOR_AGE_ALARM_MS = 5 * 60 * 1000  # the sweeper re-hints lost runs after 10 minutes
+
+# CreateTable parameters that have a CloudFormation counterpart here. Anything else makes
+# `table_resource` fail rather than silently drop part of the models' definition.
+_TABLE_KEYS = {
+    "TableName",
+    "BillingMode",
+    "AttributeDefinitions",
+    "KeySchema",
+    "GlobalSecondaryIndexes",
+    "LocalSecondaryIndexes",
+    "StreamSpecification",
+}
+
+
+@dataclass(frozen=True)
+class StageNames:
+    """The names of one stage's AWS resources, as its functions see them in their environment."""
+
+    stage: str
+    tasks_table: str
+    queue_prefix: str
+
+    @property
+    def dispatch_dlq(self) -> str:
+        return dlq_name(self.queue_prefix)
+
+    @property
+    def stream_failure_queue(self) -> str:
+        # No '_' in it, so it can never be a dispatch queue's name (domain/dispatch.queue_name).
+        return f"{self.queue_prefix}tasks-stream-failures"
+
+
+def load_chalice_config(project_dir: Path = PROJECT_DIR) -> dict[str, Any]:
+    config: dict[str, Any] = json.loads((project_dir / ".chalice" / "config.json").read_text())
+    return config
+
+
+def stage_names(stage: str, config_from_disk: dict[str, Any] | None = None) -> StageNames:
+    """The stage's names, from the environment variables Chalice gives its functions."""
+    disk = load_chalice_config() if config_from_disk is None else config_from_disk
+    stage_config = disk.get("stages", {})
+    if stage not in stage_config:
+        raise ValueError(f"unknown stage {stage!r}; .chalice/config.json has {sorted(stage_config)}")
+    # Environment variables may be set per function: every function must agree on the names.
+    functions = ["api_handler", *stage_config[stage].get("lambda_functions", {})]
+    found: set[StageNames] = set()
+    for function in functions:
+        env = Config(chalice_stage=stage, function_name=function, config_from_disk=disk).environment_variables
+        settings = Settings.from_env(env)
+        found.add(StageNames(stage, settings.tasks_table, settings.queue_prefix))
+    if len(found) != 1:
+        raise ValueError(f"stage {stage!r}: functions disagree on table or queue names: {found}")
+    return found.pop()
+
+
+def table_logical_id(table_name: str, names: StageNames) -> str:
+    if table_name == names.tasks_table:
+        return TASKS_TABLE_ID
+    return to_cfn_resource_name(table_name.replace(".", "-")) + "Table"
+
+
+def table_resource(params: dict[str, Any], ttl_attribute: str | None) -> dict[str, Any]:
+    """An AWS::DynamoDB::Table from CreateTable parameters (API spelling → CloudFormation spelling)."""
+    unknown = set(params) - _TABLE_KEYS
+    if unknown:
+        raise ValueError(f"table {params['TableName']}: no CloudFormation mapping for {sorted(unknown)}")
+    if params.get("BillingMode") != "PAY_PER_REQUEST":
+        raise ValueError(f"table {params['TableName']}: only PAY_PER_REQUEST is supported (idle cost $0)")
+    props: dict[str, Any] = {
+        "TableName": params["TableName"],
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": params["AttributeDefinitions"],
+        "KeySchema": params["KeySchema"],
+        # The table is the only truth (invariant 1): make it recoverable.
+        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+    }
+    for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+        if params.get(key):
+            props[key] = params[key]
+    stream = params.get("StreamSpecification")
+    if stream and stream.get("StreamEnabled"):
+        props["StreamSpecification"] = {"StreamViewType": stream["StreamViewType"]}  # CFN has no StreamEnabled
+    if ttl_attribute:
+        props["TimeToLiveSpecification"] = {"AttributeName": ttl_attribute, "Enabled": True}
+    return {
+        "Type": "AWS::DynamoDB::Table",
+        # Deleting or replacing the stack must never delete the tasks.
+        "DeletionPolicy": "Retain",
+        "UpdateReplacePolicy": "Retain",
+        "Properties": props,
+    }
+
+
+def dispatch_dlq_resource(names: StageNames) -> dict[str, Any]:
+    # Exactly the attributes SqsHintQueues passes when it calls CreateQueue on this name: SQS's
+    # CreateQueue on an existing queue fails if the attributes differ (QueueNameExists).
+    return {
+        "Type": "AWS::SQS::Queue",
+        "Properties": {"QueueName": names.dispatch_dlq, "MessageRetentionPeriod": RETENTION},
+    }
+
+
+def stream_failure_queue_resource(names: StageNames) -> dict[str, Any]:
+    return {
+        "Type": "AWS::SQS::Queue",
+        "Properties": {"QueueName": names.stream_failure_queue, "MessageRetentionPeriod": RETENTION},
+    }
+
+
+def _alarm(description: str, namespace: str, metric: str, dimension: dict[str, Any], **props: Any) -> dict[str, Any]:
+    actions = {"Fn::If": [HAS_ALARM_TOPIC, [{"Ref": ALARM_TOPIC_PARAM}], {"Ref": "AWS::NoValue"}]}
+    return {
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmDescription": description,
+            "Namespace": namespace,
+            "MetricName": metric,
+            "Dimensions": [dimension],
+            "ComparisonOperator": "GreaterThanThreshold",
+            "TreatMissingData": "notBreaching",
+            "AlarmActions": actions,
+            "OKActions": actions,
+            **props,
+        },
+    }
+
+
+def _queue_depth_alarm(description: str, queue_id: str) -> dict[str, Any]:
+    return _alarm(
+        description,
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}},
+        Statistic="Maximum",
+        Period=300,
+        EvaluationPeriods=1,
+        Threshold=0,
+    )
+
+
+def stream_event_override(table_id: str) -> dict[str, Any]:
+    """Settings for the tasks stream's event source that Chalice's decorator cannot express.
+
+    Chalice's merge is a deep merge (toolchain-notes §7): these keys are added to, or replace,
+    the ones Chalice generated; replacing the placeholder `Stream` string with a GetAtt is safe.
+    """
+    return {
+        "Properties": {
+            "Events": {
+                STREAM_EVENT_ID: {
+                    "Properties": {
+                        "Stream": {"Fn::GetAtt": [table_id, "StreamArn"]},
+                        "BisectBatchOnFunctionError": True,
+                        "MaximumRetryAttempts": STREAM_MAX_RETRIES,
+                        "MaximumRecordAgeInSeconds": STREAM_MAX_RECORD_AGE,
+                        "DestinationConfig": {
+                            "OnFailure": {"Destination": {"Fn::GetAtt": [STREAM_FAILURE_QUEUE_ID, "Arn"]}}
+                        },
+                    }
+                }
+            }
+        }
+    }
+
+
+def build_template(names: StageNames, tables: Sequence[tuple[dict[str, Any], str | None]]) -> dict[str, Any]:
+    """The merge template for one stage: pure, so tests can check it without Chalice or AWS."""
+    resources: dict[str, Any] = {}
+    outputs: dict[str, Any] = {}
+    for params, ttl_attribute in tables:
+        table_id = table_logical_id(params["TableName"], names)
+        resources[table_id] = table_resource(params, ttl_attribute)
+        outputs[f"{table_id}Name"] = {"Value": {"Ref": table_id}}
+    if TASKS_TABLE_ID not in resources:
+        raise ValueError(f"all_tables() has no table named {names.tasks_table!r}")
+    if "StreamSpecification" not in resources[TASKS_TABLE_ID]["Properties"]:
+        raise ValueError("the tasks table has no stream, but the tasks_stream handler reads it")
+
+    resources[DISPATCH_DLQ_ID] = dispatch_dlq_resource(names)
+    resources[STREAM_FAILURE_QUEUE_ID] = stream_failure_queue_resource(names)
+    resources[STREAM_FUNCTION_ID] = stream_event_override(TASKS_TABLE_ID)
+    resources["DispatchDeadLetterAlarm"] = _queue_depth_alarm(
+        "Dispatch hints were received too often without being deleted; the sweeper re-hints pending runs, "
+        "but something is failing to claim them.",
+        DISPATCH_DLQ_ID,
+    )
+    resources["TasksStreamFailureAlarm"] = _queue_depth_alarm(
+        "The tasks stream handler gave up on records (see the failure queue for the shard and sequence numbers).",
+        STREAM_FAILURE_QUEUE_ID,
+    )
+    resources["TasksStreamIteratorAgeAlarm"] = _alarm(
+        "The tasks stream handler is falling behind: dispatch hints and events are delayed.",
+        "AWS/Lambda",
+        "IteratorAge",
+        {"Name": "FunctionName", "Value": {"Ref": STREAM_FUNCTION_ID}},
+        Statistic="Maximum",
+        Period=60,
+        EvaluationPeriods=5,
+        Threshold=STREAM_ITERATOR_AGE_ALARM_MS,
+    )
+    outputs.update(
+        {
+            "TasksStreamArn": {"Value": {"Fn::GetAtt": [TASKS_TABLE_ID, "StreamArn"]}},
+            "DispatchDeadLetterQueueUrl": {"Value": {"Ref": DISPATCH_DLQ_ID}},
+            "TasksStreamFailureQueueUrl": {"Value": {"Ref": STREAM_FAILURE_QUEUE_ID}},
+        }
+    )
+    return {
+        "Parameters": {
+            ALARM_TOPIC_PARAM: {
+                "Type": "String",
+                "Default": "",
+                "Description": "SNS topic ARN the alarms notify (empty: alarms only change state).",
+            }
+        },
+        "Conditions": {HAS_ALARM_TOPIC: {"Fn::Not": [{"Fn::Equals": [{"Ref": ALARM_TOPIC_PARAM}, ""]}]}},
+        "Resources": resources,
+        "Outputs": outputs,
+    }
+
+
+def generate(stage: str, region: str) -> dict[str, Any]:
+    names = stage_names(stage)
+    return build_template(names, all_tables(names.tasks_table, region))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.template", description="Write the CloudFormation merge template for chalice package."
+    )
+    parser.add_argument("--stage", default="dev", help="a stage of .chalice/config.json (default: dev)")
+    parser.add_argument("--out", type=Path, help="where to write the merge template (default: stdout)")
+    parser.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION)
+    args = parser.parse_args(argv)
+    try:
+        merge = generate(args.stage, args.region)
+    except ValueError as e:
+        parser.error(str(e))
+    text = json.dumps(merge, indent=2, sort_keys=True) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

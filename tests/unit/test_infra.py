@@ -1,0 +1,388 @@
+"""infra/ and .chalice/policy.json agree with the code: the models, the stage names, the AWS calls."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.session
+import pytest
+from botocore import xform_name
+from botocore.client import BaseClient
+from moto import mock_aws
+
+from chalicelib.adapters.hint_queues import SqsHintQueues, dlq_name
+from chalicelib.adapters.tables import all_tables
+from chalicelib.domain.dispatch import Hint, queue_name
+from infra import template
+from tests.harness import Harness
+
+PROJECT = Path(__file__).resolve().parents[2]
+CHALICE_CONFIG = json.loads((PROJECT / ".chalice" / "config.json").read_text())
+POLICY = json.loads((PROJECT / ".chalice" / "policy.json").read_text())
+STAGES = sorted(CHALICE_CONFIG["stages"])
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+
+
+def stage_env(stage: str) -> dict[str, str]:
+    """The stage's environment, merged by hand (independently of infra/, which uses Chalice's code)."""
+    return {
+        **CHALICE_CONFIG["environment_variables"],
+        **CHALICE_CONFIG["stages"][stage].get("environment_variables", {}),
+    }
+
+
+def merge_template(stage: str) -> dict[str, Any]:
+    return template.generate(stage, REGION)
+
+
+# --- the tables ---------------------------------------------------------------------------------
+
+
+def as_create_table_params(props: dict[str, Any]) -> dict[str, Any]:
+    """An AWS::DynamoDB::Table's properties back in CreateTable spelling."""
+    params = {k: props[k] for k in ("TableName", "BillingMode", "AttributeDefinitions", "KeySchema")}
+    for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+        if key in props:
+            params[key] = props[key]
+    if "StreamSpecification" in props:
+        params["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
+    return params
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_table_is_exactly_what_all_tables_derives_from_the_models(stage: str) -> None:
+    table_name = stage_env(stage)["TASKQUEUE_TASKS_TABLE"]
+    resources = merge_template(stage)["Resources"]
+    tables = {r["Properties"]["TableName"]: r for r in resources.values() if r.get("Type") == "AWS::DynamoDB::Table"}
+    expected = all_tables(table_name, REGION)
+
+    assert sorted(tables) == sorted(params["TableName"] for params, _ in expected)
+    for params, ttl_attribute in expected:
+        props = tables[params["TableName"]]["Properties"]
+        assert as_create_table_params(props) == params
+        if ttl_attribute:
+            assert props["TimeToLiveSpecification"] == {"AttributeName": ttl_attribute, "Enabled": True}
+        else:
+            assert "TimeToLiveSpecification" not in props
+        assert props["BillingMode"] == "PAY_PER_REQUEST"
+        assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_tasks_table_is_named_by_the_stage_and_kept_when_the_stack_goes(stage: str) -> None:
+    table = merge_template(stage)["Resources"][template.TASKS_TABLE_ID]
+    assert table["Properties"]["TableName"] == stage_env(stage)["TASKQUEUE_TASKS_TABLE"]
+    assert table["Properties"]["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
+
+
+def test_a_create_table_parameter_infra_cannot_express_is_an_error() -> None:
+    (params, ttl_attribute), *_ = all_tables("t", REGION)
+    with pytest.raises(ValueError, match="SSESpecification"):
+        template.table_resource({**params, "SSESpecification": {"Enabled": True}}, ttl_attribute)
+
+
+# --- the queues ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_dispatch_dead_letter_queue_is_named_by_dlq_name_of_the_stage_prefix(stage: str) -> None:
+    dlq = merge_template(stage)["Resources"][template.DISPATCH_DLQ_ID]
+    assert dlq["Type"] == "AWS::SQS::Queue"
+    assert dlq["Properties"]["QueueName"] == dlq_name(stage_env(stage)["TASKQUEUE_QUEUE_PREFIX"])
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_infra_queue_names_can_never_be_dispatch_queue_names(stage: str) -> None:
+    prefix = stage_env(stage)["TASKQUEUE_QUEUE_PREFIX"]
+    resources = merge_template(stage)["Resources"]
+    for queue_id in (template.DISPATCH_DLQ_ID, template.STREAM_FAILURE_QUEUE_ID):
+        name = resources[queue_id]["Properties"]["QueueName"]
+        assert name.startswith(prefix)
+        assert not re.search(r"_\d$", name)  # every dispatch queue ends in "_<priority level>"
+
+
+def test_dispatch_queues_created_by_the_code_redrive_to_the_queue_infra_creates() -> None:
+    props = merge_template("dev")["Resources"][template.DISPATCH_DLQ_ID]["Properties"]
+    prefix = stage_env("dev")["TASKQUEUE_QUEUE_PREFIX"]
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name=REGION)
+        # As CloudFormation creates it; the code then calls CreateQueue on the same name, which SQS
+        # refuses (QueueAlreadyExists) if the attributes it sends differ.
+        attributes = {k: str(v) for k, v in props.items() if k != "QueueName"}
+        dlq_url = sqs.create_queue(QueueName=props["QueueName"], Attributes=attributes)["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+        SqsHintQueues(sqs, prefix).send([Hint("task-a", 0, "proj/linux", "lowest")])
+
+        url = sqs.get_queue_url(QueueName=queue_name(prefix, "proj/linux", "lowest"))["QueueUrl"]
+        redrive = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])["Attributes"]
+        assert json.loads(redrive["RedrivePolicy"])["deadLetterTargetArn"] == dlq_arn
+
+
+# --- the stream event source --------------------------------------------------------------------
+
+
+def test_tasks_stream_reads_the_tables_stream_and_sets_poison_batches_aside() -> None:
+    override = merge_template("dev")["Resources"][template.STREAM_FUNCTION_ID]
+    assert "Type" not in override  # it only adds to the function Chalice generates
+    event = override["Properties"]["Events"][template.STREAM_EVENT_ID]["Properties"]
+    assert event == {
+        "Stream": {"Fn::GetAtt": [template.TASKS_TABLE_ID, "StreamArn"]},
+        "BisectBatchOnFunctionError": True,
+        "MaximumRetryAttempts": 10,
+        "MaximumRecordAgeInSeconds": 86400,
+        "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": [template.STREAM_FAILURE_QUEUE_ID, "Arn"]}}},
+    }
+    assert "FunctionResponseTypes" not in event  # the handler returns no batchItemFailures
+
+
+def test_the_app_registers_the_stream_handler_infra_overrides() -> None:
+    from app import app
+
+    handlers = {e.name: type(e).__name__ for e in app.event_sources}
+    assert handlers.get(template.STREAM_HANDLER) == "DynamoDBEventConfig"
+
+
+# --- chalice package ----------------------------------------------------------------------------
+
+
+def find_tool(name: str) -> str | None:
+    return shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`chalice package --merge-template` run on a copy of the project, offline.
+
+    The copy has an empty requirements.txt: the template does not depend on the bundled
+    libraries, and without them Chalice needs no pip download (0.6 s instead of a network fetch).
+    """
+    chalice = find_tool("chalice")
+    if chalice is None:
+        pytest.skip("the chalice CLI is not installed")
+    project = tmp_path_factory.mktemp("project")
+    shutil.copy(PROJECT / "app.py", project / "app.py")
+    shutil.copytree(PROJECT / "chalicelib", project / "chalicelib", ignore=shutil.ignore_patterns("__pycache__"))
+    (project / ".chalice").mkdir()
+    for name in ("config.json", "policy.json"):
+        shutil.copy(PROJECT / ".chalice" / name, project / ".chalice" / name)
+    (project / "requirements.txt").write_text("")
+    (project / "merge.json").write_text(json.dumps(merge_template("dev")))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_DEFAULT_REGION=REGION, PIP_NO_INDEX="1")
+    result = subprocess.run(
+        [chalice, "package", "--stage", "dev", "--merge-template", "merge.json", "out"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return project / "out" / "sam.json"
+
+
+def test_merge_template_lands_on_the_resources_chalice_generates(packaged: Path) -> None:
+    sam = json.loads(packaged.read_text())
+    resources = sam["Resources"]
+    assert {k for k, r in resources.items() if "Type" not in r} == set()  # no override missed its target
+    function = resources[template.STREAM_FUNCTION_ID]
+    assert function["Type"] == "AWS::Serverless::Function"
+    assert function["Properties"]["Handler"].endswith(f".{template.STREAM_HANDLER}")
+    [(event_id, event)] = function["Properties"]["Events"].items()
+    assert (event_id, event["Type"]) == (template.STREAM_EVENT_ID, "DynamoDB")
+    # The deep merge keeps Chalice's keys and must not leave two intrinsics side by side.
+    assert event["Properties"]["Stream"] == {"Fn::GetAtt": [template.TASKS_TABLE_ID, "StreamArn"]}
+    assert event["Properties"]["BatchSize"] == 100
+    assert event["Properties"]["BisectBatchOnFunctionError"] is True
+    for resource_id in merge_template("dev")["Resources"]:
+        assert resource_id in resources
+
+
+def test_every_function_role_carries_policy_json(packaged: Path) -> None:
+    resources = json.loads(packaged.read_text())["Resources"]
+    roles = [r for r in resources.values() if r["Type"] == "AWS::IAM::Role"]
+    assert roles
+    for role in roles:
+        assert [p["PolicyDocument"] for p in role["Properties"]["Policies"]] == [POLICY]
+
+
+def test_packaged_template_passes_cfn_lint(packaged: Path) -> None:
+    cfn_lint = find_tool("cfn-lint")
+    if cfn_lint is None:
+        pytest.skip("cfn-lint is not installed")
+    result = subprocess.run([cfn_lint, str(packaged)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- policy.json --------------------------------------------------------------------------------
+
+
+def as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else value
+
+
+def allowed(action: str, resource: str) -> bool:
+    """Whether policy.json allows `action` on `resource` (Allow statements with Action/Resource only)."""
+    for statement in POLICY["Statement"]:
+        if statement["Effect"] != "Allow":
+            continue
+        if any(fnmatchcase(action.lower(), a.lower()) for a in as_list(statement["Action"])) and any(
+            fnmatchcase(resource, r) for r in as_list(statement["Resource"])
+        ):
+            return True
+    return False
+
+
+def test_policy_uses_only_what_this_checker_understands() -> None:
+    for statement in POLICY["Statement"]:
+        assert set(statement) <= {"Sid", "Effect", "Action", "Resource"}
+        assert statement["Effect"] == "Allow"
+
+
+def test_policy_grants_no_wildcard_actions_and_no_account_wide_resources_beyond_list_calls() -> None:
+    for statement in POLICY["Statement"]:
+        actions = as_list(statement["Action"])
+        assert all("*" not in a for a in actions)
+        assert {a.split(":")[0] for a in actions} <= {"dynamodb", "sqs", "logs"}
+        if "*" in as_list(statement["Resource"]):
+            # These actions have no resource-level permissions in IAM.
+            assert set(actions) <= {"dynamodb:ListStreams", "sqs:ListQueues"}
+
+
+SQS_BATCH_ACTIONS = {
+    "SendMessageBatch": "SendMessage",
+    "DeleteMessageBatch": "DeleteMessage",
+    "ChangeMessageVisibilityBatch": "ChangeMessageVisibility",
+}
+TRANSACT_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+}
+
+
+def iam_requests(service: str, operation: str, params: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (IAM action, resource ARN) pairs an API call is authorised against."""
+    if service in ("dynamodb", "dynamodbstreams"):
+
+        def table(name: str, index: str | None = None) -> str:
+            arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
+            return f"{arn}/index/{index}" if index else arn
+
+        if operation == "TransactWriteItems":
+            return [
+                (f"dynamodb:{TRANSACT_ACTIONS[k]}", table(v["TableName"]))
+                for i in params["TransactItems"]
+                for k, v in i.items()
+            ]
+        if operation == "TransactGetItems":
+            return [("dynamodb:GetItem", table(i["Get"]["TableName"])) for i in params["TransactItems"]]
+        if operation in ("BatchGetItem", "BatchWriteItem"):
+            return [(f"dynamodb:{operation}", table(name)) for name in params["RequestItems"]]
+        if "StreamArn" in params:
+            return [(f"dynamodb:{operation}", params["StreamArn"])]
+        if "TableName" in params:
+            return [(f"dynamodb:{operation}", table(params["TableName"], params.get("IndexName")))]
+        return [(f"dynamodb:{operation}", "*")]
+    if service == "sqs":
+        action = f"sqs:{SQS_BATCH_ACTIONS.get(operation, operation)}"
+        if "QueueUrl" in params:
+            return [(action, f"arn:aws:sqs:{REGION}:{ACCOUNT}:{params['QueueUrl'].rsplit('/', 1)[1]}")]
+        if "QueueName" in params:
+            return [(action, f"arn:aws:sqs:{REGION}:{ACCOUNT}:{params['QueueName']}")]
+        return [(action, "*")]
+    raise AssertionError(f"the code calls {service}:{operation}: add it to .chalice/policy.json and to this test")
+
+
+APP_CODE = str(PROJECT / "chalicelib") + os.sep
+NOT_APP_CODE = str(PROJECT / "chalicelib" / "local") + os.sep  # the embedded stack stands in for AWS
+
+
+def made_by_app_code() -> bool:
+    """Whether the innermost project frame of the current call is Lambda code (not the event pump)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        path = os.path.realpath(frame.f_code.co_filename)
+        if path.startswith(APP_CODE):
+            return not path.startswith(NOT_APP_CODE)
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
+
+
+@pytest.fixture
+def app_aws_calls(stack: Harness, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str, dict[str, Any]]]]:
+    """Every AWS call the Lambda code makes while the test runs (a spy, not a mock: calls go through)."""
+    calls: list[tuple[str, str, dict[str, Any]]] = []
+    original = BaseClient._make_api_call
+
+    def spy(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        if made_by_app_code():
+            calls.append((client.meta.service_model.service_name, operation, params))
+        return original(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", spy)
+    yield calls
+
+
+def test_policy_allows_every_aws_call_the_code_makes_in_a_task_lifecycle(
+    stack: Harness, app_aws_calls: list[tuple[str, str, dict[str, Any]]]
+) -> None:
+    task_id = stack.create()
+    claims = stack.claim()
+    assert [c["status"]["taskId"] for c in claims] == [task_id]
+    assert stack.call("POST", f"/task/{task_id}/runs/0/completed").status_code == 200
+    assert stack.status(task_id)["state"] == "completed"
+    stack.sweep()  # the sweeper, and the stream handler on the completion
+
+    services = {service for service, _, _ in app_aws_calls}
+    assert {"dynamodb", "sqs"} <= services  # the spy saw the code's calls
+    requests = {request for service, op, params in app_aws_calls for request in iam_requests(service, op, params)}
+    assert sorted(request for request in requests if not allowed(*request)) == []
+
+
+def test_policy_allows_every_sqs_operation_in_the_code() -> None:
+    """Static backstop for SQS paths a lifecycle run may not reach (e.g. queue creation races)."""
+    operations = {xform_name(op): op for op in botocore.session.get_session().get_service_model("sqs").operation_names}
+    used: set[str] = set()
+    for path in (PROJECT / "chalicelib").rglob("*.py"):
+        if str(path).startswith(NOT_APP_CODE):
+            continue
+        text = path.read_text()
+        used.update(operations[m] for m in re.findall(r"_sqs\.([a-z_]+)\(", text) if m in operations)
+        used.update(operations[m] for m in re.findall(r"get_paginator\(\"([a-z_]+)\"\)", text) if m in operations)
+    assert used, "no SQS calls found: has the SQS adapter moved?"
+    for stage in STAGES:
+        prefix = stage_env(stage)["TASKQUEUE_QUEUE_PREFIX"]
+        for queue in (queue_name(prefix, "proj/linux", "lowest"), dlq_name(prefix)):
+            for op in used:
+                [(action, resource)] = iam_requests("sqs", op, {"QueueName": queue} if op != "ListQueues" else {})
+                assert allowed(action, resource), (stage, action, resource)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_policy_allows_what_lambda_itself_needs_for_the_stage(stage: str) -> None:
+    names = template.stage_names(stage)
+    table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{names.tasks_table}"
+    stream = f"{table}/stream/2026-11-28T13:00:00.000"
+    # The event source mapping reads the stream with the function's role...
+    for action in ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"):
+        assert allowed(action, stream)
+    assert allowed("dynamodb:ListStreams", "*")
+    # ...and sends the failed batches' metadata to the failure queue with it too.
+    assert allowed("sqs:SendMessage", f"arn:aws:sqs:{REGION}:{ACCOUNT}:{names.stream_failure_queue}")
+    for action in ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"):
+        assert allowed(action, f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/taskqueue-{stage}-x:*")
