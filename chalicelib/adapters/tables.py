@@ -7,7 +7,8 @@ The tasks table (one item per task, key `taskId`):
   runs          the runs, as a list of maps (Taskcluster's run objects)
   state, retriesLeft, priority, version, hintSeq     status; `version` counts writes
   takenUntil    lease of the running run (absent otherwise)
-  queueSort     "<state>#<since>" while pending or running: index `byQueue` (key taskQueueId)
+  queueSort     "<state>#<since>" while pending or running: index `byQueue` (key taskQueueId;
+                it carries takenUntil and deadline, so counts need no reads of the table)
   dueShard/dueAt   next time the sweeper must look (absent once resolved): index `byDue`
   ttl           `expires` in epoch seconds: DynamoDB's TTL garbage-collects expired tasks
 The stream (NEW_AND_OLD_IMAGES) is the outbox: see services/outbox.py.
@@ -45,7 +46,7 @@ class RunAttribute(MapAttribute[str, Any]):
 class ByQueueIndex(GlobalSecondaryIndex["TaskRow"]):  # type: ignore[no-untyped-call]
     class Meta:
         index_name = "byQueue"
-        projection = IncludeProjection(["takenUntil"])
+        projection = IncludeProjection(["takenUntil", "deadline"])
 
     taskQueueId = UnicodeAttribute(hash_key=True)
     queueSort = UnicodeAttribute(range_key=True)

@@ -18,6 +18,7 @@ from pynamodb.exceptions import PutError, UpdateError
 from pynamodb.expressions.update import Action
 
 from ..domain import transitions
+from ..domain.errors import InputError
 from ..domain.model import ACTIVE_STATES, Run, Task, TaskState, format_date, parse_date
 from ..domain.transitions import RunPatch
 from ..services.ports import Page, QueueEntry
@@ -49,6 +50,16 @@ def _queue_sort(task: Task) -> str | None:
     since = latest.started if latest.state is TaskState.RUNNING else latest.scheduled
     assert since is not None
     return f"{latest.state.value}#{format_date(since)}"
+
+
+def _decode_token(token: str) -> dict[str, Any]:
+    try:
+        start = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except ValueError:
+        start = None
+    if not isinstance(start, dict):
+        raise InputError(f"Invalid continuationToken {token!r}")
+    return start
 
 
 class DynamoTaskStore:
@@ -143,6 +154,8 @@ class DynamoTaskStore:
         condition &= m.runs[patch.run_id + 1].does_not_exist()
         if patch.deadline_after is not None:
             condition &= m.deadline > format_date(patch.deadline_after)
+        if patch.task_queue_id is not None:
+            condition &= m.taskQueueId == patch.task_queue_id
         return self._update(task_id, actions, condition)
 
     def _update(self, task_id: str, actions: list[Action], condition: Any) -> Task | None:
@@ -157,7 +170,7 @@ class DynamoTaskStore:
 
     # --- indexes -------------------------------------------------------------------------------
     def queue_page(self, task_queue_id: str, state: TaskState, limit: int, continuation: str | None) -> Page:
-        start = json.loads(base64.urlsafe_b64decode(continuation)) if continuation else None
+        start = _decode_token(continuation) if continuation else None
         result = self._model.byQueue.query(
             task_queue_id,
             self._model.queueSort.startswith(f"{state.value}#"),
@@ -176,9 +189,13 @@ class DynamoTaskStore:
         token = base64.urlsafe_b64encode(json.dumps(last).encode()).decode() if last and len(entries) >= limit else None
         return Page(entries, token)
 
-    def queue_count(self, task_queue_id: str, state: TaskState, taken_after: datetime | None = None) -> int:
+    def queue_count(self, task_queue_id: str, state: TaskState, live_at: datetime) -> int:
+        """Tasks of a queue in `state` still live at `live_at`: before their deadline, and (running)
+        holding an unexpired lease — as Taskcluster counts them, whatever the sweeper has yet to do."""
         m = self._model
-        condition = m.takenUntil > format_date(taken_after) if taken_after else None
+        condition = m.deadline > format_date(live_at)
+        if state is TaskState.RUNNING:
+            condition &= m.takenUntil > format_date(live_at)
         return int(
             m.byQueue.count(task_queue_id, m.queueSort.startswith(f"{state.value}#"), filter_condition=condition)
         )

@@ -17,10 +17,11 @@ DEADLINE_SLACK = timedelta(minutes=15)
 
 
 def _add_one_year(dt: datetime) -> datetime:
+    """JavaScript's setFullYear(year + 1), which Taskcluster uses: 29 February rolls over to 1 March."""
     try:
         return dt.replace(year=dt.year + 1)
     except ValueError:  # 29 February
-        return dt.replace(year=dt.year + 1, day=28)
+        return dt.replace(year=dt.year + 1, month=3, day=1)
 
 
 def resolve_task_queue(body: dict[str, Any]) -> tuple[str, str, str]:
@@ -88,6 +89,3 @@ def same_definition(existing: Task, definition: dict[str, Any]) -> bool:
     """createTask idempotency: the stored task equals the new one in every field but its status."""
     return existing.task_json() == definition
 
-
-def deadline_of(definition: dict[str, Any]) -> datetime:
-    return parse_date(definition["deadline"])

@@ -21,16 +21,22 @@ SQS_NAME_MAX = 80
 
 
 def queue_name(prefix: str, task_queue_id: str, priority: str) -> str:
-    """The SQS queue holding hints for `task_queue_id` at `priority`, e.g. `tq-proj_linux_1`."""
+    """The SQS queue holding hints for `task_queue_id` at `priority`, e.g. `taskqueue-proj_linux_1`.
+
+    "<provisionerId>_<workerType>_<level>" is unambiguous because a workerType has no '_'. Ids too
+    long for that are shortened and given a hash marked by an 'H', an upper-case letter no
+    workerType contains — so no id's full name can spell another id's shortened one.
+    """
     provisioner_id, worker_type = task_queue_id.split("/", 1)
     suffix = f"_{PRIORITY_LEVEL[priority]}"
-    # '_' never occurs in a workerType, so "<provisionerId>_<workerType>" is unambiguous.
     name = f"{prefix}{provisioner_id}_{worker_type}{suffix}"
     if len(name) <= SQS_NAME_MAX:
         return name
-    digest = hashlib.sha256(task_queue_id.encode()).hexdigest()[:10]
-    room = SQS_NAME_MAX - len(prefix) - len(suffix) - len(digest) - 2
-    return f"{prefix}{provisioner_id[: room // 2]}_{worker_type[: room - room // 2]}-{digest}{suffix}"
+    digest = "H" + hashlib.sha256(task_queue_id.encode()).hexdigest()[:16]
+    room = SQS_NAME_MAX - len(prefix) - len(suffix) - len(digest) - 1
+    if room < 2:
+        raise ValueError(f"queue prefix {prefix!r} is too long to name SQS queues")
+    return f"{prefix}{provisioner_id[: room // 2]}_{worker_type[: room - room // 2]}{digest}{suffix}"
 
 
 def queue_names(prefix: str, task_queue_id: str) -> list[str]:

@@ -205,7 +205,16 @@ class Task:
 
     @property
     def ever_resolved(self) -> bool:
-        return any(r.state in RESOLVED_STATES for r in self.runs)
+        """Whether a run of this task ever resolved for good, i.e. without an automatic retry.
+
+        Taskcluster marks a task `ever_resolved` when its resolution reaches dependency
+        resolution, which a run followed by an automatic retry never does.
+        """
+        retried = {ReasonCreated.RETRY, ReasonCreated.TASK_RETRY}
+        return any(
+            run.state in RESOLVED_STATES and (i + 1 == len(self.runs) or self.runs[i + 1].reason_created not in retried)
+            for i, run in enumerate(self.runs)
+        )
 
     def run(self, run_id: int) -> Run | None:
         return self.runs[run_id] if 0 <= run_id < len(self.runs) else None

@@ -41,6 +41,7 @@ class RunPatch:
     """Set `fields` on run `run_id`, provided it is the latest run and in state `expect`.
 
     `deadline_after`: additionally require the task's deadline to be later than this instant.
+    `task_queue_id`: additionally require the task to be on this task queue.
     `due_at`: the task's next sweeper time after the change (None: nothing left to sweep).
     """
 
@@ -49,9 +50,13 @@ class RunPatch:
     fields: dict[str, Any]
     deadline_after: datetime | None
     due_at: datetime | None
+    task_queue_id: str | None = None
 
 
-def claim_patch(run_id: int, worker: Worker, now: datetime, claim_timeout: timedelta) -> RunPatch:
+def claim_patch(
+    run_id: int, worker: Worker, now: datetime, claim_timeout: timedelta, task_queue_id: str | None = None
+) -> RunPatch:
+    """Claim from a hint: `task_queue_id` is the queue the hint came from (a hint is never trusted)."""
     taken_until = now + claim_timeout
     return RunPatch(
         run_id=run_id,
@@ -67,6 +72,7 @@ def claim_patch(run_id: int, worker: Worker, now: datetime, claim_timeout: timed
         # task (its lease) comes before its deadline. Other claims take the careful path.
         deadline_after=taken_until,
         due_at=taken_until,
+        task_queue_id=task_queue_id,
     )
 
 
@@ -90,6 +96,7 @@ def patch_applies(task: Task, patch: RunPatch) -> bool:
         and latest.run_id == patch.run_id
         and latest.state is patch.expect
         and (patch.deadline_after is None or task.deadline > patch.deadline_after)
+        and (patch.task_queue_id is None or task.task_queue_id == patch.task_queue_id)
     )
 
 

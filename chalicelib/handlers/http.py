@@ -22,6 +22,7 @@ from fastjsonschema import JsonSchemaException
 
 from ..clock import SystemClock
 from ..domain.errors import (
+    InputError,
     InputTooLarge,
     InputValidationError,
     InvalidRequestArguments,
@@ -70,7 +71,11 @@ class Call:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def limit(self, default: int = 1000, maximum: int = 1000) -> int:
-        return min(int(self.query.get("limit", default)), maximum)
+        """The page size asked for (`limit` is already known to be digits), capped as Taskcluster caps it."""
+        limit = int(self.query.get("limit", default))
+        if limit < 1:
+            raise InputError("limit must be at least 1")
+        return min(limit, maximum)
 
     @property
     def continuation(self) -> str | None:

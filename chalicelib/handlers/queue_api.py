@@ -9,7 +9,6 @@ from typing import Any
 from chalice import Blueprint
 
 from .. import container
-from ..domain.errors import InputError
 from ..domain.model import ReasonResolved, TaskState, Worker, claim_json, format_date
 from .http import Api, Call
 
@@ -190,11 +189,8 @@ def task_queue_counts(call: Call) -> dict[str, Any]:
 
 
 def _listing(call: Call, state: TaskState) -> tuple[list[Any], str | None]:
-    limit = call.limit()
-    if limit < 1:
-        raise InputError("limit must be at least 1")
     result: tuple[list[Any], str | None] = _queue().queue_listing(
-        call.params["taskQueueId"], state, limit, call.continuation
+        call.params["taskQueueId"], state, call.limit(), call.continuation
     )
     return result
 

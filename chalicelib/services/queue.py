@@ -143,7 +143,7 @@ class QueueService:
                 if time_left() <= CLAIM_MARGIN:
                     break  # left on the queue: SQS shows it again after its visibility timeout
                 used.append(r)
-                result = self._claim_hinted(r.hint.task_id, r.hint.run_id, worker, timeout)
+                result = self._claim_hinted(task_queue_id, r.hint.task_id, r.hint.run_id, worker, timeout)
                 if result is not None:
                     claimed.append((result, r.hint.run_id))
             # Each used hint was either claimed or stale: delete them all. We never receive more
@@ -152,14 +152,18 @@ class QueueService:
             if claimed or not received or wait_left() <= 0 or time_left() <= CLAIM_MARGIN:
                 return claimed
 
-    def _claim_hinted(self, task_id: str, run_id: int, worker: Worker, timeout: timedelta) -> Task | None:
+    def _claim_hinted(
+        self, task_queue_id: str, task_id: str, run_id: int, worker: Worker, timeout: timedelta
+    ) -> Task | None:
         def careful(t: Task, now: datetime) -> Task:
             latest = t.latest
             if latest is None or latest.run_id != run_id or latest.state is not TaskState.PENDING:
                 return t  # a stale or duplicate hint: nothing to claim
+            if t.task_queue_id != task_queue_id:
+                return t  # a hint on the wrong queue is never honoured
             return transitions.claim(t, run_id, worker, now, timeout)
 
-        patch = transitions.claim_patch(run_id, worker, self.clock.now(), timeout)
+        patch = transitions.claim_patch(run_id, worker, self.clock.now(), timeout, task_queue_id)
         try:
             result = self._patch(task_id, patch, careful)
         except (ResourceNotFound, RequestConflict):
@@ -179,10 +183,10 @@ class QueueService:
 
     # --- task queues ---------------------------------------------------------------------------
     def pending_count(self, task_queue_id: str) -> int:
-        return self.store.queue_count(task_queue_id, TaskState.PENDING)
+        return self.store.queue_count(task_queue_id, TaskState.PENDING, self.clock.now())
 
     def claimed_count(self, task_queue_id: str) -> int:
-        return self.store.queue_count(task_queue_id, TaskState.RUNNING, taken_after=self.clock.now())
+        return self.store.queue_count(task_queue_id, TaskState.RUNNING, self.clock.now())
 
     def queue_listing(
         self, task_queue_id: str, state: TaskState, limit: int, continuation: str | None

@@ -83,6 +83,19 @@ def stack_hint(task: Any) -> Any:
     return pending_hint(task)
 
 
+def test_a_hint_on_another_task_queue_is_never_honoured(stack: Harness) -> None:
+    from dataclasses import replace
+
+    task_id = stack.create(taskQueueId="proj/other")
+    stack.pump.step()
+    task = stack.c.queue.store.get(task_id)
+    assert task is not None
+    hint = stack_hint(task)
+    stack.c.queue.hints.send([replace(hint, task_queue_id="proj/linux")])
+    assert stack.claim("proj/linux") == []
+    assert [c["status"]["taskId"] for c in stack.claim("proj/other")] == [task_id]
+
+
 def test_claim_work_validates_its_input(stack: Harness) -> None:
     r = stack.call("POST", "/claim-work/proj%2Flinux", {"workerGroup": "wg", "workerId": "w", "tasks": 33})
     assert_error(r, 400, "InputValidationError")
