@@ -10,9 +10,12 @@ moto's observable behaviour and removes work that grows with queue depth or stre
 4. SQS delete scanned the whole queue, twice, to find one receipt handle.
 5. DynamoDB transactions deep-copied every stream record ever written.
 
+6. DynamoDB item responses went through moto's generic, shape-walking serializer, although they
+   already are DynamoDB's wire JSON.
+
 And one for fidelity rather than speed:
 
-6. moto's DynamoDB applies a write without a lock: two threads can both pass the same
+7. moto's DynamoDB applies a write without a lock: two threads can both pass the same
    condition, and a read can see half an update. DynamoDB never allows either, and our
    invariants rest on that: item operations are serialised here.
 """
@@ -28,6 +31,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 _applied = False
+ITEM_OPERATIONS = frozenset({"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan", "BatchGetItem"})
 
 
 class _VisibleMessages:
@@ -140,7 +144,22 @@ def apply() -> None:
 
     ddb_table.StreamShard.__deepcopy__ = shard_deepcopy  # type: ignore[attr-defined]
 
-    # 6. Item operations are atomic in DynamoDB: make them so in moto.
+    # 6. Item operations answer with plain JSON: their results are DynamoDB's wire format already.
+    import json
+
+    from moto.dynamodb.responses import DynamoResult
+
+    shape_walking = DynamoResult.execute_result
+
+    def execute_result(self: Any, context: Any) -> Any:
+        if context.operation_model.name not in ITEM_OPERATIONS:
+            return shape_walking(self, context)
+        body = {k: v for k, v in self.result.items() if k in context.operation_model.output_shape.members}
+        return 200, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps(body)
+
+    DynamoResult.execute_result = execute_result  # type: ignore[method-assign]
+
+    # 7. Item operations are atomic in DynamoDB: make them so in moto.
     from moto.dynamodb.models import DynamoDBBackend
 
     write_lock = threading.RLock()

@@ -8,6 +8,7 @@ already done is success and anything else is the domain's 409 (invariants 2 and 
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +24,7 @@ from ..domain.transitions import RunPatch
 from .ports import HintQueues, Page, TaskStore
 
 MAX_ATTEMPTS = 10
+CLAIM_CONCURRENCY = 16  # claims claimWork makes at once
 CLAIM_MARGIN = 2.0  # seconds: claimWork starts no claim this close to its request's end
 
 
@@ -38,6 +40,7 @@ class QueueService:
         self.hints = hints
         self.clock = clock
         self.settings = settings
+        self._pool = ThreadPoolExecutor(max_workers=CLAIM_CONCURRENCY, thread_name_prefix="claim")
 
     # --- plumbing ------------------------------------------------------------------------------
     def _load(self, task_id: str) -> Task:
@@ -138,14 +141,14 @@ class QueueService:
         claimed: list[tuple[Task, int]] = []
         while True:
             received = self.hints.receive(task_queue_id, wanted - len(claimed), max(0.0, wait_left()))
-            used = []
-            for r in received:
-                if time_left() <= CLAIM_MARGIN:
-                    break  # left on the queue: SQS shows it again after its visibility timeout
-                used.append(r)
-                result = self._claim_hinted(task_queue_id, r.hint.task_id, r.hint.run_id, worker, timeout)
-                if result is not None:
-                    claimed.append((result, r.hint.run_id))
+            # Hints left unused for lack of time stay on the queue: SQS shows them again later.
+            used = received if time_left() > CLAIM_MARGIN else []
+            # The claims are independent conditional writes: made side by side, a batch of 32
+            # costs about one round trip instead of 32.
+            results = self._pool.map(
+                lambda r: self._claim_hinted(task_queue_id, r.hint.task_id, r.hint.run_id, worker, timeout), used
+            )
+            claimed += [(task, r.hint.run_id) for r, task in zip(used, results, strict=True) if task is not None]
             # Each used hint was either claimed or stale: delete them all. We never receive more
             # hints than we still want, so no valid hint is dropped unclaimed.
             self.hints.delete(used)

@@ -1,0 +1,1 @@
+"""Benchmarks of taskqueue's embedded stack; `make bench` (python -m bench) runs them all."""

@@ -1,0 +1,130 @@
+"""`make bench`: figures for the embedded stack, printed as a table and written as JSON.
+
+    python -m bench [--quick] [--skip-depth]
+
+1. AWS requests per task lifecycle, counted from botocore (stack in this process).
+2. The client workload of architecture.md's targets (official client, separate process from
+   the stack): end-to-end with 1 and 4 clients, and pipelined with 4 producers + 4 consumers.
+3. Depth: createTask and claimWork latency on an empty task queue and with 10,000 pending.
+4. Readiness: seconds from `python -m chalicelib.local serve` to a ping answer.
+Results are appended to bench/results/<date>-<commit>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _serve(port: int) -> tuple[subprocess.Popen[bytes], float]:
+    from chalicelib.local.stack import wait_for
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chalicelib.local", "serve", "--port", str(port)], cwd=ROOT, stdout=subprocess.DEVNULL
+    )
+    wait_for(f"http://127.0.0.1:{port}/api/queue/v1/ping", 120, proc)
+    return proc, time.perf_counter() - t0
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller samples (a smoke run, not figures)")
+    parser.add_argument("--skip-depth", action="store_true", help="skip the 10,000-pending depth benchmark")
+    args = parser.parse_args(argv)
+    n, depth = (100, 1000) if args.quick else (500, 10_000)
+
+    from chalicelib.local.stack import EmbeddedStack, free_port
+
+    from . import depth as depth_bench
+    from . import lifecycle, workload
+
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": _commit(),
+        "machine": {"cpus": os.cpu_count()},
+    }
+    print("== 1. AWS requests per task lifecycle", flush=True)
+    stack = EmbeddedStack(port=free_port())
+    stack.start()
+    try:
+        results["requests"] = lifecycle.measure(stack.root_url, 200 if not args.quick else 50)
+    finally:
+        stack.stop()
+    for op, value in results["requests"]["requests_per_task"].items():
+        print(f"   {op:32} {value:8.3f} / task")
+    r = results["requests"]
+    print(
+        f"   total without stream polls: {sum(v for k, v in r['by_service'].items() if k != 'dynamodbstreams'):.2f}"
+        f" / task; floor {r['floor_per_task']}; ratio {r['ratio_to_floor']}",
+        flush=True,
+    )
+
+    port = free_port()
+    proc, ready = _serve(port)
+    results["serve_ready_seconds"] = round(ready, 2)
+    print(f"== readiness: make serve answered ping after {ready:.2f}s", flush=True)
+    root = f"http://127.0.0.1:{port}"
+    try:
+        print("== 2. queue workload (official client)", flush=True)
+        runs = [workload.end_to_end(root, n, 1), workload.end_to_end(root, n, 4), workload.pipelined(root, n, 4, 4)]
+        results["workload"] = runs
+        for w in runs:
+            line = f"   {w['workload']:42} {w['tasks_per_s']:7.1f} tasks/s"
+            if "createTask" in w:
+                line += (
+                    f"  createTask p50 {w['createTask']['p50_ms']} ms, claimWork(32) p50 {w['claimWork']['p50_ms']}"
+                    f" ms, reportCompleted p50 {w['reportCompleted']['p50_ms']} ms"
+                )
+            else:
+                line += f"  create->completed p50 {w['create_to_completed']['p50_ms']} ms"
+            print(line + f"  errors {w['errors']}", flush=True)
+        if not args.skip_depth:
+            print(f"== 3. depth: {depth} tasks pending in one task queue", flush=True)
+            d = depth_bench.measure(root, depth, 200 if not args.quick else 50)
+            results["depth"] = d
+            for phase in ("empty", "deep"):
+                print(
+                    f"   {phase:6} createTask p50 {d[phase]['createTask']['p50_ms']} ms, "
+                    f"claimWork(1) p50 {d[phase]['claimWork']['p50_ms']} ms (n={d[phase]['claimWork']['n']})"
+                )
+            print(f"   deep/empty p50 ratio: {d['p50_ratio_deep_to_empty']}", flush=True)
+    finally:
+        _stop(proc)
+
+    out = ROOT / "bench" / "results" / f"{results['date'][:10]}-{results['commit']}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"== written {out.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
