@@ -4,9 +4,11 @@ from chalice import Chalice
 
 from chalicelib.handlers import observability
 from chalicelib.handlers.events import events_bp
+from chalicelib.handlers.graph_api import graph_bp
 from chalicelib.handlers.queue_api import queue_bp
 
 app = Chalice(app_name="taskqueue", configure_logs=False)
 observability.install(app)
 app.register_blueprint(queue_bp)
 app.register_blueprint(events_bp)
+app.register_blueprint(graph_bp)

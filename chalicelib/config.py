@@ -31,6 +31,8 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
 @dataclass(frozen=True)
 class Settings:
     tasks_table: str = "taskqueue-tasks"
+    graph_table: str = "taskqueue-graph"
+    event_bus: str = "taskqueue-events"
     queue_prefix: str = "taskqueue-"
     region: str = "us-east-1"
     claim_timeout: int = 1200  # seconds a claim (lease) lasts before the worker must reclaim
@@ -42,6 +44,11 @@ class Settings:
     sweep_interval: float = 5.0  # seconds between sweeper ticks in the embedded stack
     max_definition_bytes: int = 256 * 1024  # a task row must stay far below DynamoDB's 400 KB
     tasks_stream_arn: str = field(default="arn:aws:dynamodb:us-east-1:000000000000:table/taskqueue-tasks/stream/local")
+
+    @property
+    def release_queue(self) -> str:
+        """SQS queue where a dependency release too big for one invocation continues."""
+        return f"{self.queue_prefix}release"
 
     @property
     def claim_timeout_delta(self) -> timedelta:
@@ -57,6 +64,8 @@ class Settings:
         d = cls()
         return cls(
             tasks_table=env.get("TASKQUEUE_TASKS_TABLE", d.tasks_table),
+            graph_table=env.get("TASKQUEUE_GRAPH_TABLE", d.graph_table),
+            event_bus=env.get("TASKQUEUE_EVENT_BUS", d.event_bus),
             queue_prefix=env.get("TASKQUEUE_QUEUE_PREFIX", d.queue_prefix),
             region=env.get("AWS_DEFAULT_REGION", env.get("AWS_REGION", d.region)),
             claim_timeout=_int(env, "TASKQUEUE_CLAIM_TIMEOUT", d.claim_timeout),

@@ -13,11 +13,14 @@ from dataclasses import dataclass
 import boto3
 from botocore.config import Config
 
+from .adapters.event_bus import EventBridgeBus, SqsReleaseQueue
+from .adapters.graph_store import DynamoGraphStore
 from .adapters.hint_queues import SqsHintQueues
-from .adapters.tables import TaskRow, task_model
+from .adapters.tables import TaskRow, graph_model, task_model
 from .adapters.task_store import DynamoTaskStore
 from .clock import Clock, SystemClock
 from .config import Settings
+from .services.graph import TaskGraph
 from .services.outbox import Outbox
 from .services.queue import QueueService
 from .services.sweeper import Sweeper
@@ -29,6 +32,7 @@ class Container:
     clock: Clock
     task_model: type[TaskRow]
     queue: QueueService
+    graph: TaskGraph
     outbox: Outbox
     sweeper: Sweeper
 
@@ -47,8 +51,11 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
     model = task_model(settings.tasks_table, settings.region, host=endpoint)
     store = DynamoTaskStore(model, settings.due_shards, settings.redispatch_base)
     hints = SqsHintQueues(sqs, settings.queue_prefix)
-    queue = QueueService(store, hints, clock, settings)
-    return Container(settings, clock, model, queue, Outbox(hints), Sweeper(queue))
+    bus = EventBridgeBus(boto3.client("events", region_name=settings.region, config=boto_config), settings.event_bus)
+    graph_store = DynamoGraphStore(graph_model(settings.graph_table, settings.region, host=endpoint))
+    graph = TaskGraph(store, graph_store, bus, SqsReleaseQueue(sqs, settings.release_queue), clock)
+    queue = QueueService(store, hints, graph, clock, settings)
+    return Container(settings, clock, model, queue, graph, Outbox(hints, bus, graph), Sweeper(queue))
 
 
 _lock = threading.Lock()

@@ -45,6 +45,12 @@ STREAM_EVENT_ID = to_cfn_resource_name(f"{STREAM_HANDLER}-dynamodb-event-source"
 TASKS_TABLE_ID = "TasksTable"
 DISPATCH_DLQ_ID = "DispatchDeadLetterQueue"
 STREAM_FAILURE_QUEUE_ID = "TasksStreamFailureQueue"
+RELEASE_FUNCTION_ID = "Release"  # chalice's logical id of the `release` SQS handler
+RELEASE_EVENT_ID = "ReleaseSqsEventSource"
+RELEASE_QUEUE_ID = "ReleaseQueue"
+RELEASE_DLQ_ID = "ReleaseDeadLetterQueue"
+RELEASE_VISIBILITY = 360  # SQS wants at least 6x the handler's timeout (60 s)
+EVENT_BUS_ID = "TaskEventBus"
 ALARM_TOPIC_PARAM = "AlarmTopicArn"
 HAS_ALARM_TOPIC = "HasAlarmTopic"
 
@@ -75,10 +81,20 @@ class StageNames:
     stage: str
     tasks_table: str
     queue_prefix: str
+    graph_table: str
+    event_bus: str
 
     @property
     def dispatch_dlq(self) -> str:
         return dlq_name(self.queue_prefix)
+
+    @property
+    def release_queue(self) -> str:
+        return Settings(queue_prefix=self.queue_prefix).release_queue
+
+    @property
+    def release_dlq(self) -> str:
+        return f"{self.release_queue}-dlq"
 
     @property
     def stream_failure_queue(self) -> str:
@@ -103,7 +119,9 @@ def stage_names(stage: str, config_from_disk: dict[str, Any] | None = None) -> S
     for function in functions:
         env = Config(chalice_stage=stage, function_name=function, config_from_disk=disk).environment_variables
         settings = Settings.from_env(env)
-        found.add(StageNames(stage, settings.tasks_table, settings.queue_prefix))
+        found.add(
+            StageNames(stage, settings.tasks_table, settings.queue_prefix, settings.graph_table, settings.event_bus)
+        )
     if len(found) != 1:
         raise ValueError(f"stage {stage!r}: functions disagree on table or queue names: {found}")
     return found.pop()
@@ -154,6 +172,36 @@ def dispatch_dlq_resource(names: StageNames) -> dict[str, Any]:
         "Type": "AWS::SQS::Queue",
         "Properties": {"QueueName": names.dispatch_dlq, "MessageRetentionPeriod": RETENTION},
     }
+
+
+def release_queue_resources(names: StageNames) -> dict[str, Any]:
+    """Where dependency releases too big for one stream invocation continue (services/graph.py)."""
+    return {
+        RELEASE_DLQ_ID: {
+            "Type": "AWS::SQS::Queue",
+            "Properties": {"QueueName": names.release_dlq, "MessageRetentionPeriod": RETENTION},
+        },
+        RELEASE_QUEUE_ID: {
+            "Type": "AWS::SQS::Queue",
+            "Properties": {
+                "QueueName": names.release_queue,
+                "VisibilityTimeout": RELEASE_VISIBILITY,
+                "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": [RELEASE_DLQ_ID, "Arn"]}, "maxReceiveCount": 5},
+            },
+        },
+        # Chalice names the queue by a literal ARN; the same intrinsic with a reference makes
+        # CloudFormation create the queue first (toolchain-notes §7: the merge cannot swap intrinsics).
+        RELEASE_FUNCTION_ID: {
+            "Properties": {
+                "Events": {RELEASE_EVENT_ID: {"Properties": {"Queue": {"Fn::Sub": "${" + RELEASE_QUEUE_ID + ".Arn}"}}}}
+            }
+        },
+    }
+
+
+def event_bus_resource(names: StageNames) -> dict[str, Any]:
+    """The bus task events go to; subscribe with rules (e.g. every task-failed of one task group)."""
+    return {"Type": "AWS::Events::EventBus", "Properties": {"Name": names.event_bus}}
 
 
 def stream_failure_queue_resource(names: StageNames) -> dict[str, Any]:
@@ -235,6 +283,12 @@ def build_template(names: StageNames, tables: Sequence[tuple[dict[str, Any], str
     resources[DISPATCH_DLQ_ID] = dispatch_dlq_resource(names)
     resources[STREAM_FAILURE_QUEUE_ID] = stream_failure_queue_resource(names)
     resources[STREAM_FUNCTION_ID] = stream_event_override(TASKS_TABLE_ID)
+    resources.update(release_queue_resources(names))
+    resources[EVENT_BUS_ID] = event_bus_resource(names)
+    resources["ReleaseDeadLetterAlarm"] = _queue_depth_alarm(
+        "A dependency release failed repeatedly; the sweeper re-checks waiting dependents, but look at why.",
+        RELEASE_DLQ_ID,
+    )
     resources["DispatchDeadLetterAlarm"] = _queue_depth_alarm(
         "Dispatch hints were received too often without being deleted; the sweeper re-hints pending runs, "
         "but something is failing to claim them.",
@@ -277,7 +331,8 @@ def build_template(names: StageNames, tables: Sequence[tuple[dict[str, Any], str
 
 def generate(stage: str, region: str) -> dict[str, Any]:
     names = stage_names(stage)
-    return build_template(names, all_tables(names.tasks_table, region))
+    settings = Settings(tasks_table=names.tasks_table, graph_table=names.graph_table, region=region)
+    return build_template(names, all_tables(settings))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

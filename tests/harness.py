@@ -20,7 +20,7 @@ from chalicelib import container
 from chalicelib.clock import FakeClock
 from chalicelib.config import Settings
 from chalicelib.domain.model import format_date
-from chalicelib.local.bootstrap import create_resources
+from chalicelib.local.bootstrap import create_resources, event_tap_name
 from chalicelib.local.pump import EventPump
 from chalicelib.local.stack import local_server
 
@@ -61,7 +61,7 @@ class Harness:
         ddb = boto3.client("dynamodb", region_name=settings.region)
         sqs = boto3.client("sqs", region_name=settings.region)
         streams = boto3.client("dynamodbstreams", region_name=settings.region)
-        create_resources(settings, ddb, sqs)
+        create_resources(settings, ddb, sqs, boto3.client("events", region_name=settings.region))
         c = container.build(settings, clock)
         container.configure(c)
         pump = EventPump(app, ddb, streams, sqs, settings.region, table_for_stream=lambda arn: settings.tasks_table)
@@ -113,6 +113,19 @@ class Harness:
 
     def advance(self, seconds: float) -> None:
         self.clock.advance(seconds)
+
+    def events(self) -> list[tuple[str, dict[str, Any]]]:
+        """Task events published since the last call, as (exchange name, detail), oldest first."""
+        url = self.pump.sqs.get_queue_url(QueueName=event_tap_name(self.settings))["QueueUrl"]
+        out: list[tuple[str, dict[str, Any]]] = []
+        while True:
+            msgs = self.pump.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+            if not msgs:
+                return out
+            for m in msgs:
+                event = json.loads(m["Body"])
+                out.append((event["detail-type"], event["detail"]))
+                self.pump.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
     # --- the official client over real HTTP ----------------------------------------------------
     def root_url(self) -> str:

@@ -11,7 +11,16 @@ The tasks table (one item per task, key `taskId`):
                 it carries takenUntil and deadline, so counts need no reads of the table)
   dueShard/dueAt   next time the sweeper must look (absent once resolved): index `byDue`
   ttl           `expires` in epoch seconds: DynamoDB's TTL garbage-collects expired tasks
+  hasDependents set once some task depends on this one: only then does its resolution look for
+                dependents (services/dependencies.py)
+  index `byGroup` (taskGroupId, taskId) lists a task group's members.
 The stream (NEW_AND_OLD_IMAGES) is the outbox: see services/outbox.py.
+
+The graph table (key pk + sk, one small item per fact, so nothing grows with a graph's size):
+  group#<taskGroupId>        / -              the task group: schedulerId, expires, sealed
+  active#<taskGroupId>       / <taskId>       a member not yet resolved for good
+  dependents#<requiredId>    / <dependentId>  a dependency edge, kept for listDependentTasks
+  requires#<dependentId>     / <requiredId>   an edge not yet satisfied; deleted when it is
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 from pynamodb.attributes import (
+    BooleanAttribute,
     ListAttribute,
     MapAttribute,
     NumberAttribute,
@@ -26,6 +36,8 @@ from pynamodb.attributes import (
 )
 from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
+
+from ..config import Settings
 
 TASKS_STREAM_VIEW = "NEW_AND_OLD_IMAGES"
 
@@ -61,6 +73,15 @@ class ByDueIndex(GlobalSecondaryIndex["TaskRow"]):  # type: ignore[no-untyped-ca
     dueAt = UnicodeAttribute(range_key=True)
 
 
+class ByGroupIndex(GlobalSecondaryIndex["TaskRow"]):  # type: ignore[no-untyped-call]
+    class Meta:
+        index_name = "byGroup"
+        projection = KeysOnlyProjection()
+
+    taskGroupId = UnicodeAttribute(hash_key=True)
+    taskId = UnicodeAttribute(range_key=True)
+
+
 class TaskRow(Model):
     """Abstract row; use `task_model(...)` for a model bound to a table."""
 
@@ -88,13 +109,33 @@ class TaskRow(Model):
     queueSort = UnicodeAttribute(null=True)
     dueShard = UnicodeAttribute()
     dueAt = UnicodeAttribute(null=True)
+    hasDependents = BooleanAttribute(null=True)
 
     byQueue = ByQueueIndex()
     byDue = ByDueIndex()
+    byGroup = ByGroupIndex()
 
 
-def task_model(table_name: str, region: str, host: str | None = None) -> type[TaskRow]:
-    """A TaskRow model bound to `table_name` (and an endpoint, for the embedded stack)."""
+class GraphRow(Model):
+    """Abstract row of the graph table; use `graph_model(...)`."""
+
+    class Meta:
+        table_name = "unbound"
+        billing_mode = "PAY_PER_REQUEST"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    ttl = NumberAttribute(null=True)
+    # group#: the group's record
+    schedulerId = UnicodeAttribute(null=True)
+    expires = UnicodeAttribute(null=True)
+    sealed = UnicodeAttribute(null=True)
+    # dependents#: the dependent's `requires`
+    requires = UnicodeAttribute(null=True)
+
+
+def _bind(base: type[Model], table_name: str, region: str, host: str | None) -> Any:
+    """A subclass of `base` bound to `table_name` (and an endpoint, for the embedded stack)."""
     settings = {
         "table_name": table_name,
         "region": region,
@@ -105,8 +146,18 @@ def task_model(table_name: str, region: str, host: str | None = None) -> type[Ta
         "read_timeout_seconds": 25,
         "max_pool_connections": 50,
     }
-    meta = type("Meta", (TaskRow.Meta,), settings)
-    return type("TaskRowBound", (TaskRow,), {"Meta": meta, "__module__": __name__})
+    meta = type("Meta", (base.Meta,), settings)  # type: ignore[attr-defined,arg-type]
+    return type(f"{base.__name__}Bound", (base,), {"Meta": meta, "__module__": __name__})
+
+
+def task_model(table_name: str, region: str, host: str | None = None) -> type[TaskRow]:
+    model: type[TaskRow] = _bind(TaskRow, table_name, region, host)
+    return model
+
+
+def graph_model(table_name: str, region: str, host: str | None = None) -> type[GraphRow]:
+    model: type[GraphRow] = _bind(GraphRow, table_name, region, host)
+    return model
 
 
 def _key_schema(keys: Any) -> list[dict[str, str]]:
@@ -136,6 +187,9 @@ def create_table_params(model: type[Model], ttl_attribute: str | None = None) ->
     return params
 
 
-def all_tables(tasks_table: str, region: str, host: str | None = None) -> list[tuple[dict[str, Any], str | None]]:
+def all_tables(settings: Settings, host: str | None = None) -> list[tuple[dict[str, Any], str | None]]:
     """Every table of the deployment: (CreateTable parameters, TTL attribute)."""
-    return [(create_table_params(task_model(tasks_table, region, host)), "ttl")]
+    return [
+        (create_table_params(task_model(settings.tasks_table, settings.region, host)), "ttl"),
+        (create_table_params(graph_model(settings.graph_table, settings.region, host)), "ttl"),
+    ]

@@ -40,6 +40,7 @@ def task_from_row(row: TaskRow) -> Task:
         runs=tuple(Run.from_json(r.as_dict()) for r in row.runs or []),
         version=int(row.version or 0),
         hint_seq=int(row.hintSeq or 0),
+        has_dependents=bool(row.hasDependents),
     )
 
 
@@ -75,9 +76,29 @@ class DynamoTaskStore:
         except self._model.DoesNotExist:
             return None
 
-    def get_many(self, task_ids: Sequence[str]) -> dict[str, Task]:
+    def get_many(self, task_ids: Sequence[str], consistent: bool = False) -> dict[str, Task]:
         unique = list(dict.fromkeys(task_ids))
-        return {row.taskId: task_from_row(row) for row in self._model.batch_get(unique)}
+        return {row.taskId: task_from_row(row) for row in self._model.batch_get(unique, consistent_read=consistent)}
+
+    def group_page(self, task_group_id: str, limit: int, continuation: str | None) -> tuple[list[str], str | None]:
+        """A page of a task group's member ids, ordered by taskId."""
+        start = _decode_token(continuation) if continuation else None
+        result = self._model.byGroup.query(task_group_id, limit=limit, last_evaluated_key=start, page_size=limit)
+        ids = [r.taskId for r in result]
+        last = result.last_evaluated_key
+        token = base64.urlsafe_b64encode(json.dumps(last).encode()).decode() if last and len(ids) >= limit else None
+        return ids, token
+
+    def mark_has_dependents(self, task_ids: Sequence[str]) -> None:
+        """Flag tasks that now have dependents; the flag never changes their version or status."""
+        m = self._model
+        for task_id in task_ids:
+            try:
+                m(task_id).update(actions=[m.hasDependents.set(True)], condition=m.taskId.exists(),
+                                  add_version_condition=False)
+            except UpdateError as e:
+                if e.cause_response_code != CONDITION_FAILED:
+                    raise
 
     # --- writes --------------------------------------------------------------------------------
     def _shard(self, task_id: str) -> str:

@@ -31,6 +31,7 @@ from .model import (
     Task,
     TaskState,
     Worker,
+    parse_date,
 )
 
 DEADLINE_PASSED = "Task can't be changed after its deadline"
@@ -262,19 +263,25 @@ def expire(task: Task, now: datetime) -> Task:
 
 
 def redispatch(task: Task, now: datetime, base: timedelta) -> Task:
-    """Ask for one more dispatch hint for a pending run whose hints may have been lost."""
-    hint_due = next_hint_at(task, base)
-    if hint_due is None or hint_due > now:
+    """Count one more look at a task whose progress may have been lost: another dispatch hint for
+    a pending run, another check of an unscheduled task's dependencies."""
+    due = next_hint_at(task, base)
+    if due is None or due > now:
         return task
     return replace(task, hint_seq=task.hint_seq + 1)
 
 
 def next_hint_at(task: Task, base: timedelta) -> datetime | None:
-    """When a still-pending run gets its next hint: base, then 2×, 4×… after the previous one."""
+    """When the sweeper next re-announces a pending run, or re-checks an unscheduled task's
+    dependencies: `base` after it became so, then 2×, 4×… after the previous look."""
     latest = task.latest
-    if latest is None or latest.state is not TaskState.PENDING:
+    if latest is not None and latest.state is TaskState.PENDING:
+        since = latest.scheduled
+    elif latest is None and task.definition.get("dependencies"):
+        since = parse_date(task.definition["created"])
+    else:
         return None
-    return latest.scheduled + base * ((1 << (task.hint_seq + 1)) - 1)
+    return since + base * ((1 << (task.hint_seq + 1)) - 1)
 
 
 def due_at(task: Task, redispatch_base: timedelta) -> datetime | None:

@@ -11,9 +11,10 @@ from ..adapters.tables import all_tables
 from ..config import Settings
 
 
-def create_resources(settings: Settings, dynamodb: Any, sqs: Any) -> None:
-    """Idempotently create every table (with stream and TTL) and the dispatch dead-letter queue."""
-    for params, ttl_attribute in all_tables(settings.tasks_table, settings.region):
+def create_resources(settings: Settings, dynamodb: Any, sqs: Any, events: Any | None = None) -> None:
+    """Idempotently create every table (with stream and TTL), the dispatch dead-letter queue, the
+    release queue, and the event bus with a tap: an SQS queue that receives every task event."""
+    for params, ttl_attribute in all_tables(settings):
         try:
             dynamodb.create_table(**params)
         except ClientError as e:
@@ -25,6 +26,28 @@ def create_resources(settings: Settings, dynamodb: Any, sqs: Any) -> None:
                 TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl_attribute},
             )
     sqs.create_queue(QueueName=dlq_name(settings.queue_prefix), Attributes={"MessageRetentionPeriod": str(RETENTION)})
+    sqs.create_queue(QueueName=settings.release_queue, Attributes={"VisibilityTimeout": "120"})
+    if events is not None:
+        create_event_tap(settings, events, sqs)
+
+
+def event_tap_name(settings: Settings) -> str:
+    return f"{settings.queue_prefix}events-tap"
+
+
+def create_event_tap(settings: Settings, events: Any, sqs: Any) -> str:
+    """The bus, and a rule that copies every task event to an SQS queue where tests and users
+    can read them (on AWS, write your own rules: e.g. all task-failed of one task group)."""
+    try:
+        events.create_event_bus(Name=settings.event_bus)
+    except ClientError as e:
+        if e.response["Error"]["Code"] != "ResourceAlreadyExistsException":
+            raise
+    url = sqs.create_queue(QueueName=event_tap_name(settings))["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="taskqueue-tap", EventBusName=settings.event_bus, EventPattern='{"source": ["taskqueue"]}')
+    events.put_targets(Rule="taskqueue-tap", EventBusName=settings.event_bus, Targets=[{"Id": "tap", "Arn": arn}])
+    return str(url)
 
 
 def stream_arn(dynamodb: Any, table_name: str) -> str:

@@ -92,6 +92,15 @@ class EventPump:
                 )["ShardIterator"]
                 self._shards.append(_Shard(arn, shard["ShardId"], it))
 
+    def shards_skip_to_end(self) -> None:
+        """Drop every record not yet delivered (tests use it to lose a stream record on purpose)."""
+        if not self._shards:
+            self._open_shards()
+        for shard in self._shards:
+            shard.iterator = self.streams.get_shard_iterator(
+                StreamArn=shard.stream_arn, ShardId=shard.shard_id, ShardIteratorType="LATEST"
+            )["ShardIterator"]
+
     def pump_streams(self) -> int:
         if not self._shards:
             self._open_shards()

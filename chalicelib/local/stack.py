@@ -108,7 +108,7 @@ class EmbeddedStack:
         ddb = boto3.client("dynamodb", region_name=region)
         sqs = boto3.client("sqs", region_name=region)
         streams = boto3.client("dynamodbstreams", region_name=region)
-        create_resources(settings, ddb, sqs)
+        create_resources(settings, ddb, sqs, boto3.client("events", region_name=settings.region))
         container.configure(container.build(settings))
 
         pump = EventPump(

@@ -1,18 +1,24 @@
 """The tasks table's stream is the outbox: what a committed row change must cause elsewhere.
 
-For now that is dispatch — a row change that makes (or re-announces) a pending run puts a hint
-on its task queue. Records are at-least-once and may come out of order across tasks; a repeated
-hint is harmless because the claim re-checks the row.
+- a change that makes (or re-announces) a pending run puts a dispatch hint on its task queue;
+- every change publishes its task events (task-defined, task-pending, task-running, …);
+- a task resolved for good leaves its group's unresolved set (an emptied group publishes
+  task-group-resolved) and releases its dependents.
+
+Records are at-least-once and may come out of order across tasks: hints are re-checked by the
+claim, events are at-least-once by contract, and every release step is idempotent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from ..domain.dispatch import Hint, hint_needed
-from ..domain.model import Task
-from .ports import HintQueues
+from ..domain.events import Event, resolution, task_events
+from ..domain.model import Task, TaskState
+from .graph import TaskGraph
+from .ports import EventBus, HintQueues
 
 
 @dataclass(frozen=True)
@@ -21,13 +27,38 @@ class RowChange:
     new: Task | None
 
 
-class Outbox:
-    def __init__(self, hints: HintQueues) -> None:
-        self.hints = hints
+@dataclass
+class OutboxReport:
+    hints: list[Hint] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
 
-    def process(self, changes: Sequence[RowChange]) -> list[Hint]:
-        """Send what a batch of row changes requires; returns the hints sent."""
-        hints = [h for c in changes if c.new is not None and (h := hint_needed(c.old, c.new)) is not None]
-        if hints:
-            self.hints.send(hints)
-        return hints
+
+class Outbox:
+    def __init__(self, hints: HintQueues, events: EventBus, graph: TaskGraph) -> None:
+        self.hints = hints
+        self.events = events
+        self.graph = graph
+
+    def process(self, changes: Sequence[RowChange], time_left: Callable[[], float]) -> OutboxReport:
+        report = OutboxReport()
+        resolved: list[tuple[Task, TaskState]] = []
+        for c in changes:
+            if c.new is None:
+                continue  # a row removed by TTL: nothing to announce
+            hint = hint_needed(c.old, c.new)
+            if hint is not None:
+                report.hints.append(hint)
+            report.events += task_events(c.old, c.new)
+            state = resolution(c.old, c.new)
+            if state is not None:
+                resolved.append((c.new, state))
+        if report.hints:
+            self.hints.send(report.hints)
+        report.events += self.graph.resolved_for_good([t for t, _ in resolved])
+        if report.events:
+            self.events.publish(report.events)
+        for task, state in resolved:
+            if task.has_dependents:
+                report.released += self.graph.release(task.task_id, state, None, time_left).released
+        return report

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..domain.dispatch import Hint
+from ..domain.events import Event
+from ..domain.graph import TaskGroup
 from ..domain.model import Task, TaskState
 from ..domain.transitions import RunPatch
 
@@ -30,7 +32,11 @@ class Page:
 class TaskStore(Protocol):
     def get(self, task_id: str) -> Task | None: ...
 
-    def get_many(self, task_ids: Sequence[str]) -> dict[str, Task]: ...
+    def get_many(self, task_ids: Sequence[str], consistent: bool = False) -> dict[str, Task]: ...
+
+    def group_page(self, task_group_id: str, limit: int, continuation: str | None) -> tuple[list[str], str | None]: ...
+
+    def mark_has_dependents(self, task_ids: Sequence[str]) -> None: ...
 
     def create(self, task: Task) -> Task | None:
         """Insert a new task; if the id is taken, return the stored task instead."""
@@ -47,6 +53,42 @@ class TaskStore(Protocol):
 
     def due(self, now: datetime, limit: int) -> list[str]:
         """Ids of tasks the sweeper must look at by `now`."""
+
+
+class GraphStore(Protocol):
+    def group(self, task_group_id: str, consistent: bool = False) -> TaskGroup | None: ...
+
+    def ensure_group(self, task_group_id: str, scheduler_id: str, expires: datetime) -> TaskGroup | None: ...
+
+    def seal_group(self, group: TaskGroup) -> None: ...
+
+    def add_member(self, task_group_id: str, task_id: str, expires: datetime) -> None: ...
+
+    def remove_members(self, members: Iterable[tuple[str, str]]) -> None: ...
+
+    def has_members(self, task_group_id: str) -> bool: ...
+
+    def add_edges(self, dependent_id: str, requires: str, required_ids: Sequence[str], expires: datetime) -> None: ...
+
+    def delete_edges(self, dependent_id: str, required_ids: Sequence[str]) -> None: ...
+
+    def satisfy(self, dependent_id: str, required_ids: Sequence[str]) -> None: ...
+
+    def requirements(self, dependent_id: str, limit: int | None = None) -> list[str]: ...
+
+    def dependents(
+        self, required_id: str, limit: int, continuation: str | None
+    ) -> tuple[list[tuple[str, str]], str | None]: ...
+
+
+class EventBus(Protocol):
+    def publish(self, events: Sequence[Event]) -> None: ...
+
+
+class ReleaseQueue(Protocol):
+    """Where a dependency release too big for one invocation continues (services/graph.py)."""
+
+    def enqueue(self, jobs: Sequence[dict[str, Any]]) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,7 @@
 """Queue use cases: the task lifecycle behind Queue v1's endpoints.
 
-Every change goes through `_transition`: read the row, apply a pure transition, write it back
-guarded by the version read. A lost race re-reads and re-decides, so a repeat of something
-already done is success and anything else is the domain's 409 (invariants 2 and 3).
+Every change is a `transition` (services/transition.py) — or, on the hot path, a guarded patch
+that needs no read — and so one conditional write.
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,47 +19,31 @@ from ..domain.definition import new_task, normalize, same_definition
 from ..domain.errors import InputError, InputTooLarge, RequestConflict, ResourceNotFound
 from ..domain.model import ReasonResolved, Task, TaskState, Worker
 from ..domain.transitions import RunPatch
+from .graph import TaskGraph
 from .ports import HintQueues, Page, TaskStore
+from .transition import Transitioned, load, transition
 
-MAX_ATTEMPTS = 10
 CLAIM_CONCURRENCY = 16  # claims claimWork makes at once
 CLAIM_MARGIN = 2.0  # seconds: claimWork starts no claim this close to its request's end
 
 
-@dataclass(frozen=True)
-class Transitioned:
-    task: Task
-    changed: bool
-
-
 class QueueService:
-    def __init__(self, store: TaskStore, hints: HintQueues, clock: Clock, settings: Settings) -> None:
+    def __init__(self, store: TaskStore, hints: HintQueues, graph: TaskGraph, clock: Clock, settings: Settings) -> None:
         self.store = store
         self.hints = hints
+        self.graph = graph
         self.clock = clock
         self.settings = settings
         self._pool = ThreadPoolExecutor(max_workers=CLAIM_CONCURRENCY, thread_name_prefix="claim")
 
     # --- plumbing ------------------------------------------------------------------------------
     def _load(self, task_id: str) -> Task:
-        task = self.store.get(task_id)
-        if task is None:
-            raise ResourceNotFound(f"Task {task_id} not found", taskId=task_id)
-        return task
+        return load(self.store, task_id)
 
     def transition(
         self, task_id: str, step: Callable[[Task, datetime], Task], task: Task | None = None
     ) -> Transitioned:
-        for _ in range(MAX_ATTEMPTS):
-            current = task or self._load(task_id)
-            task = None
-            new = step(current, self.clock.now())
-            if new is current:
-                return Transitioned(current, False)
-            saved = self.store.save(new, current.version)
-            if saved is not None:
-                return Transitioned(saved, True)
-        raise RequestConflict(f"Task {task_id} is changing too fast; try again", taskId=task_id)
+        return transition(self.store, self.clock, task_id, step, task)
 
     def _patch(self, task_id: str, patch: RunPatch, step: Callable[[Task, datetime], Task]) -> Transitioned:
         """The hot path: one blind conditional write; the careful path only if its guard fails."""
@@ -74,22 +56,33 @@ class QueueService:
     def create_task(self, task_id: str, body: dict[str, Any]) -> Task:
         now = self.clock.now()
         definition = normalize(task_id, body, now, self.settings.max_task_deadline_days)
-        if definition["dependencies"]:
-            # Dependencies are released by the dependency tracker (issue #3), not yet built.
-            raise InputError(
-                "Task dependencies are not supported by this deployment yet", dependencies=definition["dependencies"]
-            )
         size = len(json.dumps(definition, separators=(",", ":")).encode())
         if size > self.settings.max_definition_bytes:
             raise InputTooLarge(
                 f"Task definition is {size} bytes; the limit is {self.settings.max_definition_bytes}", taskId=task_id
             )
-        task = transitions.schedule(new_task(task_id, definition), now)
+        task = new_task(task_id, definition)
+        if definition["dependencies"]:
+            # Edges are written before the row, so look for an existing task first: a refused
+            # (conflicting) create must not leave edges behind on someone else's task.
+            existing = self.store.get(task_id)
+            if existing is not None:
+                return self._repeat(existing, definition)
+        self.graph.admit(task)
+        if not definition["dependencies"] or not self.graph.link(task):
+            task = transitions.schedule(task, now)
         existing = self.store.create(task)
-        if existing is None:
-            return task
+        if existing is not None:
+            return self._repeat(existing, definition)
+        self.graph.graph.add_member(task.task_group_id, task_id, task.expires)
+        return self.graph.settle(task)
+
+    def _repeat(self, existing: Task, definition: dict[str, Any]) -> Task:
+        """createTask for a taskId in use: the same definition is an idempotent success."""
         if not same_definition(existing, definition):
-            raise RequestConflict("taskId already used by another task", taskId=task_id)
+            raise RequestConflict("taskId already used by another task", taskId=existing.task_id)
+        if not existing.ever_resolved:
+            self.graph.graph.add_member(existing.task_group_id, existing.task_id, existing.expires)
         return existing
 
     def task(self, task_id: str) -> Task:

@@ -3,6 +3,7 @@
 It finds due tasks through the sparse `byDue` index and applies `transitions.expire` (claim
 expiry with retry, deadline-exceeded) or `transitions.redispatch` with the same version-guarded
 write as any API call, so two sweeps at once, or a sweep racing a worker, resolve each task once.
+A redispatch of an unscheduled task re-checks its dependencies (a release may have been lost).
 Each tick handles at most `sweep_batch` tasks; what is left is due again at the next tick.
 """
 
@@ -13,7 +14,7 @@ from datetime import datetime
 
 from ..domain import transitions
 from ..domain.errors import RequestConflict, ResourceNotFound
-from ..domain.model import Task
+from ..domain.model import Task, TaskState
 from .queue import QueueService
 
 
@@ -44,4 +45,6 @@ class Sweeper:
                 continue  # expired and deleted, or contended: the next tick sees it again
             if result.changed:
                 report.changed.append(task_id)
+                if result.task.state is TaskState.UNSCHEDULED:
+                    self.queue.graph.recheck(result.task)
         return report

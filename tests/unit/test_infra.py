@@ -22,6 +22,7 @@ from moto import mock_aws
 
 from chalicelib.adapters.hint_queues import SqsHintQueues, dlq_name
 from chalicelib.adapters.tables import all_tables
+from chalicelib.config import Settings
 from chalicelib.domain.dispatch import Hint, queue_name
 from infra import template
 from tests.harness import Harness
@@ -65,7 +66,9 @@ def test_every_table_is_exactly_what_all_tables_derives_from_the_models(stage: s
     table_name = stage_env(stage)["TASKQUEUE_TASKS_TABLE"]
     resources = merge_template(stage)["Resources"]
     tables = {r["Properties"]["TableName"]: r for r in resources.values() if r.get("Type") == "AWS::DynamoDB::Table"}
-    expected = all_tables(table_name, REGION)
+    env = stage_env(stage)
+    expected = all_tables(Settings(tasks_table=table_name, graph_table=env.get("TASKQUEUE_GRAPH_TABLE",
+                                                                             Settings().graph_table), region=REGION))
 
     assert sorted(tables) == sorted(params["TableName"] for params, _ in expected)
     for params, ttl_attribute in expected:
@@ -88,7 +91,7 @@ def test_tasks_table_is_named_by_the_stage_and_kept_when_the_stack_goes(stage: s
 
 
 def test_a_create_table_parameter_infra_cannot_express_is_an_error() -> None:
-    (params, ttl_attribute), *_ = all_tables("t", REGION)
+    (params, ttl_attribute), *_ = all_tables(Settings(tasks_table="t", region=REGION))
     with pytest.raises(ValueError, match="SSESpecification"):
         template.table_resource({**params, "SSESpecification": {"Enabled": True}}, ttl_attribute)
 
@@ -256,7 +259,7 @@ def test_policy_grants_no_wildcard_actions_and_no_account_wide_resources_beyond_
     for statement in POLICY["Statement"]:
         actions = as_list(statement["Action"])
         assert all("*" not in a for a in actions)
-        assert {a.split(":")[0] for a in actions} <= {"dynamodb", "sqs", "logs"}
+        assert {a.split(":")[0] for a in actions} <= {"dynamodb", "sqs", "logs", "events"}
         if "*" in as_list(statement["Resource"]):
             # These actions have no resource-level permissions in IAM.
             assert set(actions) <= {"dynamodb:ListStreams", "sqs:ListQueues"}
@@ -305,6 +308,9 @@ def iam_requests(service: str, operation: str, params: dict[str, Any]) -> list[t
         if "QueueName" in params:
             return [(action, f"arn:aws:sqs:{REGION}:{ACCOUNT}:{params['QueueName']}")]
         return [(action, "*")]
+    if service == "events" and operation == "PutEvents":
+        buses = {e.get("EventBusName", "default") for e in params["Entries"]}
+        return [("events:PutEvents", f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{b}") for b in sorted(buses)]
     raise AssertionError(f"the code calls {service}:{operation}: add it to .chalice/policy.json and to this test")
 
 

@@ -1,0 +1,146 @@
+"""The graph table: task groups, their unresolved members, and dependency edges (tables.py).
+
+Every fact is its own small item, written or deleted idempotently; the questions that decide
+something ("is anything left?") are strongly consistent queries of one partition.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from pynamodb.exceptions import UpdateError
+
+from ..domain.errors import InputError
+from ..domain.graph import TaskGroup
+from ..domain.model import format_date, parse_date
+from .tables import GraphRow
+
+CONDITION_FAILED = "ConditionalCheckFailedException"
+GROUP_SK = "-"
+
+
+def _token(key: dict[str, Any] | None) -> str | None:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode() if key else None
+
+
+def _start(token: str | None) -> dict[str, Any] | None:
+    if not token:
+        return None
+    try:
+        start = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except ValueError:
+        start = None
+    if not isinstance(start, dict):
+        raise InputError(f"Invalid continuationToken {token!r}")
+    return start
+
+
+def _ttl(expires: datetime) -> int:
+    return int(expires.timestamp())
+
+
+class DynamoGraphStore:
+    def __init__(self, model: type[GraphRow]) -> None:
+        self._model = model
+
+    # --- groups --------------------------------------------------------------------------------
+    def group(self, task_group_id: str, consistent: bool = False) -> TaskGroup | None:
+        try:
+            row = self._model.get(f"group#{task_group_id}", GROUP_SK, consistent_read=consistent)
+        except self._model.DoesNotExist:
+            return None
+        return TaskGroup(
+            task_group_id,
+            row.schedulerId or "-",
+            parse_date(row.expires or "1970-01-01T00:00:00.000Z"),
+            parse_date(row.sealed) if row.sealed else None,
+        )
+
+    def ensure_group(self, task_group_id: str, scheduler_id: str, expires: datetime) -> TaskGroup | None:
+        """Create the group, or extend its expiry; None if it exists with another schedulerId
+        or is sealed or already lives long enough (the caller re-reads to tell which)."""
+        m = self._model
+        row = m(f"group#{task_group_id}", GROUP_SK)
+        condition = m.pk.does_not_exist() | (
+            (m.schedulerId == scheduler_id) & m.sealed.does_not_exist() & (m.expires < format_date(expires))
+        )
+        try:
+            row.update(
+                actions=[
+                    m.schedulerId.set(scheduler_id),
+                    m.expires.set(format_date(expires)),
+                    m.ttl.set(_ttl(expires)),
+                ],
+                condition=condition,
+            )
+        except UpdateError as e:
+            if e.cause_response_code == CONDITION_FAILED:
+                return None
+            raise
+        return TaskGroup(task_group_id, scheduler_id, expires)
+
+    def seal_group(self, group: TaskGroup) -> None:
+        assert group.sealed is not None
+        m = self._model
+        row = m(f"group#{group.task_group_id}", GROUP_SK)
+        try:
+            row.update(actions=[m.sealed.set(format_date(group.sealed))], condition=m.sealed.does_not_exist())
+        except UpdateError as e:
+            if e.cause_response_code != CONDITION_FAILED:
+                raise
+
+    # --- unresolved members --------------------------------------------------------------------
+    def add_member(self, task_group_id: str, task_id: str, expires: datetime) -> None:
+        self._model(f"active#{task_group_id}", task_id, ttl=_ttl(expires)).save()
+
+    def remove_members(self, members: Iterable[tuple[str, str]]) -> None:
+        with self._model.batch_write() as batch:
+            for task_group_id, task_id in dict.fromkeys(members):  # a batch may not name an item twice
+                batch.delete(self._model(f"active#{task_group_id}", task_id))
+
+    def has_members(self, task_group_id: str) -> bool:
+        """Strongly consistent: is any task of the group not yet resolved for good?"""
+        return any(True for _ in self._model.query(f"active#{task_group_id}", limit=1, consistent_read=True))
+
+    # --- dependency edges ----------------------------------------------------------------------
+    def add_edges(self, dependent_id: str, requires: str, required_ids: Sequence[str], expires: datetime) -> None:
+        ttl = _ttl(expires)
+        with self._model.batch_write() as batch:
+            for required_id in required_ids:
+                batch.save(self._model(f"dependents#{required_id}", dependent_id, requires=requires, ttl=ttl))
+                batch.save(self._model(f"requires#{dependent_id}", required_id, ttl=ttl))
+
+    def delete_edges(self, dependent_id: str, required_ids: Sequence[str]) -> None:
+        with self._model.batch_write() as batch:
+            for required_id in required_ids:
+                batch.delete(self._model(f"dependents#{required_id}", dependent_id))
+                batch.delete(self._model(f"requires#{dependent_id}", required_id))
+
+    def satisfy(self, dependent_id: str, required_ids: Sequence[str]) -> None:
+        """Mark edges satisfied: their requirement items go (deleting twice is harmless)."""
+        if len(required_ids) == 1:
+            self._model(f"requires#{dependent_id}", required_ids[0]).delete()
+            return
+        with self._model.batch_write() as batch:
+            for required_id in dict.fromkeys(required_ids):
+                batch.delete(self._model(f"requires#{dependent_id}", required_id))
+
+    def requirements(self, dependent_id: str, limit: int | None = None) -> list[str]:
+        """Strongly consistent: the dependencies of `dependent_id` not yet satisfied."""
+        rows = self._model.query(f"requires#{dependent_id}", limit=limit, consistent_read=True)
+        return [r.sk for r in rows]
+
+    def dependents(
+        self, required_id: str, limit: int, continuation: str | None
+    ) -> tuple[list[tuple[str, str]], str | None]:
+        """A page of (dependent taskId, requires) of `required_id`, ordered by dependent taskId."""
+        result = self._model.query(
+            f"dependents#{required_id}", limit=limit, last_evaluated_key=_start(continuation), page_size=limit
+        )
+        page = [(r.sk, r.requires or "all-completed") for r in result]
+        last = result.last_evaluated_key
+        return page, (_token(last) if last and len(page) >= limit else None)

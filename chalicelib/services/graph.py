@@ -1,0 +1,265 @@
+"""Task graphs: task groups and dependencies (Taskcluster's dependency tracker).
+
+Creating a task with dependencies writes one edge pair per dependency (a `dependents#` item
+for listing and release, a `requires#` item while unsatisfied), *before* the task row, so a
+dependency resolving meanwhile always finds the edge. When a task resolves for good, each of
+its dependents' edges is satisfied by deleting the requirement (idempotent), and a dependent
+whose strongly consistent requirement list is empty is scheduled with the usual conditional
+write. Release walks dependents in pages and stops before its time runs out, handing the rest
+on (`ReleaseQueue`); the sweeper re-checks unscheduled dependents, so none is ever stranded.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..domain import transitions
+from ..domain.errors import InputError, RequestConflict, ResourceNotFound
+from ..domain.events import Event, group_event
+from ..domain.graph import TaskGroup, check_membership, group_expiry_for, satisfied_by, satisfies, seal
+from ..domain.model import ACTIVE_STATES, Task, TaskState, format_date
+from .ports import EventBus, GraphStore, ReleaseQueue, TaskStore
+from .transition import Transitioned, transition
+
+GROUP_CACHE_SECONDS = 10.0  # how long a process trusts a group it checked (sealing is advisory)
+RELEASE_PAGE = 100
+RELEASE_MARGIN = 5.0  # seconds of an invocation left when release hands on what remains
+BATCH_GET = 100
+
+
+@dataclass
+class ReleaseReport:
+    released: list[str] = field(default_factory=list)  # dependents scheduled
+    satisfied: int = 0  # edges satisfied
+    continuation: str | None = None  # where release stopped, if it did
+
+
+class TaskGraph:
+    def __init__(
+        self, store: TaskStore, graph: GraphStore, events: EventBus, releases: ReleaseQueue, clock: Any
+    ) -> None:
+        self.store = store
+        self.graph = graph
+        self.events = events
+        self.releases = releases
+        self.clock = clock
+        self._groups: dict[str, tuple[float, TaskGroup]] = {}
+        self._lock = threading.Lock()
+
+    # --- createTask ----------------------------------------------------------------------------
+    def admit(self, task: Task) -> None:
+        """The group check createTask makes before inserting (reference §1.2 step 7)."""
+        gid = task.task_group_id
+        needed = group_expiry_for(task)
+        with self._lock:
+            cached = self._groups.get(gid)
+        if cached and time.monotonic() - cached[0] < GROUP_CACHE_SECONDS and cached[1].expires >= needed:
+            check_membership(cached[1], task)
+            return
+        group = self.graph.ensure_group(gid, task.scheduler_id, needed)
+        if group is None:  # it exists: another scheduler, sealed, or already long-lived enough
+            group = self.graph.group(gid, consistent=True)
+            if group is None:
+                raise RequestConflict(f"Task group {gid} changed while joining it; try again", taskGroupId=gid)
+            check_membership(group, task)
+        with self._lock:
+            self._groups[gid] = (time.monotonic(), group)
+
+    def link(self, task: Task) -> list[str]:
+        """Record a new task's dependencies; return those not yet satisfied.
+
+        Missing dependencies, or ones expiring before this task's deadline, are refused (and the
+        edges just written removed): a dependency defined later must not trigger someone else's task.
+        """
+        deps: list[str] = task.definition["dependencies"]
+        requires: str = task.definition["requires"]
+        expires = task.expires
+        self.graph.add_edges(task.task_id, requires, deps, expires)
+        others = [d for d in deps if d != task.task_id]
+        found: dict[str, Task] = {}
+        for i in range(0, len(others), BATCH_GET):
+            found.update(self.store.get_many(others[i : i + BATCH_GET], consistent=True))
+        missing = [d for d in others if d not in found]
+        expiring = [d for d in others if d in found and found[d].expires < task.deadline]
+        if missing or expiring:
+            self.graph.delete_edges(task.task_id, deps)
+            raise InputError(
+                "Task dependencies must exist and must not expire before the task's deadline",
+                dependencies=deps,
+                missingTaskDependencies=missing,
+                expiringTaskDependencies=expiring,
+            )
+        self.store.mark_has_dependents(others)
+        done = [d for d in others if satisfied_by(found[d], requires)]
+        if done:
+            self.graph.satisfy(task.task_id, done)
+        done_set = set(done)
+        return [d for d in deps if d not in done_set]
+
+    def settle(self, task: Task) -> Task:
+        """After inserting an unscheduled task: release it if its last requirement went meanwhile."""
+        if (
+            task.state is TaskState.UNSCHEDULED
+            and task.definition["dependencies"]
+            and not self.graph.requirements(task.task_id, limit=1)
+        ):
+            return self._schedule(task.task_id).task
+        return task
+
+    def _schedule(self, task_id: str) -> Transitioned:
+        def step(t: Task, now: datetime) -> Task:
+            try:
+                return transitions.schedule(t, now)
+            except RequestConflict:
+                return t  # past its deadline: the sweeper resolves it
+
+        return transition(self.store, self.clock, task_id, step)
+
+    # --- resolution ----------------------------------------------------------------------------
+    def release(
+        self, task_id: str, resolved: TaskState, continuation: str | None, time_left: Callable[[], float]
+    ) -> ReleaseReport:
+        """Satisfy the edges of `task_id`'s dependents that its resolution satisfies, a page at a time."""
+        report = ReleaseReport()
+        cursor = continuation
+        while True:
+            page, cursor = self.graph.dependents(task_id, RELEASE_PAGE, cursor)
+            for dependent_id, requires in page:
+                if not satisfies(resolved, requires):
+                    continue  # e.g. all-completed and it failed: the dependent waits (or times out)
+                self.graph.satisfy(dependent_id, [task_id])
+                report.satisfied += 1
+                if not self.graph.requirements(dependent_id, limit=1):
+                    try:
+                        if self._schedule(dependent_id).changed:
+                            report.released.append(dependent_id)
+                    except ResourceNotFound:
+                        pass  # an edge left by a createTask that failed: nothing to release
+            if cursor is None:
+                return report
+            if time_left() < RELEASE_MARGIN:
+                report.continuation = cursor
+                self.releases.enqueue([{"taskId": task_id, "resolved": resolved.value, "continuation": cursor}])
+                return report
+
+    def resolved_for_good(self, tasks: Sequence[Task]) -> list[Event]:
+        """Tasks resolved for good leave their groups' unresolved sets; emptied groups are resolved."""
+        if not tasks:
+            return []
+        self.graph.remove_members([(t.task_group_id, t.task_id) for t in tasks])
+        events = []
+        for gid in dict.fromkeys(t.task_group_id for t in tasks):
+            if not self.graph.has_members(gid):
+                group = self.graph.group(gid)
+                if group is not None:
+                    events.append(
+                        group_event(
+                            "task-group-resolved", gid, group.scheduler_id, format_date(group.expires), _sealed(group)
+                        )
+                    )
+        return events
+
+    def recheck(self, task: Task) -> Task:
+        """The sweeper's backstop for an unscheduled dependent: settle what a lost release missed."""
+        remaining = self.graph.requirements(task.task_id)
+        others = [d for d in remaining if d != task.task_id]
+        found: dict[str, Task] = {}
+        for i in range(0, len(others), BATCH_GET):
+            found.update(self.store.get_many(others[i : i + BATCH_GET], consistent=True))
+        done = [d for d in others if d in found and satisfied_by(found[d], task.definition["requires"])]
+        if done:
+            self.graph.satisfy(task.task_id, done)
+        if set(remaining) - set(done):
+            return task
+        return self._schedule(task.task_id).task
+
+    # --- task groups ---------------------------------------------------------------------------
+    def group(self, task_group_id: str) -> TaskGroup:
+        group = self.graph.group(task_group_id, consistent=True)
+        if group is None or group.expires <= self.clock.now():
+            raise ResourceNotFound(f"Task group {task_group_id} not found", taskGroupId=task_group_id)
+        return group
+
+    def seal_group(self, task_group_id: str) -> TaskGroup:
+        group = seal(self.group(task_group_id), self.clock.now())
+        self.graph.seal_group(group)
+        with self._lock:
+            self._groups.pop(task_group_id, None)  # other processes notice within GROUP_CACHE_SECONDS
+        group = self.group(task_group_id)  # the first seal wins
+        self.events.publish(
+            [
+                group_event(
+                    "task-group-sealed", task_group_id, group.scheduler_id, format_date(group.expires), _sealed(group)
+                )
+            ]
+        )
+        return group
+
+    def members(self, task_group_id: str, limit: int, continuation: str | None) -> tuple[list[Task], str | None]:
+        ids, token = self.store.group_page(task_group_id, limit, continuation)
+        found = self.store.get_many(ids)
+        return [found[i] for i in ids if i in found], token
+
+    def all_members(self, task_group_id: str) -> list[Task]:
+        tasks: list[Task] = []
+        token: str | None = None
+        while True:
+            page, token = self.members(task_group_id, 1000, token)
+            tasks += page
+            if token is None:
+                return tasks
+
+    def cancel_group(self, task_group_id: str) -> tuple[int, list[str]]:
+        """Cancel every unresolved, not-yet-past-deadline member of a sealed group."""
+        group = self.group(task_group_id)
+        if group.sealed is None:
+            raise RequestConflict(f"Task group {task_group_id} must be sealed before it can be cancelled")
+        members = self.all_members(task_group_id)
+        now = self.clock.now()
+        cancelled = []
+        for task in members:
+            if task.deadline <= now or not (task.state in ACTIVE_STATES or task.state is TaskState.UNSCHEDULED):
+                continue
+            result = transition(self.store, self.clock, task.task_id, _cancel_unless_done)
+            if result.changed:
+                cancelled.append(task.task_id)
+        return len(members), cancelled
+
+    def change_group_priority(self, task_group_id: str, new_priority: str) -> list[str]:
+        self.group(task_group_id)
+        changed = []
+        for task in self.all_members(task_group_id):
+
+            def step(t: Task, now: datetime) -> Task:
+                if t.ever_resolved or t.deadline <= now or t.priority == new_priority:
+                    return t
+                return transitions.change_priority(t, new_priority, now)
+
+            if transition(self.store, self.clock, task.task_id, step).changed:
+                changed.append(task.task_id)
+        return changed
+
+    # --- dependents ----------------------------------------------------------------------------
+    def dependents(self, task_id: str, limit: int, continuation: str | None) -> tuple[list[Task], str | None]:
+        page, token = self.graph.dependents(task_id, limit, continuation)
+        found = self.store.get_many([d for d, _ in page])
+        return [found[d] for d, _ in page if d in found], token
+
+
+def _cancel_unless_done(task: Task, now: datetime) -> Task:
+    try:
+        return transitions.cancel(task, now)
+    except RequestConflict:
+        return task
+
+
+def _sealed(group: TaskGroup) -> str | None:
+    return format_date(group.sealed) if group.sealed else None
+
+
+__all__ = ["ReleaseReport", "TaskGraph", "Transitioned"]
