@@ -7,6 +7,8 @@
    the stack): end-to-end with 1 and 4 clients, and pipelined with 4 producers + 4 consumers.
 3. Depth: createTask and claimWork latency on an empty task queue and with 10,000 pending.
 4. Readiness: seconds from `python -m chalicelib.local serve` to a ping answer.
+5. Graphs: dependency release for a fan-out (1 -> N) and a fan-in (N -> 1): requests per edge,
+   time from the last resolution to the dependents being pending, largest item written.
 Results are appended to bench/results/<date>-<commit>.json.
 """
 
@@ -58,13 +60,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller samples (a smoke run, not figures)")
     parser.add_argument("--skip-depth", action="store_true", help="skip the 10,000-pending depth benchmark")
+    parser.add_argument(
+        "--graph-size",
+        type=int,
+        default=1000,
+        help="edges of the fan-out and fan-in benchmarks (default 1000; 10000 takes ~8 minutes)",
+    )
     args = parser.parse_args(argv)
     n, depth = (100, 1000) if args.quick else (500, 10_000)
 
     from chalicelib.local.stack import EmbeddedStack, free_port
 
     from . import depth as depth_bench
-    from . import lifecycle, workload
+    from . import graph, lifecycle, workload
 
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -80,6 +88,19 @@ def main(argv: list[str] | None = None) -> int:
         stack.stop()
     for op, value in results["requests"]["requests_per_task"].items():
         print(f"   {op:32} {value:8.3f} / task")
+    print(f"== 5. graphs: fan-out and fan-in of {args.graph_size} edges", flush=True)
+    stack = EmbeddedStack(port=free_port())
+    stack.start()
+    try:
+        results["graph"] = graph.measure(stack, args.graph_size if not args.quick else 100)
+    finally:
+        stack.stop()
+    for g in results["graph"]:
+        print(
+            f"   {g['workload']:24} {g['requests_per_edge_total']:5.2f} requests/edge, last resolution -> pending "
+            f"{g['last_resolution_to_dependents_pending_s']} s, largest item {g['largest_item_bytes']} B",
+            flush=True,
+        )
     r = results["requests"]
     print(
         f"   total without stream polls: {sum(v for k, v in r['by_service'].items() if k != 'dynamodbstreams'):.2f}"

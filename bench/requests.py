@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,13 +18,16 @@ _lock = threading.Lock()
 
 
 @contextmanager
-def counting_requests() -> Iterator[Counter[tuple[str, str]]]:
+def counting_requests(ignore: Callable[[], bool] = lambda: False) -> Iterator[Counter[tuple[str, str]]]:
+    """Count requests made in this process while the block runs, except those made while
+    `ignore()` is true (the benchmark's own set-up calls, say)."""
     counts: Counter[tuple[str, str]] = Counter()
     original = BaseClient._make_api_call
 
     def counted(self: BaseClient, operation_name: str, api_params: Any) -> Any:
-        with _lock:
-            counts[(self.meta.service_model.service_name, operation_name)] += 1
+        if not ignore():
+            with _lock:
+                counts[(self.meta.service_model.service_name, operation_name)] += 1
         return original(self, operation_name, api_params)
 
     BaseClient._make_api_call = counted  # type: ignore[method-assign]

@@ -114,6 +114,15 @@ class DynamoGraphStore:
                 batch.save(self._model(f"dependents#{required_id}", dependent_id, requires=requires, ttl=ttl))
                 batch.save(self._model(f"requires#{dependent_id}", required_id, ttl=ttl))
 
+    def add_edges_many(self, edges: Iterable[tuple[str, str, Sequence[str], datetime]]) -> None:
+        """Bulk-load (dependent, requires, dependencies, expires) edges (benchmarks, not the API)."""
+        with self._model.batch_write() as batch:
+            for dependent_id, requires, required_ids, expires in edges:
+                for required_id in required_ids:
+                    ttl = _ttl(expires)
+                    batch.save(self._model(f"dependents#{required_id}", dependent_id, requires=requires, ttl=ttl))
+                    batch.save(self._model(f"requires#{dependent_id}", required_id, ttl=ttl))
+
     def delete_edges(self, dependent_id: str, required_ids: Sequence[str]) -> None:
         with self._model.batch_write() as batch:
             for required_id in required_ids:

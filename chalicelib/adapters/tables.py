@@ -11,8 +11,6 @@ The tasks table (one item per task, key `taskId`):
                 it carries takenUntil and deadline, so counts need no reads of the table)
   dueShard/dueAt   next time the sweeper must look (absent once resolved): index `byDue`
   ttl           `expires` in epoch seconds: DynamoDB's TTL garbage-collects expired tasks
-  hasDependents set once some task depends on this one: only then does its resolution look for
-                dependents (services/dependencies.py)
   index `byGroup` (taskGroupId, taskId) lists a task group's members.
 The stream (NEW_AND_OLD_IMAGES) is the outbox: see services/outbox.py.
 
@@ -28,7 +26,6 @@ from __future__ import annotations
 from typing import Any
 
 from pynamodb.attributes import (
-    BooleanAttribute,
     ListAttribute,
     MapAttribute,
     NumberAttribute,
@@ -109,7 +106,6 @@ class TaskRow(Model):
     queueSort = UnicodeAttribute(null=True)
     dueShard = UnicodeAttribute()
     dueAt = UnicodeAttribute(null=True)
-    hasDependents = BooleanAttribute(null=True)
 
     byQueue = ByQueueIndex()
     byDue = ByDueIndex()

@@ -40,7 +40,6 @@ def task_from_row(row: TaskRow) -> Task:
         runs=tuple(Run.from_json(r.as_dict()) for r in row.runs or []),
         version=int(row.version or 0),
         hint_seq=int(row.hintSeq or 0),
-        has_dependents=bool(row.hasDependents),
     )
 
 
@@ -89,18 +88,6 @@ class DynamoTaskStore:
         token = base64.urlsafe_b64encode(json.dumps(last).encode()).decode() if last and len(ids) >= limit else None
         return ids, token
 
-    def mark_has_dependents(self, task_ids: Sequence[str]) -> None:
-        """Flag tasks that now have dependents; the flag never changes their version or status."""
-        m = self._model
-        for task_id in task_ids:
-            try:
-                m(task_id).update(actions=[m.hasDependents.set(True)], condition=m.taskId.exists(),
-                                  add_version_condition=False)
-            except UpdateError as e:
-                if e.cause_response_code != CONDITION_FAILED:
-                    raise
-
-    # --- writes --------------------------------------------------------------------------------
     def _shard(self, task_id: str) -> str:
         return str(int(hashlib.sha256(task_id.encode()).hexdigest()[:8], 16) % self._shards)
 
@@ -118,9 +105,9 @@ class DynamoTaskStore:
             "dueAt": format_date(due) if due else None,
         }
 
-    def create(self, task: Task) -> Task | None:
+    def _row(self, task: Task, version: int = 1) -> TaskRow:
         d = task.definition
-        row = self._model(
+        return self._model(
             task.task_id,
             definition=json.dumps(d, separators=(",", ":")),
             taskQueueId=d["taskQueueId"],
@@ -130,10 +117,13 @@ class DynamoTaskStore:
             deadline=d["deadline"],
             expires=d["expires"],
             ttl=int(parse_date(d["expires"]).timestamp()),
-            version=1,
+            version=version,
             dueShard=self._shard(task.task_id),
             **self._status_values(task),
         )
+
+    def create(self, task: Task) -> Task | None:
+        row = self._row(task)
         try:
             row.save(condition=self._model.taskId.does_not_exist(), add_version_condition=False)
         except PutError as e:
@@ -144,6 +134,12 @@ class DynamoTaskStore:
                 return self.create(task)
             return existing
         return None
+
+    def put_many(self, tasks: Sequence[Task]) -> None:
+        """Bulk-load rows as they are, unconditionally (benchmarks and imports, not the API)."""
+        with self._model.batch_write() as batch:
+            for task in tasks:
+                batch.save(self._row(task, version=task.version + 1))
 
     def save(self, task: Task, expected_version: int) -> Task | None:
         m = self._model

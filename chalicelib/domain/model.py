@@ -163,7 +163,6 @@ class Task:
     runs: tuple[Run, ...] = ()
     version: int = 0
     hint_seq: int = 0
-    has_dependents: bool = False  # some task depends on this one (its resolution releases them)
 
     # --- derived views -------------------------------------------------------------------------
     @property

@@ -12,10 +12,11 @@ moto's observable behaviour and removes work that grows with queue depth or stre
 
 6. DynamoDB item responses went through moto's generic, shape-walking serializer, although they
    already are DynamoDB's wire JSON.
+7. A query of one partition of a table sorted every item of the table to find it.
 
 And one for fidelity rather than speed:
 
-7. moto's DynamoDB applies a write without a lock: two threads can both pass the same
+8. moto's DynamoDB applies a write without a lock: two threads can both pass the same
    condition, and a read can see half an update. DynamoDB never allows either, and our
    invariants rest on that: item operations are serialised here.
 """
@@ -159,7 +160,38 @@ def apply() -> None:
 
     DynamoResult.execute_result = execute_result  # type: ignore[method-assign]
 
-    # 7. Item operations are atomic in DynamoDB: make them so in moto.
+    # 7. Base-table queries look at their partition only.
+    table_cls = ddb_table.Table
+    partition = threading.local()
+    every_item = table_cls.all_items
+    whole_query = table_cls.query
+
+    def all_items(self: Any) -> Any:
+        wanted = getattr(partition, "key", None)
+        if wanted is None or wanted[0] is not self:
+            return every_item(self)
+        found = self.items.get(wanted[1])  # .get: `items` is a defaultdict
+        if found is None:
+            return []
+        if not self.range_key_attr:
+            return [found]
+        # Sorted by plain values, not DynamoType comparisons: moto's own sort then finds it sorted.
+        return sorted(found.values(), key=lambda item: item.range_key.cast_value)
+
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+        if index_name is not None or hash_key is None:
+            return whole_query(self, hash_key, *args, **kwargs)
+        partition.key = (self, hash_key)
+        try:
+            return whole_query(self, hash_key, *args, **kwargs)
+        finally:
+            partition.key = None
+
+    table_cls.all_items = all_items  # type: ignore[method-assign]
+    table_cls.query = query  # type: ignore[method-assign]
+
+    # 8. Item operations are atomic in DynamoDB: make them so in moto.
     from moto.dynamodb.models import DynamoDBBackend
 
     write_lock = threading.RLock()

@@ -72,6 +72,7 @@ class EventPump:
     schedule_every: float = 60.0
     _shards: list[_Shard] = field(default_factory=list)
     _last_tick: float = 0.0
+    idle_since: float = 0.0  # time.monotonic() when a pass last found nothing to deliver
 
     def _context(self, name: str) -> LambdaContext:
         return LambdaContext(function_name=name, memory_size=512, max_runtime_ms=900_000)
@@ -190,4 +191,5 @@ class EventPump:
                 busy = 0
                 stop.wait(1.0)
             if not busy:
+                self.idle_since = time.monotonic()
                 stop.wait(idle_sleep)

@@ -68,6 +68,7 @@ class EmbeddedStack:
     _server: Any = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
+    _pump: Any = None
 
     @property
     def root_url(self) -> str:
@@ -120,6 +121,7 @@ class EmbeddedStack:
             table_for_stream=lambda arn: settings.tasks_table,
             schedule_every=settings.sweep_interval,
         )
+        self._pump = pump
         config = CLIFactory(str(PROJECT_DIR)).create_config_obj(chalice_stage_name="dev")
         self._server = local_server(app, config, self.host, self.port)
         self._threads = [
@@ -129,6 +131,10 @@ class EmbeddedStack:
         for t in self._threads:
             t.start()
         wait_for(f"{self.root_url}/api/queue/v1/ping", 30)
+
+    def pump_idle_since(self) -> float:
+        """When the event pump last found nothing to deliver (time.monotonic())."""
+        return float(self._pump.idle_since) if self._pump is not None else 0.0
 
     def wait(self) -> None:
         """Block until stop() is called (e.g. from a signal handler)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,6 +29,7 @@ from .transition import Transitioned, transition
 
 GROUP_CACHE_SECONDS = 10.0  # how long a process trusts a group it checked (sealing is advisory)
 RELEASE_PAGE = 100
+RELEASE_CONCURRENCY = 16
 RELEASE_MARGIN = 5.0  # seconds of an invocation left when release hands on what remains
 BATCH_GET = 100
 
@@ -50,6 +52,8 @@ class TaskGraph:
         self.clock = clock
         self._groups: dict[str, tuple[float, TaskGroup]] = {}
         self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=RELEASE_CONCURRENCY, thread_name_prefix="release")
+        self._outer = ThreadPoolExecutor(max_workers=RELEASE_CONCURRENCY, thread_name_prefix="releases")
 
     # --- createTask ----------------------------------------------------------------------------
     def admit(self, task: Task) -> None:
@@ -94,7 +98,6 @@ class TaskGraph:
                 missingTaskDependencies=missing,
                 expiringTaskDependencies=expiring,
             )
-        self.store.mark_has_dependents(others)
         done = [d for d in others if satisfied_by(found[d], requires)]
         if done:
             self.graph.satisfy(task.task_id, done)
@@ -129,23 +132,38 @@ class TaskGraph:
         cursor = continuation
         while True:
             page, cursor = self.graph.dependents(task_id, RELEASE_PAGE, cursor)
-            for dependent_id, requires in page:
-                if not satisfies(resolved, requires):
-                    continue  # e.g. all-completed and it failed: the dependent waits (or times out)
-                self.graph.satisfy(dependent_id, [task_id])
+            # e.g. all-completed and it failed: those dependents wait (or time out at their deadline)
+            due = [dependent_id for dependent_id, requires in page if satisfies(resolved, requires)]
+            # Each edge is independent and idempotent: release them side by side.
+            for dependent_id, released in zip(
+                due, self._pool.map(lambda d: self._satisfy(d, task_id), due), strict=True
+            ):
                 report.satisfied += 1
-                if not self.graph.requirements(dependent_id, limit=1):
-                    try:
-                        if self._schedule(dependent_id).changed:
-                            report.released.append(dependent_id)
-                    except ResourceNotFound:
-                        pass  # an edge left by a createTask that failed: nothing to release
+                if released:
+                    report.released.append(dependent_id)
             if cursor is None:
                 return report
             if time_left() < RELEASE_MARGIN:
                 report.continuation = cursor
                 self.releases.enqueue([{"taskId": task_id, "resolved": resolved.value, "continuation": cursor}])
                 return report
+
+    def _satisfy(self, dependent_id: str, required_id: str) -> bool:
+        """Satisfy one edge; schedule the dependent if it was the last. True if it was scheduled."""
+        self.graph.satisfy(dependent_id, [required_id])
+        if self.graph.requirements(dependent_id, limit=1):
+            return False
+        try:
+            return self._schedule(dependent_id).changed
+        except ResourceNotFound:
+            return False  # an edge left by a createTask that failed: nothing to release
+
+    def release_all(self, resolved: Sequence[tuple[str, TaskState]], time_left: Callable[[], float]) -> list[str]:
+        """Release the dependents of many resolutions (a stream batch's) side by side."""
+        if len(resolved) <= 1:
+            return [d for task_id, state in resolved for d in self.release(task_id, state, None, time_left).released]
+        reports = self._outer.map(lambda r: self.release(r[0], r[1], None, time_left), resolved)
+        return [d for report in reports for d in report.released]
 
     def resolved_for_good(self, tasks: Sequence[Task]) -> list[Event]:
         """Tasks resolved for good leave their groups' unresolved sets; emptied groups are resolved."""

@@ -36,8 +36,6 @@ class TaskStore(Protocol):
 
     def group_page(self, task_group_id: str, limit: int, continuation: str | None) -> tuple[list[str], str | None]: ...
 
-    def mark_has_dependents(self, task_ids: Sequence[str]) -> None: ...
-
     def create(self, task: Task) -> Task | None:
         """Insert a new task; if the id is taken, return the stored task instead."""
 
