@@ -3,6 +3,7 @@
 from chalice import Chalice
 
 from chalicelib.handlers import observability
+from chalicelib.handlers.artifact_api import artifact_bp
 from chalicelib.handlers.events import events_bp
 from chalicelib.handlers.graph_api import graph_bp
 from chalicelib.handlers.queue_api import queue_bp
@@ -12,3 +13,4 @@ observability.install(app)
 app.register_blueprint(queue_bp)
 app.register_blueprint(events_bp)
 app.register_blueprint(graph_bp)
+app.register_blueprint(artifact_bp)

@@ -32,6 +32,9 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
 class Settings:
     tasks_table: str = "taskqueue-tasks"
     graph_table: str = "taskqueue-graph"
+    artifacts_table: str = "taskqueue-artifacts"
+    artifact_bucket: str = "taskqueue-artifacts"  # S3 bucket of s3 artifacts (public/ ones too)
+    artifact_max_days: int = 400  # longest life of an s3 artifact = the bucket's lifecycle backstop; 0: none
     event_bus: str = "taskqueue-events"
     queue_prefix: str = "taskqueue-"
     region: str = "us-east-1"
@@ -65,6 +68,9 @@ class Settings:
         return cls(
             tasks_table=env.get("TASKQUEUE_TASKS_TABLE", d.tasks_table),
             graph_table=env.get("TASKQUEUE_GRAPH_TABLE", d.graph_table),
+            artifacts_table=env.get("TASKQUEUE_ARTIFACTS_TABLE", d.artifacts_table),
+            artifact_bucket=env.get("TASKQUEUE_ARTIFACT_BUCKET", d.artifact_bucket),
+            artifact_max_days=_int(env, "TASKQUEUE_ARTIFACT_MAX_DAYS", d.artifact_max_days),
             event_bus=env.get("TASKQUEUE_EVENT_BUS", d.event_bus),
             queue_prefix=env.get("TASKQUEUE_QUEUE_PREFIX", d.queue_prefix),
             region=env.get("AWS_DEFAULT_REGION", env.get("AWS_REGION", d.region)),

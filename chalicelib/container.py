@@ -13,13 +13,16 @@ from dataclasses import dataclass
 import boto3
 from botocore.config import Config
 
+from .adapters.artifact_store import DynamoArtifactStore
 from .adapters.event_bus import EventBridgeBus, SqsReleaseQueue
 from .adapters.graph_store import DynamoGraphStore
 from .adapters.hint_queues import SqsHintQueues
-from .adapters.tables import TaskRow, graph_model, task_model
+from .adapters.s3 import S3Blobs
+from .adapters.tables import TaskRow, artifact_model, graph_model, task_model
 from .adapters.task_store import DynamoTaskStore
 from .clock import Clock, SystemClock
 from .config import Settings
+from .services.artifacts import ArtifactService
 from .services.graph import TaskGraph
 from .services.outbox import Outbox
 from .services.queue import QueueService
@@ -35,6 +38,7 @@ class Container:
     graph: TaskGraph
     outbox: Outbox
     sweeper: Sweeper
+    artifacts: ArtifactService
 
 
 def build(settings: Settings, clock: Clock | None = None) -> Container:
@@ -55,7 +59,15 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
     graph_store = DynamoGraphStore(graph_model(settings.graph_table, settings.region, host=endpoint))
     graph = TaskGraph(store, graph_store, bus, SqsReleaseQueue(sqs, settings.release_queue), clock)
     queue = QueueService(store, hints, graph, clock, settings)
-    return Container(settings, clock, model, queue, graph, Outbox(hints, bus, graph), Sweeper(queue))
+    # Presigned URLs must be SigV4 (boto3's default presigns SigV2-style); they use the endpoint
+    # clients reach: S3's on AWS, the stand-in's (AWS_ENDPOINT_URL) on the embedded stack.
+    s3 = boto3.client("s3", region_name=settings.region, config=boto_config.merge(Config(signature_version="s3v4")))
+    artifact_store = DynamoArtifactStore(
+        artifact_model(settings.artifacts_table, settings.region, host=endpoint), settings.due_shards
+    )
+    artifacts = ArtifactService(store, artifact_store, S3Blobs(s3), clock, settings)
+    sweeper = Sweeper(queue, artifacts)
+    return Container(settings, clock, model, queue, graph, Outbox(hints, bus, graph), sweeper, artifacts)
 
 
 _lock = threading.Lock()

@@ -2,8 +2,8 @@
 
 Chalice owns the functions, their roles, the REST API and the event sources; this module owns what
 Chalice cannot create (toolchain-notes §7): the tables, the dispatch dead-letter queue, the queue
-the tasks stream sets failed batches aside on, the alarms, and the stream event-source settings
-Chalice has no options for.
+the tasks stream sets failed batches aside on, the artifact bucket, the alarms, and the stream
+event-source settings Chalice has no options for.
 
 Nothing here is written by hand that exists elsewhere:
 - tables come from `all_tables(...)`, i.e. from the pynamodb models;
@@ -51,6 +51,10 @@ RELEASE_QUEUE_ID = "ReleaseQueue"
 RELEASE_DLQ_ID = "ReleaseDeadLetterQueue"
 RELEASE_VISIBILITY = 360  # SQS wants at least 6x the handler's timeout (60 s)
 EVENT_BUS_ID = "TaskEventBus"
+ARTIFACT_BUCKET_ID = "ArtifactBucket"
+ARTIFACT_BUCKET_POLICY_ID = "ArtifactBucketPolicy"
+# The functions that touch the bucket (presign, delete) get its generated name in their environment.
+ARTIFACT_FUNCTION_IDS = ("APIHandler", to_cfn_resource_name("sweeper"))
 ALARM_TOPIC_PARAM = "AlarmTopicArn"
 HAS_ALARM_TOPIC = "HasAlarmTopic"
 
@@ -83,6 +87,9 @@ class StageNames:
     queue_prefix: str
     graph_table: str
     event_bus: str
+    artifacts_table: str
+    artifact_bucket: str
+    artifact_max_days: int
 
     @property
     def dispatch_dlq(self) -> str:
@@ -120,7 +127,16 @@ def stage_names(stage: str, config_from_disk: dict[str, Any] | None = None) -> S
         env = Config(chalice_stage=stage, function_name=function, config_from_disk=disk).environment_variables
         settings = Settings.from_env(env)
         found.add(
-            StageNames(stage, settings.tasks_table, settings.queue_prefix, settings.graph_table, settings.event_bus)
+            StageNames(
+                stage,
+                settings.tasks_table,
+                settings.queue_prefix,
+                settings.graph_table,
+                settings.event_bus,
+                settings.artifacts_table,
+                settings.artifact_bucket,
+                settings.artifact_max_days,
+            )
         )
     if len(found) != 1:
         raise ValueError(f"stage {stage!r}: functions disagree on table or queue names: {found}")
@@ -204,6 +220,77 @@ def event_bus_resource(names: StageNames) -> dict[str, Any]:
     return {"Type": "AWS::Events::EventBus", "Properties": {"Name": names.event_bus}}
 
 
+def artifact_bucket_resources(names: StageNames) -> dict[str, Any]:
+    """The bucket of s3 artifacts, and its name in the environment of the functions that use it.
+
+    Private, `public/` artifacts included: every download URL the API hands out is presigned
+    (30 minutes), so Block Public Access stays fully on and no bucket policy grants reads. Whether
+    an artifact is public is then a question of scopes at the queue (issue 7: the anonymous role
+    holding `queue:get-artifact:public/*`), as in Taskcluster with `signPublicArtifactUrls`.
+    Bucket names are global: the stage's name is suffixed with the account and region.
+    """
+    rules: list[dict[str, Any]] = [
+        {
+            "Id": "abort-incomplete-uploads",
+            "Status": "Enabled",
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+        }
+    ]
+    if names.artifact_max_days > 0:
+        # The backstop behind the sweeper: createArtifact refuses s3 artifacts that would live
+        # longer than this after they were first created, so it never deletes a live one.
+        rules.append({"Id": "artifact-max-age", "Status": "Enabled", "ExpirationInDays": names.artifact_max_days})
+    bucket_arn = {"Fn::GetAtt": [ARTIFACT_BUCKET_ID, "Arn"]}
+    env_override = {
+        "Properties": {"Environment": {"Variables": {"TASKQUEUE_ARTIFACT_BUCKET": {"Ref": ARTIFACT_BUCKET_ID}}}}
+    }
+    return {
+        ARTIFACT_BUCKET_ID: {
+            "Type": "AWS::S3::Bucket",
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                "BucketName": {"Fn::Sub": names.artifact_bucket + "-${AWS::AccountId}-${AWS::Region}"},
+                "PublicAccessBlockConfiguration": {
+                    "BlockPublicAcls": True,
+                    "BlockPublicPolicy": True,
+                    "IgnorePublicAcls": True,
+                    "RestrictPublicBuckets": True,
+                },
+                "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+                "BucketEncryption": {
+                    "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+                },
+                "LifecycleConfiguration": {"Rules": rules},
+                # Browsers (e.g. a web UI) may fetch artifacts from the presigned URLs.
+                "CorsConfiguration": {
+                    "CorsRules": [{"AllowedMethods": ["GET", "HEAD"], "AllowedOrigins": ["*"], "MaxAge": 3000}]
+                },
+            },
+        },
+        ARTIFACT_BUCKET_POLICY_ID: {
+            "Type": "AWS::S3::BucketPolicy",
+            "Properties": {
+                "Bucket": {"Ref": ARTIFACT_BUCKET_ID},
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "DenyInsecureTransport",
+                            "Effect": "Deny",
+                            "Principal": "*",
+                            "Action": "s3:*",
+                            "Resource": [bucket_arn, {"Fn::Sub": "${" + ARTIFACT_BUCKET_ID + ".Arn}/*"}],
+                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                        }
+                    ],
+                },
+            },
+        },
+        **{function_id: env_override for function_id in ARTIFACT_FUNCTION_IDS},
+    }
+
+
 def stream_failure_queue_resource(names: StageNames) -> dict[str, Any]:
     return {
         "Type": "AWS::SQS::Queue",
@@ -285,6 +372,7 @@ def build_template(names: StageNames, tables: Sequence[tuple[dict[str, Any], str
     resources[STREAM_FUNCTION_ID] = stream_event_override(TASKS_TABLE_ID)
     resources.update(release_queue_resources(names))
     resources[EVENT_BUS_ID] = event_bus_resource(names)
+    resources.update(artifact_bucket_resources(names))
     resources["ReleaseDeadLetterAlarm"] = _queue_depth_alarm(
         "A dependency release failed repeatedly; the sweeper re-checks waiting dependents, but look at why.",
         RELEASE_DLQ_ID,
@@ -313,6 +401,7 @@ def build_template(names: StageNames, tables: Sequence[tuple[dict[str, Any], str
             "TasksStreamArn": {"Value": {"Fn::GetAtt": [TASKS_TABLE_ID, "StreamArn"]}},
             "DispatchDeadLetterQueueUrl": {"Value": {"Ref": DISPATCH_DLQ_ID}},
             "TasksStreamFailureQueueUrl": {"Value": {"Ref": STREAM_FAILURE_QUEUE_ID}},
+            "ArtifactBucketName": {"Value": {"Ref": ARTIFACT_BUCKET_ID}},
         }
     )
     return {
@@ -331,7 +420,12 @@ def build_template(names: StageNames, tables: Sequence[tuple[dict[str, Any], str
 
 def generate(stage: str, region: str) -> dict[str, Any]:
     names = stage_names(stage)
-    settings = Settings(tasks_table=names.tasks_table, graph_table=names.graph_table, region=region)
+    settings = Settings(
+        tasks_table=names.tasks_table,
+        graph_table=names.graph_table,
+        artifacts_table=names.artifacts_table,
+        region=region,
+    )
     return build_template(names, all_tables(settings))
 
 

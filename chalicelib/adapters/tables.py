@@ -19,6 +19,15 @@ The graph table (key pk + sk, one small item per fact, so nothing grows with a g
   active#<taskGroupId>       / <taskId>       a member not yet resolved for good
   dependents#<requiredId>    / <dependentId>  a dependency edge, kept for listDependentTasks
   requires#<dependentId>     / <requiredId>   an edge not yet satisfied; deleted when it is
+
+The artifacts table (key taskId + runName = "<runId>/<name>": a run's artifacts are one sorted
+range of its task's partition, so listArtifacts is one Query):
+  storageType, contentType, contentLength, expires, created    what the API shows and checks
+  bucket                   s3 artifacts: the bucket of the object at key <taskId>/<runId>/<name>
+  url | artifact | reason, message   reference, link and error details
+  purgeShard/purgeAt       when the sweeper may delete the row (and its object): index `byPurge`
+  ttl                      DynamoDB's TTL as a backstop behind the sweeper (s3 rows a week later,
+                           so the sweeper deletes the object first)
 """
 
 from __future__ import annotations
@@ -130,6 +139,41 @@ class GraphRow(Model):
     requires = UnicodeAttribute(null=True)
 
 
+class ByPurgeIndex(GlobalSecondaryIndex["ArtifactRow"]):  # type: ignore[no-untyped-call]
+    class Meta:
+        index_name = "byPurge"
+        projection = IncludeProjection(["bucket"])
+
+    purgeShard = UnicodeAttribute(hash_key=True)
+    purgeAt = UnicodeAttribute(range_key=True)
+
+
+class ArtifactRow(Model):
+    """Abstract row of the artifacts table; use `artifact_model(...)`."""
+
+    class Meta:
+        table_name = "unbound"
+        billing_mode = "PAY_PER_REQUEST"
+
+    taskId = UnicodeAttribute(hash_key=True)
+    runName = UnicodeAttribute(range_key=True)
+    storageType = UnicodeAttribute()
+    contentType = UnicodeAttribute()
+    contentLength = NumberAttribute(null=True)
+    expires = UnicodeAttribute()
+    created = UnicodeAttribute()
+    purgeShard = UnicodeAttribute()
+    purgeAt = UnicodeAttribute()
+    ttl = NumberAttribute(null=True)
+    bucket = UnicodeAttribute(null=True)
+    url = UnicodeAttribute(null=True)
+    artifact = UnicodeAttribute(null=True)
+    reason = UnicodeAttribute(null=True)
+    message = UnicodeAttribute(null=True)
+
+    byPurge = ByPurgeIndex()
+
+
 def _bind(base: type[Model], table_name: str, region: str, host: str | None) -> Any:
     """A subclass of `base` bound to `table_name` (and an endpoint, for the embedded stack)."""
     settings = {
@@ -153,6 +197,11 @@ def task_model(table_name: str, region: str, host: str | None = None) -> type[Ta
 
 def graph_model(table_name: str, region: str, host: str | None = None) -> type[GraphRow]:
     model: type[GraphRow] = _bind(GraphRow, table_name, region, host)
+    return model
+
+
+def artifact_model(table_name: str, region: str, host: str | None = None) -> type[ArtifactRow]:
+    model: type[ArtifactRow] = _bind(ArtifactRow, table_name, region, host)
     return model
 
 
@@ -188,4 +237,5 @@ def all_tables(settings: Settings, host: str | None = None) -> list[tuple[dict[s
     return [
         (create_table_params(task_model(settings.tasks_table, settings.region, host)), "ttl"),
         (create_table_params(graph_model(settings.graph_table, settings.region, host)), "ttl"),
+        (create_table_params(artifact_model(settings.artifacts_table, settings.region, host)), "ttl"),
     ]

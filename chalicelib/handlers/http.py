@@ -47,8 +47,15 @@ PARAM_PATTERNS: dict[str, re.Pattern[str]] = {
         "workerGroup": r"^[a-zA-Z0-9-_]{1,38}$",
         "workerId": r"^[a-zA-Z0-9-_]{1,38}$",
         "runId": r"^[1-9]*[0-9]+$",
+        "name": r"^[\x20-\x7e]+$",  # an artifact name: printable ASCII, `/` included
     }.items()
 }
+# A splat parameter (Taskcluster's `{*name}`, which may contain raw `/`) is registered as
+# `{name}` plus routes with up to SPLAT_SEGMENTS - 1 more segments `{name__1}`, `{name__2}` …:
+# Chalice (and its local server) has no greedy parameter. `%2F`-encoded slashes, which the
+# official clients send, need none of this: they stay within the one `{name}` segment.
+SPLAT_SEGMENTS = 8
+SPLAT_SEP = "__"
 QUERY_PATTERNS = {"continuationToken": re.compile(r"."), "limit": re.compile(r"^[0-9]+$")}
 HEADERS: dict[str, str | list[str]] = {"Cache-Control": "no-store no-cache must-revalidate"}
 CORS = CORSConfig(
@@ -119,14 +126,30 @@ class Api:
         self.prefix = prefix
 
     def route(
-        self, method: str, path: str, name: str, *, input: str | None = None, parse_body: bool = False
+        self,
+        method: str,
+        path: str,
+        name: str,
+        *,
+        input: str | None = None,
+        parse_body: bool = False,
+        splat: bool = False,
     ) -> Callable[[Callable[[Call], Any]], Callable[[Call], Any]]:
+        """Register `fn` as endpoint `name`; with `splat`, the path's last parameter may span
+        several raw segments (see SPLAT_SEGMENTS)."""
+        paths = [path]
+        if splat:
+            param = path.rsplit("/", 1)[1].strip("{}")
+            tail = [f"/{{{param}{SPLAT_SEP}{i}}}" for i in range(1, SPLAT_SEGMENTS)]
+            paths += [path + "".join(tail[:n]) for n in range(1, SPLAT_SEGMENTS)]
+
         def register(fn: Callable[[Call], Any]) -> Callable[[Call], Any]:
             def view(**raw_params: str) -> Response:
                 return self._dispatch(name, fn, raw_params, input, parse_body)
 
             view.__name__ = name
-            self.bp.route(self.prefix + path, methods=[method], content_types=["*/*"], cors=CORS)(view)
+            for p in paths:
+                self.bp.route(self.prefix + p, methods=[method], content_types=["*/*"], cors=CORS)(view)
             return fn
 
         return register
@@ -136,8 +159,12 @@ class Api:
     ) -> Response:
         request = self.bp.current_request
         # API Gateway hands path parameters decoded; chalice local does not. Identifiers never
-        # contain '%', so decoding is safe either way.
+        # contain '%', so decoding is safe either way (an artifact name may: behind API Gateway,
+        # a literal '%' in a name would be decoded twice — check on deployment).
         params = {k: unquote(v) for k, v in raw_params.items()}
+        for key in sorted((k for k in params if SPLAT_SEP in k), key=lambda k: int(k.rsplit(SPLAT_SEP, 1)[1])):
+            base = key.rsplit(SPLAT_SEP, 1)[0]
+            params[base] = f"{params[base]}/{params.pop(key)}"
         payload: Any = None
         try:
             raw = request.raw_body or b""

@@ -2,6 +2,7 @@
 
     python -m chalicelib.local serve [--port 8000]   # the stack, in the foreground (make serve)
     python -m chalicelib.local run [--port 8000]     # the stack plus a demo of real work (make run)
+    python -m chalicelib.local events --aws URL      # follow a running stack's task events
 
 Settings come from TASKQUEUE_* environment variables (README.md). Ctrl-C (SIGINT) or SIGTERM
 stops everything the command started.
@@ -26,7 +27,16 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
         if name == "run":
             p.add_argument("--exit", action="store_true", help="stop after the demo instead of serving on")
+    events = sub.add_parser(
+        "events",
+        help="print a running stack's task events as they happen",
+        description="print a running stack's task events as they happen (one JSON line each)",
+    )
+    events.add_argument("--aws", required=True, help="the AWS stand-in's URL, as `serve` prints it")
+    events.add_argument("--once", action="store_true", help="print what is waiting, then stop")
     args = parser.parse_args(argv)
+    if args.command == "events":
+        return follow_events(args.aws, args.once)
 
     stack = EmbeddedStack(port=args.port, host=args.host)
     started = time.monotonic()
@@ -53,6 +63,34 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stack.stop()
         print("stopped", flush=True)
+
+
+def follow_events(aws_url: str, once: bool) -> int:
+    """Task events are copied to an SQS queue on the stand-in (the tap); print and consume them."""
+    import json
+    import os
+
+    import boto3
+
+    from ..config import Settings
+    from .bootstrap import event_tap_name
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "embedded")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "embedded")
+    settings = Settings.from_env()
+    sqs = boto3.client("sqs", endpoint_url=aws_url, region_name=settings.region)
+    url = sqs.get_queue_url(QueueName=event_tap_name(settings))["QueueUrl"]
+    try:
+        while True:
+            msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0 if once else 5)
+            for m in msgs.get("Messages", []):
+                event = json.loads(m["Body"])
+                print(json.dumps({"event": event["detail-type"], **event["detail"]}), flush=True)
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+            if once and not msgs.get("Messages"):
+                return 0
+    except KeyboardInterrupt:
+        return 0
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
-"""Create the deployment's tables and queues on the AWS stand-in (infra/ does it on AWS)."""
+"""Create the deployment's tables, queues and bucket on the AWS stand-in (infra/ does it on AWS)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import boto3
 from botocore.exceptions import ClientError
 
 from ..adapters.hint_queues import RETENTION, dlq_name
@@ -11,9 +12,12 @@ from ..adapters.tables import all_tables
 from ..config import Settings
 
 
-def create_resources(settings: Settings, dynamodb: Any, sqs: Any, events: Any | None = None) -> None:
+def create_resources(
+    settings: Settings, dynamodb: Any, sqs: Any, events: Any | None = None, s3: Any | None = None
+) -> None:
     """Idempotently create every table (with stream and TTL), the dispatch dead-letter queue, the
-    release queue, and the event bus with a tap: an SQS queue that receives every task event."""
+    release queue, the artifact bucket, and the event bus with a tap: an SQS queue that receives
+    every task event. `s3` defaults to a client made here (it is the stand-in's, like the others)."""
     for params, ttl_attribute in all_tables(settings):
         try:
             dynamodb.create_table(**params)
@@ -27,8 +31,21 @@ def create_resources(settings: Settings, dynamodb: Any, sqs: Any, events: Any | 
             )
     sqs.create_queue(QueueName=dlq_name(settings.queue_prefix), Attributes={"MessageRetentionPeriod": str(RETENTION)})
     sqs.create_queue(QueueName=settings.release_queue, Attributes={"VisibilityTimeout": "120"})
+    create_bucket(settings, s3 or boto3.client("s3", region_name=settings.region))
     if events is not None:
         create_event_tap(settings, events, sqs)
+
+
+def create_bucket(settings: Settings, s3: Any) -> None:
+    """The artifact bucket (infra/ adds its public-access block, lifecycle and CORS rules on AWS)."""
+    params: dict[str, Any] = {"Bucket": settings.artifact_bucket}
+    if settings.region != "us-east-1":  # S3 refuses a location constraint of us-east-1
+        params["CreateBucketConfiguration"] = {"LocationConstraint": settings.region}
+    try:
+        s3.create_bucket(**params)
+    except ClientError as e:
+        if e.response["Error"]["Code"] != "BucketAlreadyOwnedByYou":
+            raise
 
 
 def event_tap_name(settings: Settings) -> str:

@@ -12,11 +12,14 @@ moto's observable behaviour and removes work that grows with queue depth or stre
 
 6. DynamoDB item responses went through moto's generic, shape-walking serializer, although they
    already are DynamoDB's wire JSON.
-7. A query of one partition of a table sorted every item of the table to find it.
+8. EventBridge rebuilt a JSONPath parser (a PLY grammar) for every path of every event delivered;
+   DynamoDB Streams' GetRecords went through the shape-walking serializer too.
+7. A query of one partition of a table sorted every item of the table to find it; and every sort
+   compared DynamoType objects (a Python method call per comparison) instead of plain values.
 
 And one for fidelity rather than speed:
 
-8. moto's DynamoDB applies a write without a lock: two threads can both pass the same
+9. moto's DynamoDB applies a write without a lock: two threads can both pass the same
    condition, and a read can see half an update. DynamoDB never allows either, and our
    invariants rest on that: item operations are serialised here.
 """
@@ -163,13 +166,17 @@ def apply() -> None:
     # 7. Base-table queries look at their partition only.
     table_cls = ddb_table.Table
     partition = threading.local()
-    every_item = table_cls.all_items
     whole_query = table_cls.query
 
     def all_items(self: Any) -> Any:
         wanted = getattr(partition, "key", None)
         if wanted is None or wanted[0] is not self:
-            return every_item(self)
+            items = [
+                i
+                for hash_set in self.items.values()
+                for i in (hash_set.values() if self.range_key_attr else [hash_set])
+            ]
+            return sorted(items, key=lambda i: (i.hash_key.cast_value, i.range_key.cast_value if i.range_key else ""))
         found = self.items.get(wanted[1])  # .get: `items` is a defaultdict
         if found is None:
             return []
@@ -188,10 +195,36 @@ def apply() -> None:
         finally:
             partition.key = None
 
+    def sorted_items(self: Any, hash_key_attrs: list[str], range_key_attrs: list[str | None], items: list[Any]) -> Any:
+        attrs = self._generate_attr_to_sort_by(hash_key_attrs, range_key_attrs)
+        items.sort(key=lambda x: tuple(x.attrs[key].cast_value for key in attrs))
+        return items
+
+    table_cls.sorted_items = sorted_items  # type: ignore[method-assign]
     table_cls.all_items = all_items  # type: ignore[method-assign]
     table_cls.query = query  # type: ignore[method-assign]
 
-    # 8. Item operations are atomic in DynamoDB: make them so in moto.
+    # 8. Parse each JSONPath once; GetRecords answers with plain JSON (timestamps as epoch seconds).
+    import jsonpath_ng.ext as jsonpath_ext
+
+    jsonpath_ext.parse = functools.lru_cache(maxsize=256)(jsonpath_ext.parse)
+
+    from moto.core.responses import ActionResult
+    from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+
+    class PlainJson(ActionResult):
+        def execute_result(self, context: Any) -> Any:
+            body = json.dumps(self.result, default=lambda v: v.timestamp())
+            return 200, {"Content-Type": "application/x-amz-json-1.0"}, body
+
+    shaped_get_records = DynamoDBStreamsHandler.get_records
+
+    def get_records(self: Any) -> Any:
+        return PlainJson(shaped_get_records(self).result)
+
+    DynamoDBStreamsHandler.get_records = get_records  # type: ignore[method-assign]
+
+    # 9. Item operations are atomic in DynamoDB: make them so in moto.
     from moto.dynamodb.models import DynamoDBBackend
 
     write_lock = threading.RLock()

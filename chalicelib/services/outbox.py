@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from ..domain.dispatch import Hint, hint_needed
 from ..domain.events import Event, resolution, task_events
 from ..domain.model import Task, TaskState
-from .graph import TaskGraph
+from .graph import RELEASE_MARGIN, TaskGraph
 from .ports import EventBus, HintQueues
+
+INLINE_RELEASE_SECONDS = 5.0  # release work a stream invocation does before handing on the rest
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,13 @@ class Outbox:
         report.events += self.graph.resolved_for_good([t for t, _ in resolved])
         if report.events:
             self.events.publish(report.events)
-        # One query each finds out whether anything depends on them (usually nothing does).
-        report.released += self.graph.release_all([(t.task_id, s) for t, s in resolved], time_left)
+        # One query each finds out whether anything depends on them (usually nothing does). Large
+        # releases continue on the release queue, so they never hold up the stream for long.
+        at_start = time_left()
+
+        def inline_left() -> float:
+            spent = at_start - time_left()
+            return min(time_left(), RELEASE_MARGIN + INLINE_RELEASE_SECONDS - spent)
+
+        report.released += self.graph.release_all([(t.task_id, s) for t, s in resolved], inline_left)
         return report

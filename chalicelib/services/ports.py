@@ -1,12 +1,13 @@
-"""The ports the services need; adapters/ implements them over DynamoDB and SQS."""
+"""The ports the services need; adapters/ implements them over DynamoDB, SQS and S3."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from ..domain.artifacts import Artifact
 from ..domain.dispatch import Hint
 from ..domain.events import Event
 from ..domain.graph import TaskGroup
@@ -103,3 +104,47 @@ class HintQueues(Protocol):
         """Hints for a task queue, highest priority first; waits up to `wait_seconds` for the first."""
 
     def delete(self, received: Sequence[ReceivedHint]) -> None: ...
+
+
+@dataclass(frozen=True)
+class PurgeableArtifact:
+    """An artifact row the sweeper may delete: its key, the `purgeAt` it was found with, and the
+    bucket holding its object (s3 artifacts only)."""
+
+    task_id: str
+    run_id: int
+    name: str
+    purge_at: datetime
+    bucket: str | None = None
+
+
+class ArtifactStore(Protocol):
+    def get(self, task_id: str, run_id: int, name: str) -> Artifact | None: ...
+
+    def create(self, artifact: Artifact) -> Artifact | None:
+        """Insert a new artifact; if the name is taken, return the stored artifact instead."""
+
+    def replace(self, artifact: Artifact, expected: Artifact) -> bool:
+        """Write `artifact` over the row if it is still exactly `expected`; False if it is not."""
+
+    def page(
+        self, task_id: str, run_id: int, limit: int, continuation: str | None
+    ) -> tuple[list[Artifact], str | None]:
+        """A page of a run's artifacts, ordered by name."""
+
+    def purgeable(self, now: datetime, limit: int) -> list[PurgeableArtifact]:
+        """Rows whose `purgeAt` has passed by `now` (at most `limit`)."""
+
+    def purge(self, artifacts: Sequence[PurgeableArtifact]) -> None:
+        """Delete each row unless it changed since it was found (a repeat moved its purgeAt)."""
+
+
+class BlobStore(Protocol):
+    """Where s3 artifacts' bytes live: URLs clients use directly, and deletion."""
+
+    def put_url(self, bucket: str, key: str, content_type: str, expires_in: timedelta) -> str: ...
+
+    def get_url(self, bucket: str, key: str, expires_in: timedelta) -> str: ...
+
+    def delete(self, bucket: str, keys: Sequence[str]) -> list[str]:
+        """Delete objects (a missing one counts as deleted); returns the keys that could not be."""

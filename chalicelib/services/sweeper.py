@@ -1,10 +1,12 @@
-"""The sweeper: what time alone changes — expired claims, passed deadlines, lost hints.
+"""The sweeper: what time alone changes — expired claims, passed deadlines, lost hints, and
+expired artifacts.
 
 It finds due tasks through the sparse `byDue` index and applies `transitions.expire` (claim
 expiry with retry, deadline-exceeded) or `transitions.redispatch` with the same version-guarded
 write as any API call, so two sweeps at once, or a sweep racing a worker, resolve each task once.
 A redispatch of an unscheduled task re-checks its dependencies (a release may have been lost).
 Each tick handles at most `sweep_batch` tasks; what is left is due again at the next tick.
+Artifact expiry is a separate step after it (services/artifacts.py), bounded the same way.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import datetime
 from ..domain import transitions
 from ..domain.errors import RequestConflict, ResourceNotFound
 from ..domain.model import Task, TaskState
+from .artifacts import ArtifactService
 from .queue import QueueService
 
 
@@ -22,11 +25,13 @@ from .queue import QueueService
 class SweepReport:
     examined: int = 0
     changed: list[str] = field(default_factory=list)
+    artifacts_purged: int = 0
 
 
 class Sweeper:
-    def __init__(self, queue: QueueService) -> None:
+    def __init__(self, queue: QueueService, artifacts: ArtifactService | None = None) -> None:
         self.queue = queue
+        self.artifacts = artifacts
 
     def sweep(self) -> SweepReport:
         settings = self.queue.settings
@@ -47,4 +52,6 @@ class Sweeper:
                 report.changed.append(task_id)
                 if result.task.state is TaskState.UNSCHEDULED:
                     self.queue.graph.recheck(result.task)
+        if self.artifacts is not None:
+            report.artifacts_purged = self.artifacts.expire(settings.sweep_batch)
         return report

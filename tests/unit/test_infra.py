@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from chalicelib.adapters.hint_queues import SqsHintQueues, dlq_name
 from chalicelib.adapters.tables import all_tables
 from chalicelib.config import Settings
 from chalicelib.domain.dispatch import Hint, queue_name
+from chalicelib.domain.model import format_date
 from infra import template
 from tests.harness import Harness
 
@@ -67,8 +69,14 @@ def test_every_table_is_exactly_what_all_tables_derives_from_the_models(stage: s
     resources = merge_template(stage)["Resources"]
     tables = {r["Properties"]["TableName"]: r for r in resources.values() if r.get("Type") == "AWS::DynamoDB::Table"}
     env = stage_env(stage)
-    expected = all_tables(Settings(tasks_table=table_name, graph_table=env.get("TASKQUEUE_GRAPH_TABLE",
-                                                                             Settings().graph_table), region=REGION))
+    expected = all_tables(
+        Settings(
+            tasks_table=table_name,
+            graph_table=env.get("TASKQUEUE_GRAPH_TABLE", Settings().graph_table),
+            artifacts_table=env.get("TASKQUEUE_ARTIFACTS_TABLE", Settings().artifacts_table),
+            region=REGION,
+        )
+    )
 
     assert sorted(tables) == sorted(params["TableName"] for params, _ in expected)
     for params, ttl_attribute in expected:
@@ -259,7 +267,7 @@ def test_policy_grants_no_wildcard_actions_and_no_account_wide_resources_beyond_
     for statement in POLICY["Statement"]:
         actions = as_list(statement["Action"])
         assert all("*" not in a for a in actions)
-        assert {a.split(":")[0] for a in actions} <= {"dynamodb", "sqs", "logs", "events"}
+        assert {a.split(":")[0] for a in actions} <= {"dynamodb", "sqs", "logs", "events", "s3"}
         if "*" in as_list(statement["Resource"]):
             # These actions have no resource-level permissions in IAM.
             assert set(actions) <= {"dynamodb:ListStreams", "sqs:ListQueues"}
@@ -308,6 +316,12 @@ def iam_requests(service: str, operation: str, params: dict[str, Any]) -> list[t
         if "QueueName" in params:
             return [(action, f"arn:aws:sqs:{REGION}:{ACCOUNT}:{params['QueueName']}")]
         return [(action, "*")]
+    if service == "s3" and operation == "DeleteObjects":
+        # Authorised per object, as s3:DeleteObject (there is no s3:DeleteObjects action).
+        bucket = params["Bucket"]
+        return [("s3:DeleteObject", f"arn:aws:s3:::{bucket}/{o['Key']}") for o in params["Delete"]["Objects"]]
+    if service == "s3" and "Key" in params:
+        return [(f"s3:{operation}", f"arn:aws:s3:::{params['Bucket']}/{params['Key']}")]
     if service == "events" and operation == "PutEvents":
         buses = {e.get("EventBusName", "default") for e in params["Entries"]}
         return [("events:PutEvents", f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{b}") for b in sorted(buses)]
@@ -392,3 +406,70 @@ def test_policy_allows_what_lambda_itself_needs_for_the_stage(stage: str) -> Non
     assert allowed("sqs:SendMessage", f"arn:aws:sqs:{REGION}:{ACCOUNT}:{names.stream_failure_queue}")
     for action in ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"):
         assert allowed(action, f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/taskqueue-{stage}-x:*")
+
+
+def test_policy_allows_every_aws_call_the_code_makes_for_an_s3_artifact(
+    stack: Harness, app_aws_calls: list[tuple[str, str, dict[str, Any]]]
+) -> None:
+    task_id = stack.create()
+    stack.claim()
+    expires = format_date(stack.clock.now() + timedelta(hours=1))
+    body = {"storageType": "s3", "expires": expires, "contentType": "text/plain"}
+    created = stack.call("POST", f"/task/{task_id}/runs/0/artifacts/public%2Flog.txt", body)
+    assert created.status_code == 200, created.body
+    assert stack.call("GET", f"/task/{task_id}/runs/0/artifacts/public%2Flog.txt").status_code == 303
+    stack.advance(2 * 3600)
+    stack.sweep()  # deletes the object (DeleteObjects) and the row
+    assert stack.call("GET", f"/task/{task_id}/runs/0/artifacts/public%2Flog.txt").status_code == 404
+
+    assert "s3" in {service for service, _, _ in app_aws_calls}
+    requests = {request for service, op, params in app_aws_calls for request in iam_requests(service, op, params)}
+    # Presigned URLs are no API calls: the signer's role must allow what they do.
+    key = f"arn:aws:s3:::{stack.settings.artifact_bucket}/{task_id}/0/public/log.txt"
+    requests |= {("s3:PutObject", key), ("s3:GetObject", key)}
+    assert sorted(request for request in requests if not allowed(*request)) == []
+
+
+# --- the artifact bucket ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_artifact_bucket_is_private_named_per_account_and_given_to_the_functions_that_use_it(stage: str) -> None:
+    resources = merge_template(stage)["Resources"]
+    bucket = resources[template.ARTIFACT_BUCKET_ID]
+    props = bucket["Properties"]
+    assert bucket["Type"] == "AWS::S3::Bucket"
+    base = stage_env(stage)["TASKQUEUE_ARTIFACT_BUCKET"]
+    assert props["BucketName"] == {"Fn::Sub": f"{base}-${{AWS::AccountId}}-${{AWS::Region}}"}
+    assert allowed("s3:GetObject", f"arn:aws:s3:::{base}-{ACCOUNT}-{REGION}/t/0/public/x")
+    # Downloads are presigned, public/ ones too: nothing is readable without a signature.
+    assert set(props["PublicAccessBlockConfiguration"].values()) == {True}
+    assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    policy = resources[template.ARTIFACT_BUCKET_POLICY_ID]["Properties"]["PolicyDocument"]
+    assert [s["Effect"] for s in policy["Statement"]] == ["Deny"]
+    for function_id in ("APIHandler", "Sweeper"):
+        variables = resources[function_id]["Properties"]["Environment"]["Variables"]
+        assert variables == {"TASKQUEUE_ARTIFACT_BUCKET": {"Ref": template.ARTIFACT_BUCKET_ID}}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_artifact_bucket_lifecycle_backstop_matches_the_longest_s3_artifact_the_api_accepts(stage: str) -> None:
+    rules = merge_template(stage)["Resources"][template.ARTIFACT_BUCKET_ID]["Properties"]["LifecycleConfiguration"]
+    by_id = {r["Id"]: r for r in rules["Rules"]}
+    assert by_id["artifact-max-age"]["ExpirationInDays"] == Settings.from_env(stage_env(stage)).artifact_max_days
+    assert by_id["abort-incomplete-uploads"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+
+
+def test_no_lifecycle_expiry_when_s3_artifacts_may_live_for_ever() -> None:
+    names = template.stage_names("dev")
+    unlimited = template.StageNames(**{**names.__dict__, "artifact_max_days": 0})
+    rules = template.artifact_bucket_resources(unlimited)[template.ARTIFACT_BUCKET_ID]["Properties"]
+    assert [r["Id"] for r in rules["LifecycleConfiguration"]["Rules"]] == ["abort-incomplete-uploads"]
+
+
+def test_packaged_functions_get_the_generated_bucket_name_beside_chalice_s_variables(packaged: Path) -> None:
+    resources = json.loads(packaged.read_text())["Resources"]
+    for function_id in template.ARTIFACT_FUNCTION_IDS:
+        variables = resources[function_id]["Properties"]["Environment"]["Variables"]
+        assert variables["TASKQUEUE_ARTIFACT_BUCKET"] == {"Ref": template.ARTIFACT_BUCKET_ID}
+        assert variables["TASKQUEUE_TASKS_TABLE"] == stage_env("dev")["TASKQUEUE_TASKS_TABLE"]
