@@ -7,9 +7,7 @@ the one it found. A failed condition is reported, never retried here: the servic
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +18,7 @@ from ..domain.artifacts import Artifact, StorageType
 from ..domain.errors import InputError
 from ..domain.model import format_date, parse_date
 from ..services.ports import PurgeableArtifact
+from .pagination import decode_token, next_token
 from .tables import ArtifactRow
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
@@ -96,7 +95,7 @@ class DynamoArtifactStore:
         )
         artifacts = [artifact_from_row(r) for r in result]
         last = result.last_evaluated_key
-        token = _encode(last) if last and len(artifacts) >= limit else None
+        token = next_token(last, len(artifacts), limit)
         return artifacts, token
 
     # --- writes --------------------------------------------------------------------------------
@@ -155,17 +154,13 @@ class DynamoArtifactStore:
                     raise
 
 
-def _encode(key: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
-
-
 def _decode(token: str, task_id: str, prefix: str) -> dict[str, Any]:
     """A continuation token back into the Query's start key — only one of this very listing."""
+    start = decode_token(token) or {}
     try:
-        start = json.loads(base64.urlsafe_b64decode(token.encode()))
         ok = start["taskId"]["S"] == task_id and start["runName"]["S"].startswith(prefix)
-    except (ValueError, TypeError, KeyError):
+    except (TypeError, KeyError):
         ok = False
     if not ok:
         raise InputError(f"Invalid continuationToken {token!r}")
-    return dict(start)
+    return start

@@ -6,37 +6,18 @@ something ("is anything left?") are strongly consistent queries of one partition
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
 
 from pynamodb.exceptions import UpdateError
 
-from ..domain.errors import InputError
 from ..domain.graph import TaskGroup
 from ..domain.model import format_date, parse_date
+from .pagination import decode_token, next_token
 from .tables import GraphRow
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
 GROUP_SK = "-"
-
-
-def _token(key: dict[str, Any] | None) -> str | None:
-    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode() if key else None
-
-
-def _start(token: str | None) -> dict[str, Any] | None:
-    if not token:
-        return None
-    try:
-        start = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except ValueError:
-        start = None
-    if not isinstance(start, dict):
-        raise InputError(f"Invalid continuationToken {token!r}")
-    return start
 
 
 def _ttl(expires: datetime) -> int:
@@ -148,8 +129,7 @@ class DynamoGraphStore:
     ) -> tuple[list[tuple[str, str]], str | None]:
         """A page of (dependent taskId, requires) of `required_id`, ordered by dependent taskId."""
         result = self._model.query(
-            f"dependents#{required_id}", limit=limit, last_evaluated_key=_start(continuation), page_size=limit
+            f"dependents#{required_id}", limit=limit, last_evaluated_key=decode_token(continuation), page_size=limit
         )
         page = [(r.sk, r.requires or "all-completed") for r in result]
-        last = result.last_evaluated_key
-        return page, (_token(last) if last and len(page) >= limit else None)
+        return page, next_token(result.last_evaluated_key, len(page), limit)

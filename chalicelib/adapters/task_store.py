@@ -7,7 +7,6 @@ as None; the caller re-reads and decides between "already done" and 409.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from collections.abc import Sequence
@@ -18,10 +17,10 @@ from pynamodb.exceptions import PutError, UpdateError
 from pynamodb.expressions.update import Action
 
 from ..domain import transitions
-from ..domain.errors import InputError
 from ..domain.model import ACTIVE_STATES, Run, Task, TaskState, format_date, parse_date
 from ..domain.transitions import RunPatch
 from ..services.ports import Page, QueueEntry
+from .pagination import decode_token, next_token
 from .tables import RunAttribute, TaskRow
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
@@ -52,16 +51,6 @@ def _queue_sort(task: Task) -> str | None:
     return f"{latest.state.value}#{format_date(since)}"
 
 
-def _decode_token(token: str) -> dict[str, Any]:
-    try:
-        start = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except ValueError:
-        start = None
-    if not isinstance(start, dict):
-        raise InputError(f"Invalid continuationToken {token!r}")
-    return start
-
-
 class DynamoTaskStore:
     def __init__(self, model: type[TaskRow], due_shards: int, redispatch_base: timedelta) -> None:
         self._model = model
@@ -81,12 +70,11 @@ class DynamoTaskStore:
 
     def group_page(self, task_group_id: str, limit: int, continuation: str | None) -> tuple[list[str], str | None]:
         """A page of a task group's member ids, ordered by taskId."""
-        start = _decode_token(continuation) if continuation else None
-        result = self._model.byGroup.query(task_group_id, limit=limit, last_evaluated_key=start, page_size=limit)
+        result = self._model.byGroup.query(
+            task_group_id, limit=limit, last_evaluated_key=decode_token(continuation), page_size=limit
+        )
         ids = [r.taskId for r in result]
-        last = result.last_evaluated_key
-        token = base64.urlsafe_b64encode(json.dumps(last).encode()).decode() if last and len(ids) >= limit else None
-        return ids, token
+        return ids, next_token(result.last_evaluated_key, len(ids), limit)
 
     def _shard(self, task_id: str) -> str:
         return str(int(hashlib.sha256(task_id.encode()).hexdigest()[:8], 16) % self._shards)
@@ -187,7 +175,7 @@ class DynamoTaskStore:
 
     # --- indexes -------------------------------------------------------------------------------
     def queue_page(self, task_queue_id: str, state: TaskState, limit: int, continuation: str | None) -> Page:
-        start = _decode_token(continuation) if continuation else None
+        start = decode_token(continuation)
         result = self._model.byQueue.query(
             task_queue_id,
             self._model.queueSort.startswith(f"{state.value}#"),
@@ -202,9 +190,7 @@ class DynamoTaskStore:
             )
             for r in result
         ]
-        last = result.last_evaluated_key
-        token = base64.urlsafe_b64encode(json.dumps(last).encode()).decode() if last and len(entries) >= limit else None
-        return Page(entries, token)
+        return Page(entries, next_token(result.last_evaluated_key, len(entries), limit))
 
     def queue_count(self, task_queue_id: str, state: TaskState, live_at: datetime) -> int:
         """Tasks of a queue in `state` still live at `live_at`: before their deadline, and (running)
