@@ -84,4 +84,42 @@ def run_demo(root_url: str) -> bool:
     final = {name: queue.status(task_id)["status"]["state"] for name, task_id in ids.items()}
     ok = final == {"build": "completed", "lint": "failed", "flaky": "completed"}
     print(f"final states: {final} {'(as expected)' if ok else '(UNEXPECTED)'}\n", flush=True)
-    return ok
+    return run_graph(queue) and ok
+
+
+def run_graph(queue: Any) -> bool:
+    """A task graph: build, three tests that depend on it, a report that depends on the tests."""
+    print("== demo: a task graph (build -> test-1..3 -> report)", flush=True)
+    group = slugId()
+    ids = {name: slugId() for name in ("build", "test-1", "test-2", "test-3", "report")}
+    deps = {"build": [], "report": [ids["test-1"], ids["test-2"], ids["test-3"]]}
+    for name, task_id in ids.items():
+        definition = {
+            **_definition(name, "medium"),
+            "taskGroupId": group,
+            "dependencies": deps.get(name, [ids["build"]]),
+        }
+        if name == "report":
+            definition["requires"] = "all-resolved"  # report even when a test fails
+        queue.createTask(task_id, definition)
+
+    def states() -> str:
+        return "  ".join(f"{n}={queue.status(t)['status']['state']}" for n, t in ids.items())
+
+    print(f"created:  {states()}", flush=True)
+    by_id = {v: k for k, v in ids.items()}
+    deadline = time.monotonic() + 60
+    while queue.status(ids["report"])["status"]["state"] != "completed" and time.monotonic() < deadline:
+        work = queue.claimWork(TASK_QUEUE, {"workerGroup": "demo", "workerId": "worker-2", "tasks": 4})["tasks"]
+        for c in work:
+            name = by_id[c["status"]["taskId"]]
+            if name == "test-2":
+                queue.reportFailed(c["status"]["taskId"], str(c["runId"]))
+            else:
+                queue.reportCompleted(c["status"]["taskId"], str(c["runId"]))
+        if work:
+            print(f"worked {', '.join(by_id[c['status']['taskId']] for c in work):24} -> {states()}", flush=True)
+    listed = queue.listTaskGroup(group)
+    done = {t["status"]["state"] for t in listed["tasks"]}
+    print(f"task group {group}: {len(listed['tasks'])} tasks, states {sorted(done)}\n", flush=True)
+    return bool(queue.status(ids["report"])["status"]["state"] == "completed")

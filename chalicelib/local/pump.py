@@ -73,6 +73,7 @@ class EventPump:
     _shards: list[_Shard] = field(default_factory=list)
     _last_tick: float = 0.0
     idle_since: float = 0.0  # time.monotonic() when a pass last found nothing to deliver
+    _queues: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def _context(self, name: str) -> LambdaContext:
         return LambdaContext(function_name=name, memory_size=512, max_runtime_ms=900_000)
@@ -129,8 +130,8 @@ class EventPump:
         for source in self.app.event_sources:
             if not isinstance(source, SQSEventConfig):
                 continue
-            url = self.sqs.get_queue_url(QueueName=source.queue)["QueueUrl"]
-            arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            assert source.queue is not None, "SQS event sources are declared by queue name here"
+            url, arn = self._queue(source.queue)
             while True:
                 msgs = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=min(10, source.batch_size)).get(
                     "Messages", []
@@ -151,6 +152,13 @@ class EventPump:
                     )
                 handled += len(msgs)
         return handled
+
+    def _queue(self, name: str) -> tuple[str, str]:
+        if name not in self._queues:
+            url = self.sqs.get_queue_url(QueueName=name)["QueueUrl"]
+            attrs = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+            self._queues[name] = (url, attrs["Attributes"]["QueueArn"])
+        return self._queues[name]
 
     # --- schedules -----------------------------------------------------------------------------
     def tick(self) -> None:
@@ -176,12 +184,20 @@ class EventPump:
         """Deliver everything waiting once: stream records, then SQS messages."""
         return self.pump_streams() + self.pump_queues()
 
-    def run(self, stop: threading.Event, idle_sleep: float = 0.02) -> None:
-        """Deliver continuously, ticking schedules every `schedule_every` seconds, until `stop` is set."""
+    def run(self, stop: threading.Event, idle_sleep: float = 0.02, queue_every: float = 0.25) -> None:
+        """Deliver continuously, ticking schedules every `schedule_every` seconds, until `stop` is set.
+
+        The stream is read every `idle_sleep` seconds when idle (dispatch latency rides on it); SQS
+        sources, which carry only overflow work, every `queue_every` seconds.
+        """
         self._last_tick = time.monotonic()
+        last_queues = 0.0
         while not stop.is_set():
             try:
-                busy = self.step()
+                busy = self.pump_streams()
+                if time.monotonic() - last_queues >= queue_every:
+                    last_queues = time.monotonic()
+                    busy += self.pump_queues()
                 if time.monotonic() - self._last_tick >= self.schedule_every:
                     self._last_tick = time.monotonic()
                     self.tick()
