@@ -28,6 +28,7 @@ MAX_RECEIVES = 10
 KNOWN_QUEUES_TTL = 2.0  # seconds a claimer trusts its list of a task queue's priority queues
 LONG_POLL = 5  # seconds of one long poll while a claimer waits
 SQS_BATCH = 10
+DEFAULT_PRIORITY = "lowest"  # createTask's default: the queue a claimer waits on before any exists
 DOORBELL = '{"doorbell":true}'  # not a hint: tells claimers to look for new priority queues
 
 
@@ -127,18 +128,21 @@ class SqsHintQueues:
             remaining = deadline - time.monotonic()
             if got or remaining < 1:
                 return got
+            if not urls:
+                # Nothing was ever dispatched here: wait on the default priority's queue. The first
+                # hint of any other priority rings its doorbell (see _ring_doorbells).
+                urls = [self._url(queue_name(self._prefix, task_queue_id, DEFAULT_PRIORITY), task_queue_id)]
+                self._known.pop(task_queue_id, None)
             if len(urls) == 1:
                 # One priority in use: a long poll on it is cheapest and quickest. It is kept
                 # short enough that a queue for another priority, created meanwhile, is noticed.
                 got, _ = self._receive_from(task_queue_id, urls[0], max_hints, int(min(remaining, LONG_POLL)))
-            elif urls:
+            else:
                 # Several: wait briefly on each in turn, highest first.
                 for url in urls:
                     got, _ = self._receive_from(task_queue_id, url, max_hints, 1)
                     if got:
                         break
-            else:
-                time.sleep(min(1.0, remaining))  # no queue yet: it appears with the first hint
             if got:
                 return got
 

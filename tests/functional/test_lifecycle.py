@@ -289,3 +289,26 @@ def test_after_the_deadline_a_task_cannot_be_changed(stack: Harness) -> None:
         assert_error(stack.call("POST", f"/task/{task_id}/{action}"), 409, "RequestConflict")
     assert_error(claim_task(stack, task_id), 409, "RequestConflict")
     assert stack.claim() == []
+
+
+def test_a_waiting_claim_work_wakes_for_the_first_task_of_a_new_queue(stack: Harness) -> None:
+    import time
+
+    from chalicelib.domain.model import Worker
+
+    end = time.monotonic() + 15
+    result: list[Any] = []
+
+    def wait_for_work() -> None:
+        result.extend(
+            stack.c.queue.claim_work(
+                "proj/fresh", Worker("wg", "w"), 1, lambda: end - time.monotonic(), lambda: end + 5 - time.monotonic()
+            )
+        )
+
+    waiter = threading.Thread(target=wait_for_work)
+    waiter.start()
+    task_id = stack.create(taskQueueId="proj/fresh", priority="high")  # not the queue it waits on
+    stack.pump.step()
+    waiter.join(timeout=20)
+    assert [task.task_id for task, _ in result] == [task_id]
