@@ -9,6 +9,8 @@
 4. Readiness: seconds from `python -m chalicelib.local serve` to a ping answer.
 5. Graphs: dependency release for a fan-out (1 -> N) and a fan-in (N -> 1): requests per edge,
    time from the last resolution to the dependents being pending, largest item written.
+6. The floor's bare request sequence on the same stand-in (bench/floor.py), dependency release
+   latency, cold start (import time, package size), and the price per million tasks.
 Results are appended to bench/results/<date>-<commit>.json.
 """
 
@@ -47,6 +49,23 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
+def _median_task_item(stack: Any) -> int:
+    """Median size in bytes of a task row (attribute names and values), as DynamoDB bills it."""
+    import statistics
+
+    import boto3
+
+    from chalicelib.config import Settings
+
+    ddb = boto3.client("dynamodb", endpoint_url=stack.aws_endpoint, region_name=Settings.from_env().region)
+    sizes = [
+        sum(len(k) + len(json.dumps(v)) for k, v in item.items())
+        for page in ddb.get_paginator("scan").paginate(TableName=Settings.from_env().tasks_table)
+        for item in page["Items"]
+    ]
+    return int(statistics.median(sizes)) if sizes else 0
+
+
 def _commit() -> str:
     try:
         return subprocess.run(
@@ -71,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from chalicelib.local.stack import EmbeddedStack, free_port
 
+    from . import coldstart, floor, graph, lifecycle, price, release_latency, workload
     from . import depth as depth_bench
-    from . import graph, lifecycle, workload
 
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -84,10 +103,20 @@ def main(argv: list[str] | None = None) -> int:
     stack.start()
     try:
         results["requests"] = lifecycle.measure(stack.root_url, 200 if not args.quick else 50)
+        results["task_item_bytes"] = _median_task_item(stack)
+        results["release_latency"] = release_latency.measure(stack.root_url, 50 if not args.quick else 10)
+        results["floor"] = floor.measure(stack.aws_endpoint, n, 4)
     finally:
         stack.stop()
     for op, value in results["requests"]["requests_per_task"].items():
         print(f"   {op:32} {value:8.3f} / task")
+    r = results["requests"]
+    print(
+        f"   total without stream polls: {sum(v for k, v in r['by_service'].items() if k != 'dynamodbstreams'):.2f}"
+        f" / task; floor {r['floor_per_task']}; ratio {r['ratio_to_floor']}",
+        flush=True,
+    )
+
     print(f"== 5. graphs: fan-out and fan-in of {args.graph_size} edges", flush=True)
     stack = EmbeddedStack(port=free_port())
     stack.start()
@@ -101,13 +130,6 @@ def main(argv: list[str] | None = None) -> int:
             f"{g['last_resolution_to_dependents_pending_s']} s, largest item {g['largest_item_bytes']} B",
             flush=True,
         )
-    r = results["requests"]
-    print(
-        f"   total without stream polls: {sum(v for k, v in r['by_service'].items() if k != 'dynamodbstreams'):.2f}"
-        f" / task; floor {r['floor_per_task']}; ratio {r['ratio_to_floor']}",
-        flush=True,
-    )
-
     port = free_port()
     proc, ready = _serve(port)
     results["serve_ready_seconds"] = round(ready, 2)
@@ -140,6 +162,29 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         _stop(proc)
 
+    cold = coldstart.measure()
+    results["cold_start"] = cold
+    w4 = results["workload"][1]
+    api_ms = w4["createTask"]["p50_ms"] + w4["reportCompleted"]["p50_ms"] + w4["claimWork"]["p50_ms"] / 32
+    results["price"] = price.per_million(results["requests"]["requests_per_task"], results["task_item_bytes"], api_ms)
+    results["throughput_vs_floor"] = round(w4["tasks_per_s"] / results["floor"]["tasks_per_s"], 2)
+    print("== 6. floor, release latency, cold start, price", flush=True)
+    print(
+        f"   floor sequence (4 clients): {results['floor']['tasks_per_s']} tasks/s; ours (4 clients) "
+        f"{w4['tasks_per_s']} tasks/s; ours / floor = {results['throughput_vs_floor']}"
+    )
+    rl = results["release_latency"]
+    print(f"   dependency release -> dependent claimed: p50 {rl['p50_ms']} ms, p99 {rl['p99_ms']} ms (n={rl['n']})")
+    print(
+        f"   cold start: import app {cold['import_app_s']['median']} s (median of {cold['import_app_s']['n']}); "
+        f"deployment zip {cold['deployment_zip_mb']} MB"
+    )
+    pr = results["price"]
+    print(
+        f"   price: ${pr['usd_per_million_tasks']} per million tasks at {pr['prices_date']} list prices: "
+        f"{pr['breakdown_usd']}",
+        flush=True,
+    )
     out = ROOT / "bench" / "results" / f"{results['date'][:10]}-{results['commit']}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
