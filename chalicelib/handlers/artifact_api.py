@@ -4,9 +4,9 @@ Artifact names may contain `/`. The official clients send it as `%2F`, inside th
 segment; raw slashes (URLs typed or pasted, as Taskcluster's `{*name}` routes accept) reach the
 same endpoints through `splat` routes of up to SPLAT_SEGMENTS segments (handlers/http.py).
 
-No authentication exists yet (issue 7): each route carries Taskcluster's scope expression as
-SCOPES[<method>] for it to be wired; names followed through links are authorized inside the
-service (services/artifacts.py), where Taskcluster authorizes them.
+No authentication is wired yet (issue 7): each route's scope expression is SCOPES[<method>],
+taken from domain/scopes.py's ENDPOINT_SCOPES; names followed through links are to be
+authorized inside the service (services/artifacts.py), where Taskcluster authorizes them.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from chalice import Blueprint, Response
 from .. import container
 from ..domain.artifacts import StorageType
 from ..domain.errors import InputError
+from ..domain.scopes import ENDPOINT_SCOPES
 from ..services.artifacts import ArtifactService, Content
 from .http import Api, Call
 
@@ -25,19 +26,21 @@ artifact_bp = Blueprint(__name__)
 api = Api(artifact_bp, "/api/queue/v1")
 STORAGE_TYPE_HEADER = "x-taskcluster-artifact-storage-type"
 
-# Taskcluster's scope expressions, for issue 7 (`<x>` from route parameters or the handler).
-GET_ARTIFACT_SCOPES: dict[str, Any] = {"AllOf": [{"for": "name", "in": "names", "each": "queue:get-artifact:<name>"}]}
+# Taskcluster's scope expressions of these routes, for issue 7 (one table for every endpoint).
 SCOPES: dict[str, Any] = {
-    "createArtifact": "queue:create-artifact:<taskId>/<runId>",  # deferred: after the run is found claimed
-    "finishArtifact": "queue:create-artifact:<taskId>/<runId>",
-    "getArtifact": GET_ARTIFACT_SCOPES,
-    "getLatestArtifact": GET_ARTIFACT_SCOPES,  # the requested name before the task lookup (403 beats 404)
-    "artifact": GET_ARTIFACT_SCOPES,
-    "latestArtifact": GET_ARTIFACT_SCOPES,
-    "listArtifacts": "queue:list-artifacts:<taskId>:<runId>",
-    "listLatestArtifacts": "queue:list-artifacts:<taskId>",
-    "artifactInfo": "queue:list-artifacts:<taskId>:<runId>",
-    "latestArtifactInfo": "queue:list-artifacts:<taskId>",
+    name: ENDPOINT_SCOPES[name]
+    for name in (
+        "createArtifact",
+        "finishArtifact",
+        "getArtifact",
+        "getLatestArtifact",
+        "artifact",
+        "latestArtifact",
+        "listArtifacts",
+        "listLatestArtifacts",
+        "artifactInfo",
+        "latestArtifactInfo",
+    )
 }
 
 RUN = "/task/{taskId}/runs/{runId}"

@@ -1,0 +1,298 @@
+"""Scopes: what a caller holds, what an endpoint requires, and whether the first satisfies the second.
+
+Taskcluster's rules (reference §0.5, libraries/scopes): a held scope ending in `*` satisfies every
+required scope with that prefix; an endpoint requires a *scope expression* — a scope string,
+`{"AllOf": [...]}`, `{"AnyOf": [...]}`, with `{"for": var, "in": param, "each": template}` items that
+expand over a list inside either — whose `<param>` placeholders are filled from route parameters or
+from values the handler knows (the task's scopes, its schedulerId …). Roles: holding
+`assume:<roleId>` grants the role's scopes, to a fixed point; a roleId ending in `*` matches every
+`assume:` scope with that prefix and its scopes may use `<..>` for the matched part (Taskcluster's
+parameterized roles).
+
+Pure: no I/O. The table of every endpoint's expression is `ENDPOINT_SCOPES`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypeAlias
+
+from .model import PRIORITIES
+
+# A scope expression: a scope, {"AllOf": [...]}, {"AnyOf": [...]}; lists may hold for-each templates.
+ScopeExpr: TypeAlias = str | dict[str, Any]
+
+PLACEHOLDER = re.compile(r"<([A-Za-z][A-Za-z0-9_]*)>")
+ROLE_PARAMETER = "<..>"
+ASSUME = "assume:"
+
+
+class ScopeExpressionError(ValueError):
+    """The expression is malformed (a programming error in a table, never a caller's fault)."""
+
+
+class MissingParameter(KeyError):
+    """Rendering needs a parameter that is not known yet: the expression must be deferred to the handler."""
+
+
+# --- satisfaction ---------------------------------------------------------------------------------
+def satisfies(held: str, required: str) -> bool:
+    """One held scope grants one required scope: equal, or a trailing-`*` prefix of it."""
+    if held == required:
+        return True
+    return held.endswith("*") and required.startswith(held[:-1])
+
+
+def satisfied(held: Iterable[str], required: str) -> bool:
+    return any(satisfies(h, required) for h in held)
+
+
+# --- expressions ----------------------------------------------------------------------------------
+def parameters(expr: ScopeExpr) -> set[str]:
+    """The placeholders an expression needs (for-each variables are bound by the template itself)."""
+    if isinstance(expr, str):
+        return set(PLACEHOLDER.findall(expr))
+    if "for" in expr:
+        return {expr["in"]} | (parameters(expr["each"]) - {expr["for"]})
+    return set().union(*(parameters(e) for e in _children(expr)))
+
+
+def render(expr: ScopeExpr, params: Mapping[str, Any]) -> ScopeExpr:
+    """Fill placeholders and expand for-each templates; raises MissingParameter when one is unknown."""
+    if isinstance(expr, str):
+        return _fill(expr, params)
+    if "for" in expr:
+        raise ScopeExpressionError("a for-each template must be an item of AllOf or AnyOf")
+    key = _operator(expr)
+    items: list[ScopeExpr] = []
+    for child in expr[key]:
+        if isinstance(child, dict) and "for" in child:
+            values = _param(params, child["in"])
+            if isinstance(values, str) or not isinstance(values, Sequence):
+                raise ScopeExpressionError(f"for-each over {child['in']!r} needs a list")
+            items += [render(child["each"], {**params, child["for"]: v}) for v in values]
+        else:
+            items.append(render(child, params))
+    return {key: items}
+
+
+def unsatisfied(expr: ScopeExpr, held: Iterable[str]) -> ScopeExpr | None:
+    """What `held` still lacks of a rendered expression, simplified (None: nothing, it is satisfied).
+
+    As Taskcluster's `removeGivenScopes`: satisfied parts of an AllOf go away; an AnyOf with any
+    satisfied branch is satisfied; a one-item remainder stands alone. An empty AnyOf is never
+    satisfied, an empty AllOf always is.
+    """
+    held = list(held)
+    if isinstance(expr, str):
+        return None if satisfied(held, expr) else expr
+    key = _operator(expr)
+    if key == "AllOf":
+        rest = [r for r in (unsatisfied(e, held) for e in expr[key]) if r is not None]
+        if not rest:
+            return None
+    else:
+        branches = [unsatisfied(e, held) for e in expr[key]]
+        if any(b is None for b in branches):
+            return None
+        rest = [b for b in branches if b is not None]
+        if not rest:
+            return {"AnyOf": []}
+    return rest[0] if len(rest) == 1 else {key: rest}
+
+
+def leaves(expr: ScopeExpr | None) -> list[str]:
+    """Every scope string in an expression, in order, without repeats."""
+    found: list[str] = []
+    if expr is None:
+        return found
+    if isinstance(expr, str):
+        return [expr]
+    for e in _children(expr):
+        found += [s for s in leaves(e) if s not in found]
+    return found
+
+
+def unsatisfied_leaves(expr: ScopeExpr, held: Iterable[str]) -> list[str]:
+    """The required scopes `held` lacks (empty when the expression is satisfied)."""
+    return leaves(unsatisfied(expr, held))
+
+
+# --- roles ----------------------------------------------------------------------------------------
+def expand(scopes: Iterable[str], roles: Mapping[str, Sequence[str]]) -> list[str]:
+    """`scopes` plus every role they assume, transitively, normalized (sorted, covered scopes dropped)."""
+    result = normalize(scopes)
+    while True:
+        grown = normalize([*result, *(s for scope in result for s in _granted(scope, roles))])
+        if grown == result:
+            return result
+        result = grown
+
+
+def _granted(scope: str, roles: Mapping[str, Sequence[str]]) -> Iterable[str]:
+    if not (scope.startswith(ASSUME) or (scope.endswith("*") and ASSUME.startswith(scope[:-1]))):
+        return
+    for role_id, role_scopes in roles.items():
+        parameter = _role_match(scope, role_id)
+        if parameter is not None:
+            yield from (_fill_role_parameter(s, parameter) for s in role_scopes)
+
+
+def _role_match(scope: str, role_id: str) -> str | None:
+    """The value of `<..>` when `scope` assumes role `role_id`, or None when it does not.
+
+    A star role `p*` is assumed by `assume:p<x>` (parameter `<x>`) and by a star scope covering
+    `assume:p` (parameter `*`); a plain role by `assume:<roleId>` or a star scope covering it.
+    """
+    target = ASSUME + role_id
+    if not role_id.endswith("*"):
+        return "" if satisfies(scope, target) else None
+    prefix = target[:-1]
+    if scope.startswith(prefix):
+        return scope[len(prefix) :]
+    if scope.endswith("*") and prefix.startswith(scope[:-1]):
+        return "*"
+    return None
+
+
+def _fill_role_parameter(scope: str, parameter: str) -> str:
+    if ROLE_PARAMETER not in scope:
+        return scope
+    if parameter.endswith("*"):
+        # Taskcluster: a star parameter ends the scope there — it already covers whatever followed.
+        return scope[: scope.index(ROLE_PARAMETER)] + parameter
+    return scope.replace(ROLE_PARAMETER, parameter)
+
+
+def normalize(scopes: Iterable[str]) -> list[str]:
+    """Sorted, unique, and without scopes another held star scope already covers."""
+    unique = sorted(set(scopes))
+    stars = [s for s in unique if s.endswith("*")]
+    return [s for s in unique if not any(star != s and satisfies(star, s) for star in stars)]
+
+
+# --- helpers --------------------------------------------------------------------------------------
+def _operator(expr: Mapping[str, Any]) -> str:
+    keys = set(expr)
+    if keys == {"AllOf"} or keys == {"AnyOf"}:
+        (key,) = keys
+        if not isinstance(expr[key], list):
+            raise ScopeExpressionError(f"{key} needs a list")
+        return key
+    raise ScopeExpressionError(f"not a scope expression: {dict(expr)!r}")
+
+
+def _children(expr: Mapping[str, Any]) -> list[ScopeExpr]:
+    if "for" in expr:
+        return [expr["each"]]
+    children: list[ScopeExpr] = expr[_operator(expr)]
+    return children
+
+
+def _param(params: Mapping[str, Any], name: str) -> Any:
+    if name not in params:
+        raise MissingParameter(name)
+    return params[name]
+
+
+def _fill(template: str, params: Mapping[str, Any]) -> str:
+    return PLACEHOLDER.sub(lambda m: str(_param(params, m.group(1))), template)
+
+
+# --- the endpoints --------------------------------------------------------------------------------
+def priorities_at_or_above(priority: str) -> list[str]:
+    """createTask accepts the scope of the task's priority or any higher one (reference §1.2)."""
+    return list(PRIORITIES[: PRIORITIES.index(priority) + 1])
+
+
+def create_task_parameters(definition: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters of createTask's expression, from a definition with its defaults applied."""
+    provisioner_id, worker_type = str(definition["taskQueueId"]).split("/", 1)
+    return {
+        "scopes": list(definition.get("scopes", [])),
+        "routes": list(definition.get("routes", [])),
+        "projectId": definition.get("projectId", "none"),
+        "schedulerId": definition.get("schedulerId", "-"),
+        "priorities": priorities_at_or_above(definition.get("priority", "lowest")),
+        "provisionerId": provisioner_id,
+        "workerType": worker_type,
+    }
+
+
+def _in_scheduler_or_project(verb: str) -> ScopeExpr:
+    return {
+        "AnyOf": [
+            f"queue:{verb}:<schedulerId>/<taskGroupId>/<taskId>",
+            f"queue:{verb}-in-project:<projectId>",
+            {"AllOf": [f"queue:{verb}", "assume:scheduler-id:<schedulerId>/<taskGroupId>"]},
+        ]
+    }
+
+
+GET_ARTIFACT: ScopeExpr = {"AllOf": [{"for": "name", "in": "names", "each": "queue:get-artifact:<name>"}]}
+RESOLVE_TASK = "queue:resolve-task:<taskId>/<runId>"
+
+# Every endpoint's expression (reference §1.2–§1.5); None: public. An expression whose parameters
+# are not all route parameters is authorized by the handler once it knows them ("deferred").
+ENDPOINT_SCOPES: dict[str, ScopeExpr | None] = {
+    "ping": None,
+    "lbheartbeat": None,
+    "heartbeat": None,
+    "version": None,
+    "task": "queue:get-task:<taskId>",
+    "status": "queue:status:<taskId>",
+    "tasks": {"AllOf": [{"for": "taskId", "in": "taskIds", "each": "queue:get-task:<taskId>"}]},
+    "statuses": {"AllOf": [{"for": "taskId", "in": "taskIds", "each": "queue:status:<taskId>"}]},
+    "createTask": {
+        "AllOf": [
+            {"for": "scope", "in": "scopes", "each": "<scope>"},
+            {"for": "route", "in": "routes", "each": "queue:route:<route>"},
+            "queue:create-task:project:<projectId>",
+            "queue:scheduler-id:<schedulerId>",
+            {
+                "AnyOf": [
+                    {
+                        "for": "priority",
+                        "in": "priorities",
+                        "each": "queue:create-task:<priority>:<provisionerId>/<workerType>",
+                    }
+                ]
+            },
+        ]
+    },
+    "scheduleTask": _in_scheduler_or_project("schedule-task"),
+    "rerunTask": _in_scheduler_or_project("rerun-task"),
+    "cancelTask": _in_scheduler_or_project("cancel-task"),
+    "changeTaskPriority": {
+        "AnyOf": ["queue:change-task-priority:<taskId>", "queue:change-task-priority-in-queue:<taskQueueId>"]
+    },
+    "claimWork": {"AllOf": ["queue:claim-work:<taskQueueId>", "queue:worker-id:<workerGroup>/<workerId>"]},
+    "claimTask": {
+        "AllOf": ["queue:claim-task:<provisionerId>/<workerType>", "queue:worker-id:<workerGroup>/<workerId>"]
+    },
+    "reclaimTask": "queue:reclaim-task:<taskId>/<runId>",
+    "reportCompleted": RESOLVE_TASK,
+    "reportFailed": RESOLVE_TASK,
+    "reportException": RESOLVE_TASK,
+    "pendingTasks": "queue:pending-count:<taskQueueId>",
+    "taskQueueCounts": {"AllOf": ["queue:pending-count:<taskQueueId>", "queue:claimed-count:<taskQueueId>"]},
+    "listPendingTasks": "queue:pending-list:<taskQueueId>",
+    "listClaimedTasks": "queue:claimed-list:<taskQueueId>",
+    "getTaskGroup": "queue:list-task-group:<taskGroupId>",
+    "listTaskGroup": "queue:list-task-group:<taskGroupId>",
+    "sealTaskGroup": "queue:seal-task-group:<schedulerId>/<taskGroupId>",
+    "cancelTaskGroup": "queue:cancel-task-group:<schedulerId>/<taskGroupId>",
+    "changeTaskGroupPriority": "queue:change-task-group-priority:<schedulerId>/<taskGroupId>",
+    "listDependentTasks": "queue:list-dependent-tasks:<taskId>",
+    "createArtifact": "queue:create-artifact:<taskId>/<runId>",  # deferred by the handler: after the run is found
+    "finishArtifact": "queue:create-artifact:<taskId>/<runId>",
+    "getArtifact": GET_ARTIFACT,
+    "getLatestArtifact": GET_ARTIFACT,  # the requested name before the task lookup (403 beats 404)
+    "artifact": GET_ARTIFACT,
+    "latestArtifact": GET_ARTIFACT,
+    "listArtifacts": "queue:list-artifacts:<taskId>:<runId>",
+    "listLatestArtifacts": "queue:list-artifacts:<taskId>",
+    "artifactInfo": "queue:list-artifacts:<taskId>:<runId>",
+    "latestArtifactInfo": "queue:list-artifacts:<taskId>",
+}
