@@ -34,8 +34,6 @@ from .model import (
     parse_date,
 )
 
-DEADLINE_PASSED = "Task can't be changed after its deadline"
-
 
 @dataclass(frozen=True)
 class RunPatch:

@@ -74,6 +74,10 @@ class TaskGraph:
         with self._lock:
             self._groups[gid] = (time.monotonic(), group)
 
+    def join(self, task: Task) -> None:
+        """A created task is one of its group's unresolved members until it resolves for good."""
+        self.graph.add_member(task.task_group_id, task.task_id, task.expires)
+
     def link(self, task: Task) -> list[str]:
         """Record a new task's dependencies; return those not yet satisfied.
 

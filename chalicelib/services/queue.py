@@ -74,7 +74,7 @@ class QueueService:
         existing = self.store.create(task)
         if existing is not None:
             return self._repeat(existing, definition)
-        self.graph.graph.add_member(task.task_group_id, task_id, task.expires)
+        self.graph.join(task)
         return self.graph.settle(task)
 
     def _repeat(self, existing: Task, definition: dict[str, Any]) -> Task:
@@ -82,7 +82,7 @@ class QueueService:
         if not same_definition(existing, definition):
             raise RequestConflict("taskId already used by another task", taskId=existing.task_id)
         if not existing.ever_resolved:
-            self.graph.graph.add_member(existing.task_group_id, existing.task_id, existing.expires)
+            self.graph.join(existing)
         return existing
 
     def task(self, task_id: str) -> Task:
