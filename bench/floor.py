@@ -43,6 +43,17 @@ def measure(aws_endpoint: str, n: int, clients: int, region: str = "us-east-1") 
             )
             q.send_message(QueueUrl=url, MessageBody=tid)
 
+    def advance(d: Any, task_id: str, before: str, after: str) -> None:
+        """One conditional write: the task's state moves from `before` to `after`."""
+        d.update_item(
+            TableName=table,
+            Key={"taskId": {"S": task_id}},
+            UpdateExpression="SET #s = :after",
+            ConditionExpression="#s = :before",
+            ExpressionAttributeNames={"#s": "state"},
+            ExpressionAttributeValues={":after": {"S": after}, ":before": {"S": before}},
+        )
+
     done = {"n": 0}
     lock = threading.Lock()
 
@@ -55,24 +66,9 @@ def measure(aws_endpoint: str, n: int, clients: int, region: str = "us-east-1") 
                     return
             msgs = q.receive_message(QueueUrl=url, MaxNumberOfMessages=1, WaitTimeSeconds=1).get("Messages", [])
             for m in msgs:
-                key = {"taskId": {"S": m["Body"]}}
-                d.update_item(
-                    TableName=table,
-                    Key=key,
-                    UpdateExpression="SET #s = :r",
-                    ConditionExpression="#s = :p",
-                    ExpressionAttributeNames={"#s": "state"},
-                    ExpressionAttributeValues={":r": {"S": "running"}, ":p": {"S": "pending"}},
-                )
+                advance(d, m["Body"], "pending", "running")  # the claim
                 q.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-                d.update_item(
-                    TableName=table,
-                    Key=key,
-                    UpdateExpression="SET #s = :c",
-                    ConditionExpression="#s = :r",
-                    ExpressionAttributeNames={"#s": "state"},
-                    ExpressionAttributeValues={":c": {"S": "completed"}, ":r": {"S": "running"}},
-                )
+                advance(d, m["Body"], "running", "completed")  # the resolution
                 with lock:
                     done["n"] += 1
 

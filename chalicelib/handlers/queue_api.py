@@ -10,6 +10,7 @@ from chalice import Blueprint
 
 from .. import container
 from ..domain.model import ReasonResolved, TaskState, Worker, claim_json, format_date
+from ..services.queue import QueueService
 from .http import Api, Call
 
 queue_bp = Blueprint(__name__)
@@ -18,7 +19,7 @@ _started = time.monotonic()
 API_GATEWAY_TIMEOUT = 29.0
 
 
-def _queue() -> Any:
+def _queue() -> QueueService:
     return container.get().queue
 
 

@@ -283,5 +283,3 @@ def _cancel_unless_done(task: Task, now: datetime) -> Task:
 def _sealed(group: TaskGroup) -> str | None:
     return format_date(group.sealed) if group.sealed else None
 
-
-__all__ = ["ReleaseReport", "TaskGraph", "Transitioned"]
