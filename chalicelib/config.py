@@ -47,6 +47,8 @@ class Settings:
     sweep_interval: float = 5.0  # seconds between sweeper ticks in the embedded stack
     max_definition_bytes: int = 256 * 1024  # a task row must stay far below DynamoDB's 400 KB
     tasks_stream_arn: str = field(default="arn:aws:dynamodb:us-east-1:000000000000:table/taskqueue-tasks/stream/local")
+    root_client_id: str = "root"  # the deployment's root client (all scopes: `*`)
+    root_access_token: str = field(default="", repr=False)  # its token; on AWS read from a secret instead
 
     @property
     def release_queue(self) -> str:
@@ -83,4 +85,6 @@ class Settings:
             sweep_interval=_float(env, "TASKQUEUE_SWEEP_INTERVAL", d.sweep_interval),
             max_definition_bytes=_int(env, "TASKQUEUE_MAX_DEFINITION_BYTES", d.max_definition_bytes),
             tasks_stream_arn=env.get("TASKQUEUE_TASKS_STREAM_ARN", d.tasks_stream_arn),
+            root_client_id=env.get("TASKQUEUE_ROOT_CLIENT_ID", d.root_client_id),
+            root_access_token=env.get("TASKQUEUE_ROOT_ACCESS_TOKEN", d.root_access_token),
         )

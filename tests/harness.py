@@ -24,7 +24,7 @@ from chalicelib.local.bootstrap import create_resources, event_tap_name
 from chalicelib.local.pump import EventPump
 from chalicelib.local.stack import local_server
 
-TEST_SETTINGS = Settings(claim_work_timeout=0.0, due_shards=2)
+TEST_SETTINGS = Settings(claim_work_timeout=0.0, due_shards=2, root_access_token="test-root-token")
 ROOT = "/api/queue/v1"
 
 
@@ -67,6 +67,11 @@ class Harness:
         pump = EventPump(app, ddb, streams, sqs, settings.region, table_for_stream=lambda arn: settings.tasks_table)
         client = Client(app, stage_name="dev", project_dir=".")
         return cls(clock, settings, client, pump, c)
+
+    @property
+    def credentials(self) -> dict[str, str]:
+        """The root client's credentials (all scopes), as the taskcluster clients take them."""
+        return {"clientId": self.settings.root_client_id, "accessToken": self.settings.root_access_token}
 
     def stop(self) -> None:
         if self._server is not None:

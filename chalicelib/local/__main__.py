@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"taskqueue embedded stack ready in {time.monotonic() - started:.1f}s", flush=True)
         print(f"  root URL:  {stack.root_url}   (TASKCLUSTER_ROOT_URL={stack.root_url})", flush=True)
         print(f"  AWS stand-in: {stack.aws_endpoint}", flush=True)
+        creds = stack.credentials
+        print(f"  root client: TASKCLUSTER_CLIENT_ID={creds['clientId']}", flush=True)
+        print(f"               TASKCLUSTER_ACCESS_TOKEN={creds['accessToken']}", flush=True)
         if args.command == "run":
             from .demo import run_demo
 

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -75,6 +76,14 @@ class EmbeddedStack:
         return f"http://{self.host}:{self.port}"
 
     @property
+    def credentials(self) -> dict[str, str]:
+        """The root client's credentials, as the taskcluster clients take them (after start())."""
+        return {
+            "clientId": os.environ.get("TASKQUEUE_ROOT_CLIENT_ID", "root"),
+            "accessToken": os.environ["TASKQUEUE_ROOT_ACCESS_TOKEN"],
+        }
+
+    @property
     def aws_endpoint(self) -> str:
         return f"http://127.0.0.1:{self.moto_port}"
 
@@ -93,6 +102,9 @@ class EmbeddedStack:
         )
         os.environ.pop("AWS_SESSION_TOKEN", None)
         os.environ.pop("AWS_PROFILE", None)
+        if not os.environ.get("TASKQUEUE_ROOT_ACCESS_TOKEN"):
+            # No token configured: generate one for this run (`serve` prints it).
+            os.environ["TASKQUEUE_ROOT_ACCESS_TOKEN"] = secrets.token_urlsafe(33)
 
         import boto3
         from chalice.cli.factory import CLIFactory
