@@ -4,6 +4,7 @@ from chalice import Chalice
 
 from chalicelib.handlers import observability
 from chalicelib.handlers.artifact_api import artifact_bp
+from chalicelib.handlers.auth_api import auth_bp
 from chalicelib.handlers.events import events_bp
 from chalicelib.handlers.graph_api import graph_bp
 from chalicelib.handlers.queue_api import queue_bp
@@ -14,3 +15,4 @@ app.register_blueprint(queue_bp)
 app.register_blueprint(events_bp)
 app.register_blueprint(graph_bp)
 app.register_blueprint(artifact_bp)
+app.register_blueprint(auth_bp)

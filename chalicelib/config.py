@@ -33,6 +33,7 @@ class Settings:
     tasks_table: str = "taskqueue-tasks"
     graph_table: str = "taskqueue-graph"
     artifacts_table: str = "taskqueue-artifacts"
+    auth_table: str = "taskqueue-auth"  # clients and roles
     artifact_bucket: str = "taskqueue-artifacts"  # S3 bucket of s3 artifacts (public/ ones too)
     artifact_max_days: int = 400  # longest life of an s3 artifact = the bucket's lifecycle backstop; 0: none
     event_bus: str = "taskqueue-events"
@@ -49,6 +50,9 @@ class Settings:
     tasks_stream_arn: str = field(default="arn:aws:dynamodb:us-east-1:000000000000:table/taskqueue-tasks/stream/local")
     root_client_id: str = "root"  # the deployment's root client (all scopes: `*`)
     root_access_token: str = field(default="", repr=False)  # its token; on AWS read from a secret instead
+    root_secret_arn: str = ""  # Secrets Manager secret {"clientId", "accessToken", "tokenKey"?} (AWS)
+    token_key: str = field(default="", repr=False)  # key client tokens derive from; default: from the root token
+    auth_cache_seconds: float = 10.0  # how long a Lambda trusts a cached client or role set
 
     @property
     def release_queue(self) -> str:
@@ -71,6 +75,7 @@ class Settings:
             tasks_table=env.get("TASKQUEUE_TASKS_TABLE", d.tasks_table),
             graph_table=env.get("TASKQUEUE_GRAPH_TABLE", d.graph_table),
             artifacts_table=env.get("TASKQUEUE_ARTIFACTS_TABLE", d.artifacts_table),
+            auth_table=env.get("TASKQUEUE_AUTH_TABLE", d.auth_table),
             artifact_bucket=env.get("TASKQUEUE_ARTIFACT_BUCKET", d.artifact_bucket),
             artifact_max_days=_int(env, "TASKQUEUE_ARTIFACT_MAX_DAYS", d.artifact_max_days),
             event_bus=env.get("TASKQUEUE_EVENT_BUS", d.event_bus),
@@ -87,4 +92,7 @@ class Settings:
             tasks_stream_arn=env.get("TASKQUEUE_TASKS_STREAM_ARN", d.tasks_stream_arn),
             root_client_id=env.get("TASKQUEUE_ROOT_CLIENT_ID", d.root_client_id),
             root_access_token=env.get("TASKQUEUE_ROOT_ACCESS_TOKEN", d.root_access_token),
+            root_secret_arn=env.get("TASKQUEUE_ROOT_SECRET_ARN", d.root_secret_arn),
+            token_key=env.get("TASKQUEUE_TOKEN_KEY", d.token_key),
+            auth_cache_seconds=_float(env, "TASKQUEUE_AUTH_CACHE_SECONDS", d.auth_cache_seconds),
         )

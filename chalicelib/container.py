@@ -14,15 +14,19 @@ import boto3
 from botocore.config import Config
 
 from .adapters.artifact_store import DynamoArtifactStore
+from .adapters.auth_store import DynamoAuthStore
 from .adapters.event_bus import EventBridgeBus, SqsReleaseQueue
 from .adapters.graph_store import DynamoGraphStore
 from .adapters.hint_queues import SqsHintQueues
 from .adapters.s3 import S3Blobs
-from .adapters.tables import TaskRow, artifact_model, graph_model, task_model
+from .adapters.secrets import read_root_secret
+from .adapters.tables import TaskRow, artifact_model, auth_model, graph_model, task_model
 from .adapters.task_store import DynamoTaskStore
 from .clock import Clock, SystemClock
 from .config import Settings
+from .domain.credentials import token_key_from
 from .services.artifacts import ArtifactService
+from .services.auth import Auth, RootCredentials
 from .services.graph import TaskGraph
 from .services.outbox import Outbox
 from .services.queue import QueueService
@@ -39,6 +43,7 @@ class Container:
     outbox: Outbox
     sweeper: Sweeper
     artifacts: ArtifactService
+    auth: Auth
 
 
 def build(settings: Settings, clock: Clock | None = None) -> Container:
@@ -67,7 +72,19 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
     )
     artifacts = ArtifactService(store, artifact_store, S3Blobs(s3), clock, settings)
     sweeper = Sweeper(queue, artifacts)
-    return Container(settings, clock, model, queue, graph, Outbox(hints, bus, graph), sweeper, artifacts)
+    auth_store = DynamoAuthStore(auth_model(settings.auth_table, settings.region, host=endpoint))
+    auth = Auth(auth_store, clock, root_credentials(settings, boto_config), settings.auth_cache_seconds)
+    return Container(settings, clock, model, queue, graph, Outbox(hints, bus, graph), sweeper, artifacts, auth)
+
+
+def root_credentials(settings: Settings, boto_config: Config) -> RootCredentials:
+    """The root client: from Secrets Manager on AWS, from the environment on the embedded stack."""
+    client_id, token, key = settings.root_client_id, settings.root_access_token, settings.token_key
+    if settings.root_secret_arn:
+        secrets = boto3.client("secretsmanager", region_name=settings.region, config=boto_config)
+        client_id, token, secret_key = read_root_secret(secrets, settings.root_secret_arn)
+        key = secret_key or key
+    return RootCredentials(client_id, token, key or (token_key_from(token) if token else ""))
 
 
 _lock = threading.Lock()

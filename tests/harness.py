@@ -3,6 +3,7 @@ real local HTTP server for the official client), the event pump as a step helper
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from dataclasses import dataclass, field
@@ -10,6 +11,8 @@ from datetime import timedelta
 from typing import Any
 
 import boto3
+import mohawk
+import mohawk.base
 import slugid
 from chalice.config import Config
 from chalice.local import LocalDevServer
@@ -23,6 +26,35 @@ from chalicelib.domain.model import format_date
 from chalicelib.local.bootstrap import create_resources, event_tap_name
 from chalicelib.local.pump import EventPump
 from chalicelib.local.stack import local_server
+
+
+class Root:
+    """Marker: sign as the root client (the default of Harness.call)."""
+
+
+ROOT_CREDENTIALS = Root()
+
+
+def hawk_header(
+    credentials: dict[str, str], method: str, url: str, body: bytes, headers: dict[str, str], now: float
+) -> str:
+    """An Authorization header as Taskcluster's Python client makes it (mohawk), independent of our code."""
+    ext = ""
+    if credentials.get("certificate"):
+        cert = json.loads(credentials["certificate"])
+        ext = base64.b64encode(json.dumps({"certificate": cert}).encode()).decode()
+    sender = mohawk.Sender(
+        credentials={"id": credentials["clientId"], "key": credentials["accessToken"], "algorithm": "sha256"},
+        url=url,
+        method=method.upper(),
+        content=body.decode() if body else "",
+        content_type=headers.get("Content-Type", "") if body else "",
+        ext=ext,
+        _timestamp=str(int(now)),
+    )
+    header: str = sender.request_header
+    return header
+
 
 TEST_SETTINGS = Settings(claim_work_timeout=0.0, due_shards=2, root_access_token="test-root-token")
 ROOT = "/api/queue/v1"
@@ -73,19 +105,43 @@ class Harness:
         """The root client's credentials (all scopes), as the taskcluster clients take them."""
         return {"clientId": self.settings.root_client_id, "accessToken": self.settings.root_access_token}
 
+    def client_clock_follows_stack(self, monkeypatch: Any) -> None:
+        """Make Hawk signatures of the official client (mohawk) use this stack's FakeClock, as a
+        client whose clock agrees with the server's; tests that advance the clock need it."""
+        monkeypatch.setattr(
+            mohawk.base, "utc_now", lambda offset_in_seconds=0: int(self.clock.now().timestamp()) + offset_in_seconds
+        )
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.shutdown()
         container.configure(None)
 
     # --- HTTP ----------------------------------------------------------------------------------
-    def call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> HTTPResponse:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        credentials: dict[str, str] | Root | None = ROOT_CREDENTIALS,
+    ) -> HTTPResponse:
+        """One request through the app, signed with Hawk as the root client unless `credentials`
+        says otherwise (None: no credentials at all, the anonymous role). `path` is under the
+        queue's API unless it starts with `/api/`."""
         hdrs = dict(headers or {})
         raw = b""
         if body is not None:
             raw = body if isinstance(body, bytes) else json.dumps(body).encode()
             hdrs.setdefault("Content-Type", "application/json")
-        return self.client.http.request(method.upper(), ROOT + path, headers=hdrs, body=raw)
+        url_path = path if path.startswith("/api/") else ROOT + path
+        creds = self.credentials if isinstance(credentials, Root) else credentials
+        hdrs.setdefault("Host", "localhost")
+        if creds is not None and "Authorization" not in hdrs:
+            hdrs["Authorization"] = hawk_header(
+                creds, method, f"http://localhost{url_path}", raw, hdrs, self.clock.now().timestamp()
+            )
+        return self.client.http.request(method.upper(), url_path, headers=hdrs, body=raw)
 
     def create(self, task_id: str | None = None, **overrides: Any) -> str:
         task_id = task_id or slugid.nice()

@@ -35,6 +35,7 @@ from __future__ import annotations
 from typing import Any
 
 from pynamodb.attributes import (
+    BooleanAttribute,
     ListAttribute,
     MapAttribute,
     NumberAttribute,
@@ -174,6 +175,33 @@ class ArtifactRow(Model):
     byPurge = ByPurgeIndex()
 
 
+class AuthRow(Model):
+    """Abstract row of the auth table (clients and roles); use `auth_model(...)`.
+
+    kind "client": a client; its access token is not stored — `seed` derives it (domain/credentials.py).
+    kind "role": a role. One partition per kind keeps listing (and loading every role to expand
+    scopes) a single Query; the service caches both, so lookups stay far below a partition's limits.
+    """
+
+    class Meta:
+        table_name = "unbound"
+        billing_mode = "PAY_PER_REQUEST"
+
+    kind = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute(range_key=True)
+    description = UnicodeAttribute()
+    scopes = UnicodeAttribute()  # JSON list
+    created = UnicodeAttribute()
+    lastModified = UnicodeAttribute()
+    # clients only
+    expires = UnicodeAttribute(null=True)
+    seed = UnicodeAttribute(null=True)
+    lastRotated = UnicodeAttribute(null=True)
+    disabled = BooleanAttribute(null=True)
+    deleteOnExpiration = BooleanAttribute(null=True)
+    ttl = NumberAttribute(null=True)  # set when deleteOnExpiration: DynamoDB removes the row after expiry
+
+
 def _bind(base: type[Model], table_name: str, region: str, host: str | None) -> Any:
     """A subclass of `base` bound to `table_name` (and an endpoint, for the embedded stack)."""
     settings = {
@@ -202,6 +230,11 @@ def graph_model(table_name: str, region: str, host: str | None = None) -> type[G
 
 def artifact_model(table_name: str, region: str, host: str | None = None) -> type[ArtifactRow]:
     model: type[ArtifactRow] = _bind(ArtifactRow, table_name, region, host)
+    return model
+
+
+def auth_model(table_name: str, region: str, host: str | None = None) -> type[AuthRow]:
+    model: type[AuthRow] = _bind(AuthRow, table_name, region, host)
     return model
 
 
@@ -238,4 +271,5 @@ def all_tables(settings: Settings, host: str | None = None) -> list[tuple[dict[s
         (create_table_params(task_model(settings.tasks_table, settings.region, host)), "ttl"),
         (create_table_params(graph_model(settings.graph_table, settings.region, host)), "ttl"),
         (create_table_params(artifact_model(settings.artifacts_table, settings.region, host)), "ttl"),
+        (create_table_params(auth_model(settings.auth_table, settings.region, host)), "ttl"),
     ]

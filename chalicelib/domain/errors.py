@@ -45,3 +45,11 @@ class InputTooLarge(QueueError):
 
 class ResourceExpired(QueueError):
     code, status = "ResourceExpired", 410
+
+
+class AuthenticationFailed(QueueError):
+    code, status = "AuthenticationFailed", 401
+
+
+class InsufficientScopes(QueueError):
+    code, status = "InsufficientScopes", 403

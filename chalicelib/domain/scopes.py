@@ -120,6 +120,13 @@ def unsatisfied_leaves(expr: ScopeExpr, held: Iterable[str]) -> list[str]:
 
 
 # --- roles ----------------------------------------------------------------------------------------
+class ExpansionTooLarge(ValueError):
+    """Roles that keep granting new scopes (parameterized roles can): refused, never looped on."""
+
+
+MAX_EXPANDED_SCOPES = 10_000
+
+
 def expand(scopes: Iterable[str], roles: Mapping[str, Sequence[str]]) -> list[str]:
     """`scopes` plus every role they assume, transitively, normalized (sorted, covered scopes dropped)."""
     result = normalize(scopes)
@@ -127,6 +134,8 @@ def expand(scopes: Iterable[str], roles: Mapping[str, Sequence[str]]) -> list[st
         grown = normalize([*result, *(s for scope in result for s in _granted(scope, roles))])
         if grown == result:
             return result
+        if len(grown) > MAX_EXPANDED_SCOPES:
+            raise ExpansionTooLarge(f"expansion exceeds {MAX_EXPANDED_SCOPES} scopes")
         result = grown
 
 
@@ -295,4 +304,18 @@ ENDPOINT_SCOPES: dict[str, ScopeExpr | None] = {
     "listLatestArtifacts": "queue:list-artifacts:<taskId>",
     "artifactInfo": "queue:list-artifacts:<taskId>:<runId>",
     "latestArtifactInfo": "queue:list-artifacts:<taskId>",
+    # auth (Taskcluster's auth service, the subset in handlers/auth_api.py)
+    "listClients": None,
+    "client": None,
+    "createClient": {"AllOf": ["auth:create-client:<clientId>", {"for": "scope", "in": "scopes", "each": "<scope>"}]},
+    "updateClient": {"AllOf": ["auth:update-client:<clientId>", {"for": "scope", "in": "scopes", "each": "<scope>"}]},
+    "resetAccessToken": "auth:reset-access-token:<clientId>",
+    "deleteClient": "auth:delete-client:<clientId>",
+    "listRoles": None,
+    "role": None,
+    "createRole": {"AllOf": ["auth:create-role:<roleId>", {"for": "scope", "in": "scopes", "each": "<scope>"}]},
+    "updateRole": {"AllOf": ["auth:update-role:<roleId>", {"for": "scope", "in": "scopes", "each": "<scope>"}]},
+    "deleteRole": "auth:delete-role:<roleId>",
+    "expandScopes": None,
+    "currentScopes": {"AllOf": []},  # nothing required, but the caller is authenticated to be answered
 }

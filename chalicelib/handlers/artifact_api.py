@@ -4,13 +4,13 @@ Artifact names may contain `/`. The official clients send it as `%2F`, inside th
 segment; raw slashes (URLs typed or pasted, as Taskcluster's `{*name}` routes accept) reach the
 same endpoints through `splat` routes of up to SPLAT_SEGMENTS segments (handlers/http.py).
 
-No authentication is wired yet (issue 7): each route's scope expression is SCOPES[<method>],
-taken from domain/scopes.py's ENDPOINT_SCOPES; names followed through links are to be
-authorized inside the service (services/artifacts.py), where Taskcluster authorizes them.
+Reading an artifact needs `queue:get-artifact:<name>` for the name and every link followed
+(not for `public/` names): the service calls `call.authorize(names=...)` before each read.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from chalice import Blueprint, Response
@@ -18,7 +18,6 @@ from chalice import Blueprint, Response
 from .. import container
 from ..domain.artifacts import StorageType
 from ..domain.errors import InputError
-from ..domain.scopes import ENDPOINT_SCOPES
 from ..services.artifacts import ArtifactService, Content
 from .http import Api, Call
 
@@ -26,29 +25,16 @@ artifact_bp = Blueprint(__name__)
 api = Api(artifact_bp, "/api/queue/v1")
 STORAGE_TYPE_HEADER = "x-taskcluster-artifact-storage-type"
 
-# Taskcluster's scope expressions of these routes, for issue 7 (one table for every endpoint).
-SCOPES: dict[str, Any] = {
-    name: ENDPOINT_SCOPES[name]
-    for name in (
-        "createArtifact",
-        "finishArtifact",
-        "getArtifact",
-        "getLatestArtifact",
-        "artifact",
-        "latestArtifact",
-        "listArtifacts",
-        "listLatestArtifacts",
-        "artifactInfo",
-        "latestArtifactInfo",
-    )
-}
-
 RUN = "/task/{taskId}/runs/{runId}"
 LATEST = "/task/{taskId}"
 
 
 def _artifacts() -> ArtifactService:
     return container.get().artifacts
+
+
+def _names(call: Call) -> Callable[[list[str]], None]:
+    return lambda names: call.authorize(names=names)
 
 
 def _run_id(call: Call) -> int | None:
@@ -84,22 +70,22 @@ def _redirect(content: Content) -> Response:
 
 @api.route("GET", f"{RUN}/artifacts/{{name}}", "getArtifact", splat=True)
 def get_artifact(call: Call) -> Response:
-    return _redirect(_artifacts().content(call.params["taskId"], _run_id(call), call.params["name"]))
+    return _redirect(_artifacts().content(call.params["taskId"], _run_id(call), call.params["name"], _names(call)))
 
 
 @api.route("GET", f"{LATEST}/artifacts/{{name}}", "getLatestArtifact", splat=True)
 def get_latest_artifact(call: Call) -> Response:
-    return _redirect(_artifacts().content(call.params["taskId"], None, call.params["name"]))
+    return _redirect(_artifacts().content(call.params["taskId"], None, call.params["name"], _names(call)))
 
 
 @api.route("GET", f"{RUN}/artifact-content/{{name}}", "artifact", splat=True)
 def artifact(call: Call) -> dict[str, Any]:
-    return _artifacts().content(call.params["taskId"], _run_id(call), call.params["name"]).to_json()
+    return _artifacts().content(call.params["taskId"], _run_id(call), call.params["name"], _names(call)).to_json()
 
 
 @api.route("GET", f"{LATEST}/artifact-content/{{name}}", "latestArtifact", splat=True)
 def latest_artifact(call: Call) -> dict[str, Any]:
-    return _artifacts().content(call.params["taskId"], None, call.params["name"]).to_json()
+    return _artifacts().content(call.params["taskId"], None, call.params["name"], _names(call)).to_json()
 
 
 # --- listings and info ----------------------------------------------------------------------------

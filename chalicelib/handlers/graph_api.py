@@ -8,6 +8,7 @@ from chalice import Blueprint
 
 from .. import container
 from ..domain.events import Event
+from ..domain.graph import TaskGroup
 from ..domain.model import Task
 from ..services.graph import TaskGraph
 from .http import Api, Call
@@ -40,14 +41,22 @@ def list_task_group(call: Call) -> dict[str, Any]:
     return out
 
 
+def _authorized_group(call: Call) -> TaskGroup:
+    """The group a deferred expression is about (404 first), its schedulerId's scope checked."""
+    group = _graph().group(call.params["taskGroupId"])
+    call.authorize(schedulerId=group.scheduler_id)
+    return group
+
+
 @api.route("POST", "/task-group/{taskGroupId}/seal", "sealTaskGroup")
 def seal_task_group(call: Call) -> dict[str, Any]:
+    _authorized_group(call)
     return _graph().seal_group(call.params["taskGroupId"]).to_json()
 
 
 @api.route("POST", "/task-group/{taskGroupId}/cancel", "cancelTaskGroup")
 def cancel_task_group(call: Call) -> dict[str, Any]:
-    gid = call.params["taskGroupId"]
+    gid = _authorized_group(call).task_group_id
     size, cancelled = _graph().cancel_group(gid)
     return {"taskGroupId": gid, "taskGroupSize": size, "cancelledCount": len(cancelled), "taskIds": cancelled}
 
@@ -57,7 +66,7 @@ def cancel_task_group(call: Call) -> dict[str, Any]:
 )
 def change_task_group_priority(call: Call) -> dict[str, Any]:
     graph, gid, priority = _graph(), call.params["taskGroupId"], call.body["newPriority"]
-    group = graph.group(gid)
+    group = _authorized_group(call)
     changed = graph.change_group_priority(gid, priority)
     body = {
         "taskGroupId": gid,

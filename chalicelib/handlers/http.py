@@ -15,13 +15,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote, urlencode
 
 from chalice import Blueprint, CORSConfig, Response
 from fastjsonschema import JsonSchemaException
 
 from ..clock import SystemClock
 from ..domain.errors import (
+    AuthenticationFailed,
     InputError,
     InputTooLarge,
     InputValidationError,
@@ -30,7 +31,9 @@ from ..domain.errors import (
     QueueError,
 )
 from ..domain.model import format_date
+from ..domain.scopes import ENDPOINT_SCOPES, ScopeExpr, parameters
 from ..schemas import schema_url, validator
+from ..services.auth import Auth, Caller, SignedRequest
 
 log = logging.getLogger("taskqueue.api")
 
@@ -48,6 +51,8 @@ PARAM_PATTERNS: dict[str, re.Pattern[str]] = {
         "workerId": r"^[a-zA-Z0-9-_]{1,38}$",
         "runId": r"^[1-9]*[0-9]+$",
         "name": r"^[\x20-\x7e]+$",  # an artifact name: printable ASCII, `/` included
+        "clientId": r"^[A-Za-z0-9!@/:.+|_-]+$",
+        "roleId": r"^[\x20-\x7e]+$",
     }.items()
 }
 # A splat parameter (Taskcluster's `{*name}`, which may contain raw `/`) is registered as
@@ -76,6 +81,17 @@ class Call:
     body: Any = None
     raw_json: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    caller: Caller | None = None
+    # A deferred scope expression: the handler calls authorize() with what only it knows.
+    deferred: ScopeExpr | None = None
+    authorized: bool = True
+
+    def authorize(self, **values: Any) -> None:
+        """Check the endpoint's deferred scope expression with `values` added to the route parameters."""
+        if self.deferred is None or self.caller is None:
+            return
+        Auth.authorize(self.caller, self.deferred, {**self.params, **values})
+        self.authorized = True
 
     def limit(self, default: int = 1000, maximum: int = 1000) -> int:
         """The page size asked for (`limit` is already known to be digits), capped as Taskcluster caps it."""
@@ -107,7 +123,8 @@ def error_response(err: QueueError, method: str, params: dict[str, str], payload
     }
     if err.details:
         body["details"] = err.details
-    return Response(body=body, status_code=err.status, headers=HEADERS)
+    headers = {**HEADERS, "WWW-Authenticate": "hawk"} if isinstance(err, AuthenticationFailed) else HEADERS
+    return Response(body=body, status_code=err.status, headers=headers)
 
 
 def _reject_constant(name: str) -> Any:
@@ -116,6 +133,46 @@ def _reject_constant(name: str) -> Any:
 
 def parse_json(raw: bytes) -> Any:
     return json.loads(raw, parse_constant=_reject_constant)
+
+
+def signed_request(request: Any, body: bytes) -> SignedRequest:
+    """What a Hawk signature covers, rebuilt from the request as the front door hands it over.
+
+    The path is the raw one the client sent (`requestContext.path`: percent-encoding kept, and
+    behind API Gateway the stage prefix too). The query arrives parsed, so each faithful
+    re-encoding of it (as the Python client's urlencode, strict percent-encoding, and none for
+    values sent unencoded) is a candidate: all decode to the parameters the handler acts on.
+    Host and port are the ones the client addressed: X-Forwarded-Port/-Proto behind a proxy or
+    API Gateway, else the Host header.
+    """
+    headers = request.headers
+    path = (request.context or {}).get("path") or quote(request.path)
+    query = request.query_params
+    pairs = [(k, v) for k in (query or {}) for v in query.getlist(k) if k != "bewit"]
+    bewit = query.get("bewit") if query is not None else None
+    resources = [path]
+    if pairs:
+        encodings = (urlencode(pairs), urlencode(pairs, quote_via=quote), "&".join(f"{k}={v}" for k, v in pairs))
+        resources = list(dict.fromkeys(f"{path}?{query}" for query in encodings))
+    host_header = headers.get("host", "")
+    host, _, host_port = host_header.rpartition(":") if host_header.count(":") == 1 else (host_header, "", "")
+    forwarded_port = headers.get("x-forwarded-port", "")
+    if forwarded_port.isdigit():
+        port = int(forwarded_port)
+    elif headers.get("x-forwarded-proto", "").lower() == "https":
+        port = 443
+    else:
+        port = int(host_port) if host_port.isdigit() else 80
+    return SignedRequest(
+        method=request.method,
+        resources=tuple(resources),
+        host=host,
+        port=port,
+        authorization=headers.get("authorization"),
+        bewit=bewit,
+        content_type=headers.get("content-type", ""),
+        body=body,
+    )
 
 
 class Api:
@@ -143,9 +200,13 @@ class Api:
             tail = [f"/{{{param}{SPLAT_SEP}{i}}}" for i in range(1, SPLAT_SEGMENTS)]
             paths += [path + "".join(tail[:n]) for n in range(1, SPLAT_SEGMENTS)]
 
+        if name not in ENDPOINT_SCOPES:
+            raise KeyError(f"endpoint {name} has no scope expression in domain/scopes.py ENDPOINT_SCOPES")
+        scopes = ENDPOINT_SCOPES[name]
+
         def register(fn: Callable[[Call], Any]) -> Callable[[Call], Any]:
             def view(**raw_params: str) -> Response:
-                return self._dispatch(name, fn, raw_params, input, parse_body)
+                return self._dispatch(name, fn, raw_params, input, parse_body, scopes)
 
             view.__name__ = name
             for p in paths:
@@ -155,7 +216,13 @@ class Api:
         return register
 
     def _dispatch(
-        self, name: str, fn: Callable[[Call], Any], raw_params: dict[str, str], input: str | None, parse_body: bool
+        self,
+        name: str,
+        fn: Callable[[Call], Any],
+        raw_params: dict[str, str],
+        input: str | None,
+        parse_body: bool,
+        scopes: ScopeExpr | None,
     ) -> Response:
         request = self.bp.current_request
         # API Gateway hands path parameters decoded; chalice local does not. Identifiers never
@@ -174,6 +241,15 @@ class Api:
                 raise InputTooLarge(f"Request body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}")
             if input or parse_body:
                 payload = self._parse_body(request.headers.get("content-type", ""), raw, required=bool(input))
+            caller, deferred = None, None
+            if scopes is not None:
+                # Taskcluster's order: authenticate (401), then authorize (403) before any parameter
+                # or schema check — unless the expression needs what only the handler knows.
+                caller = self._auth().authenticate(signed_request(request, raw))
+                if parameters(scopes) <= set(params):
+                    Auth.authorize(caller, scopes, params)
+                else:
+                    deferred = scopes
             for key, value in params.items():
                 pattern = PARAM_PATTERNS.get(key)
                 if pattern and not pattern.match(value):
@@ -187,10 +263,13 @@ class Api:
                     raise InvalidRequestArguments(
                         f"Invalid query parameter {key}: {value!r} does not match {pattern.pattern}"
                     )
-            call = Call(method=name, params=params, query=query, raw_json=payload)
+            call = Call(method=name, params=params, query=query, raw_json=payload, caller=caller, deferred=deferred)
+            call.authorized = deferred is None
             if input:
                 call.body = self._validate(input, payload)
             result = fn(call)
+            if not call.authorized:
+                raise QueueError(f"{name} did not check its deferred scopes")
         except QueueError as err:
             return error_response(err, name, params, payload)
         except Exception:
@@ -204,6 +283,12 @@ class Api:
         if result is None:
             return Response(body="", status_code=204, headers=HEADERS)
         return Response(body=result, status_code=200, headers=HEADERS)
+
+    @staticmethod
+    def _auth() -> Auth:
+        from .. import container
+
+        return container.get().auth
 
     @staticmethod
     def _parse_body(content_type: str, raw: bytes, required: bool) -> Any:

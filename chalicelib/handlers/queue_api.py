@@ -9,7 +9,8 @@ from typing import Any
 from chalice import Blueprint
 
 from .. import container
-from ..domain.model import ReasonResolved, TaskState, Worker, claim_json, format_date
+from ..domain.model import ReasonResolved, Task, TaskState, Worker, claim_json, format_date
+from ..domain.scopes import create_task_parameters
 from ..services.queue import QueueService
 from .http import Api, Call
 
@@ -71,6 +72,7 @@ def status(call: Call) -> dict[str, Any]:
 
 @api.route("POST", "/tasks", "tasks", input="tasks-request")
 def tasks(call: Call) -> dict[str, Any]:
+    call.authorize(taskIds=call.body["taskIds"])
     found, token = _queue().tasks(call.body["taskIds"], call.limit(), call.continuation)
     out: dict[str, Any] = {"tasks": [{"taskId": t.task_id, "task": t.task_json()} for t in found]}
     if token:
@@ -80,6 +82,7 @@ def tasks(call: Call) -> dict[str, Any]:
 
 @api.route("POST", "/tasks/status", "statuses", input="tasks-request")
 def statuses(call: Call) -> dict[str, Any]:
+    call.authorize(taskIds=call.body["taskIds"])
     found, token = _queue().tasks(call.body["taskIds"], call.limit(), call.continuation)
     out: dict[str, Any] = {"statuses": [{"taskId": t.task_id, "status": t.status_json()} for t in found]}
     if token:
@@ -89,27 +92,46 @@ def statuses(call: Call) -> dict[str, Any]:
 
 @api.route("PUT", "/task/{taskId}", "createTask", input="create-task-request")
 def create_task(call: Call) -> dict[str, Any]:
-    return _status(_queue().create_task(call.params["taskId"], call.body))
+    def authorize(definition: dict[str, Any]) -> None:
+        call.authorize(**create_task_parameters(definition))
+
+    return _status(_queue().create_task(call.params["taskId"], call.body, authorize))
+
+
+def _authorized_task(call: Call) -> Task:
+    """The task a deferred expression is about: 404 before 403, as Taskcluster; then its scopes checked."""
+    task = _queue().task(call.params["taskId"])
+    d = task.definition
+    call.authorize(
+        schedulerId=d["schedulerId"],
+        taskGroupId=d["taskGroupId"],
+        projectId=d.get("projectId", "none"),
+        taskQueueId=task.task_queue_id,
+        provisionerId=d["provisionerId"],
+        workerType=d["workerType"],
+        **{k: v for k, v in (call.body or {}).items() if k in ("workerGroup", "workerId")},
+    )
+    return task
 
 
 @api.route("POST", "/task/{taskId}/schedule", "scheduleTask")
 def schedule_task(call: Call) -> dict[str, Any]:
-    return _status(_queue().schedule_task(call.params["taskId"]))
+    return _status(_queue().schedule_task(call.params["taskId"], _authorized_task(call)))
 
 
 @api.route("POST", "/task/{taskId}/rerun", "rerunTask")
 def rerun_task(call: Call) -> dict[str, Any]:
-    return _status(_queue().rerun_task(call.params["taskId"]))
+    return _status(_queue().rerun_task(call.params["taskId"], _authorized_task(call)))
 
 
 @api.route("POST", "/task/{taskId}/cancel", "cancelTask")
 def cancel_task(call: Call) -> dict[str, Any]:
-    return _status(_queue().cancel_task(call.params["taskId"]))
+    return _status(_queue().cancel_task(call.params["taskId"], _authorized_task(call)))
 
 
 @api.route("POST", "/task/{taskId}/priority", "changeTaskPriority", input="change-task-priority-request")
 def change_task_priority(call: Call) -> dict[str, Any]:
-    task, _old = _queue().change_priority(call.params["taskId"], call.body["newPriority"])
+    task, _old = _queue().change_priority(call.params["taskId"], call.body["newPriority"], _authorized_task(call))
     return _status(task)
 
 
@@ -130,23 +152,33 @@ def _claim_work_budget() -> tuple[Callable[[], float], Callable[[], float]]:
 
 @api.route("POST", "/claim-work/{taskQueueId}", "claimWork", input="claim-work-request")
 def claim_work(call: Call) -> dict[str, Any]:
+    call.authorize(workerGroup=call.body["workerGroup"], workerId=call.body["workerId"])
     worker = Worker(call.body["workerGroup"], call.body["workerId"])
     wait_left, time_left = _claim_work_budget()
     claims = _queue().claim_work(call.params["taskQueueId"], worker, call.body["tasks"], wait_left, time_left)
-    return {"tasks": [claim_json(task, run_id) for task, run_id in claims]}
+    return {"tasks": [_claim(task, run_id) for task, run_id in claims]}
+
+
+def _claim(task: Task, run_id: int) -> dict[str, Any]:
+    """A claim as its worker receives it, with temporary credentials for this run only (reference §4)."""
+    claim = claim_json(task, run_id)
+    credentials = container.get().auth.task_credentials(task, run_id)
+    if credentials is not None:
+        claim["credentials"] = credentials
+    return claim
 
 
 @api.route("POST", "/task/{taskId}/runs/{runId}/claim", "claimTask", input="task-claim-request")
 def claim_task(call: Call) -> dict[str, Any]:
     worker = Worker(call.body["workerGroup"], call.body["workerId"])
     run_id = _run_id(call)
-    return claim_json(_queue().claim_task(call.params["taskId"], run_id, worker), run_id)
+    return _claim(_queue().claim_task(call.params["taskId"], run_id, worker, _authorized_task(call)), run_id)
 
 
 @api.route("POST", "/task/{taskId}/runs/{runId}/reclaim", "reclaimTask")
 def reclaim_task(call: Call) -> dict[str, Any]:
     run_id = _run_id(call)
-    claim = claim_json(_queue().reclaim_task(call.params["taskId"], run_id), run_id)
+    claim = _claim(_queue().reclaim_task(call.params["taskId"], run_id), run_id)
     del claim["task"]
     return claim
 

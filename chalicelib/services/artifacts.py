@@ -8,6 +8,7 @@ never pass through here: clients upload to and download from S3 with presigned U
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -99,11 +100,17 @@ class ArtifactService:
         raise RequestConflict(f"Artifact {artifact.name} is changing too fast; try again")
 
     # --- downloads -----------------------------------------------------------------------------
-    def content(self, task_id: str, run_id: int | None, name: str) -> Content:
-        """getArtifact / artifact (run_id given) and their latest-run variants (run_id None)."""
+    def content(
+        self, task_id: str, run_id: int | None, name: str, authorize: Callable[[list[str]], None] = lambda names: None
+    ) -> Content:
+        """getArtifact / artifact (run_id given) and their latest-run variants (run_id None).
+
+        `authorize` is called with the names read so far (the requested one, then each link's
+        target) before each read; `public/` names need no scope (reference §5.3)."""
+        authorize(_private([name]))
         if run_id is None:
             run_id = self._task_with_runs(task_id).runs[-1].run_id
-        artifact = self._follow_links(task_id, run_id, name)
+        artifact = self._follow_links(task_id, run_id, name, authorize)
         if artifact.storage_type is StorageType.S3:
             # Signed even under public/: the bucket stays private (README, "Artifacts").
             url = self.blobs.get_url(artifact.details["bucket"], artifact.s3_key, GET_URL_SIGNED_FOR)
@@ -112,13 +119,15 @@ class ArtifactService:
             return Content(StorageType.REFERENCE, url=artifact.details["url"])
         return Content(StorageType.ERROR, reason=artifact.details["reason"], message=artifact.details["message"])
 
-    def _follow_links(self, task_id: str, run_id: int, name: str) -> Artifact:
+    def _follow_links(
+        self, task_id: str, run_id: int, name: str, authorize: Callable[[list[str]], None]
+    ) -> Artifact:
         now = self.clock.now()
         names: list[str] = []
         while True:
             names.append(name)
-            # scopes: AllOf [queue:get-artifact:<n> for n in names] — authorized here, before each
-            # read, so a 403 names every artifact the links led through (issue 7).
+            # Authorized before each read, so a 403 names every artifact the links led through.
+            authorize(_private(names))
             artifact = self.artifacts.get(task_id, run_id, name)
             if artifact is None:
                 raise ResourceNotFound("Artifact not found", taskId=task_id, runId=run_id, name=name)
@@ -183,3 +192,8 @@ class ArtifactService:
         purge = [a for a in due if not a.bucket or (a.bucket, s3_key(a.task_id, a.run_id, a.name)) not in kept]
         self.artifacts.purge(purge)
         return len(purge)
+
+
+def _private(names: list[str]) -> list[str]:
+    """The names whose reading needs `queue:get-artifact:<name>`: all but `public/` ones."""
+    return [n for n in names if not n.startswith("public/")]

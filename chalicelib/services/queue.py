@@ -53,9 +53,13 @@ class QueueService:
         return self.transition(task_id, step)
 
     # --- tasks ---------------------------------------------------------------------------------
-    def create_task(self, task_id: str, body: dict[str, Any]) -> Task:
+    def create_task(
+        self, task_id: str, body: dict[str, Any], authorize: Callable[[dict[str, Any]], None] = lambda d: None
+    ) -> Task:
+        """Create (or idempotently repeat) a task; `authorize` sees the normalized definition before any write."""
         now = self.clock.now()
         definition = normalize(task_id, body, now, self.settings.max_task_deadline_days)
+        authorize(definition)
         size = len(json.dumps(definition, separators=(",", ":")).encode())
         if size > self.settings.max_definition_bytes:
             raise InputTooLarge(
@@ -97,24 +101,25 @@ class QueueService:
         token = str(following) if following < len(task_ids) else None
         return [found[t] for t in dict.fromkeys(window) if t in found], token
 
-    def schedule_task(self, task_id: str) -> Task:
-        return self.transition(task_id, transitions.schedule).task
+    # `task`, when given, is the row the caller just read (to authorize): it saves reading it again.
+    def schedule_task(self, task_id: str, task: Task | None = None) -> Task:
+        return self.transition(task_id, transitions.schedule, task).task
 
-    def rerun_task(self, task_id: str) -> Task:
-        return self.transition(task_id, transitions.rerun).task
+    def rerun_task(self, task_id: str, task: Task | None = None) -> Task:
+        return self.transition(task_id, transitions.rerun, task).task
 
-    def cancel_task(self, task_id: str) -> Task:
-        return self.transition(task_id, transitions.cancel).task
+    def cancel_task(self, task_id: str, task: Task | None = None) -> Task:
+        return self.transition(task_id, transitions.cancel, task).task
 
-    def change_priority(self, task_id: str, new_priority: str) -> tuple[Task, str]:
-        old = self._load(task_id)
+    def change_priority(self, task_id: str, new_priority: str, task: Task | None = None) -> tuple[Task, str]:
+        old = task or self._load(task_id)
         result = self.transition(task_id, lambda t, now: transitions.change_priority(t, new_priority, now), old)
         return result.task, old.priority
 
     # --- workers -------------------------------------------------------------------------------
-    def claim_task(self, task_id: str, run_id: int, worker: Worker) -> Task:
+    def claim_task(self, task_id: str, run_id: int, worker: Worker, task: Task | None = None) -> Task:
         timeout = self.settings.claim_timeout_delta
-        return self.transition(task_id, lambda t, now: transitions.claim(t, run_id, worker, now, timeout)).task
+        return self.transition(task_id, lambda t, now: transitions.claim(t, run_id, worker, now, timeout), task).task
 
     def claim_work(
         self,

@@ -33,7 +33,13 @@ READY_TIMEOUT = 60.0  # the stack (moto server child + app + pump) answering pin
 POLL_TIMEOUT = 20.0  # a time-driven change (claim expiry, deadline) showing in status()
 POLL_EVERY = 0.1
 EXIT_TIMEOUT = 15.0  # SIGTERM to exit
-ENV = {"TASKQUEUE_CLAIM_TIMEOUT": "2", "TASKQUEUE_SWEEP_INTERVAL": "0.2", "TASKQUEUE_REDISPATCH_AFTER": "1"}
+ROOT_TOKEN = "e2e-root-token"
+ENV = {
+    "TASKQUEUE_CLAIM_TIMEOUT": "2",
+    "TASKQUEUE_SWEEP_INTERVAL": "0.2",
+    "TASKQUEUE_REDISPATCH_AFTER": "1",
+    "TASKQUEUE_ROOT_ACCESS_TOKEN": ROOT_TOKEN,
+}
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
 T = TypeVar("T")
@@ -127,7 +133,8 @@ class Served:
         return "".join(self.output)
 
     def queue(self) -> taskcluster.Queue:
-        return taskcluster.Queue({"rootUrl": self.root_url, "maxRetries": 0})
+        credentials = {"clientId": "root", "accessToken": ROOT_TOKEN}
+        return taskcluster.Queue({"rootUrl": self.root_url, "maxRetries": 0, "credentials": credentials})
 
 
 def _read_output(served: Served) -> None:

@@ -114,7 +114,7 @@ def objects(stack: Harness, prefix: str) -> list[str]:
 
 @pytest.fixture
 def queue(stack: Harness) -> taskcluster.Queue:
-    return taskcluster.Queue({"rootUrl": stack.root_url(), "maxRetries": 0})
+    return taskcluster.Queue({"rootUrl": stack.root_url(), "maxRetries": 0, "credentials": stack.credentials})
 
 
 @pytest.fixture

@@ -41,13 +41,14 @@ STATUS_KEYS = {
     "state",
     "runs",
 }
-CLAIM_KEYS = {"status", "runId", "workerGroup", "workerId", "takenUntil", "task"}  # no `credentials` yet (no auth)
+CLAIM_KEYS = {"status", "runId", "workerGroup", "workerId", "takenUntil", "task", "credentials"}
 
 
 # --- helpers --------------------------------------------------------------------------------------
 @pytest.fixture
-def queue(stack: Harness) -> taskcluster.Queue:
-    return taskcluster.Queue({"rootUrl": stack.root_url(), "maxRetries": 0})
+def queue(stack: Harness, monkeypatch: pytest.MonkeyPatch) -> taskcluster.Queue:
+    stack.client_clock_follows_stack(monkeypatch)
+    return taskcluster.Queue({"rootUrl": stack.root_url(), "maxRetries": 0, "credentials": stack.credentials})
 
 
 def iso(dt: datetime) -> str:
@@ -436,14 +437,15 @@ def test_claim_task_then_reclaim_task(stack: Harness, queue: taskcluster.Queue) 
     assert runs(claim["status"]) == [(0, "running", "scheduled", None)]
 
     stack.advance(1)
-    assert queue.claimTask(task_id, 0, WORKER) == claim  # the same worker again: the same claim
+    again = queue.claimTask(task_id, 0, WORKER)  # the same worker again: the same claim (fresh credentials)
+    assert {**again, "credentials": None} == {**claim, "credentials": None}
     with fails(409, "RequestConflict"):
         queue.claimTask(task_id, 0, {"workerGroup": "wg", "workerId": "someone-else"})
     assert claim_work(queue, stack) == []  # its hint is stale now: claimWork must not hand it out again
 
     stack.advance(60)
     reclaimed = queue.reclaimTask(task_id, 0)
-    assert set(reclaimed) == {"status", "runId", "workerGroup", "workerId", "takenUntil"}
+    assert set(reclaimed) == {"status", "runId", "workerGroup", "workerId", "takenUntil", "credentials"}
     assert (reclaimed["runId"], reclaimed["workerGroup"], reclaimed["workerId"]) == (0, "wg", "w1")
     assert parse(reclaimed["takenUntil"]) == stack.clock.now() + CLAIM_TIMEOUT
     check_dates(reclaimed["status"])

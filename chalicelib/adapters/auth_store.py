@@ -1,0 +1,140 @@
+"""The auth table (tables.AuthRow): clients and roles, every write conditional.
+
+Creating is a put on an id not yet taken; updating and deleting are guarded by the row existing;
+a failed condition is reported as the domain's 409/404, never retried here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+
+from pynamodb.exceptions import PutError
+
+from ..domain.credentials import Client, Role
+from ..domain.errors import RequestConflict, ResourceNotFound
+from ..domain.model import format_date, parse_date
+from .pagination import decode_token, next_token
+from .tables import AuthRow
+
+CONDITION_FAILED = "ConditionalCheckFailedException"
+CLIENT, ROLE = "client", "role"
+
+
+def _failed_condition(err: Exception) -> bool:
+    return getattr(err, "cause_response_code", None) == CONDITION_FAILED
+
+
+def _client(row: AuthRow) -> Client:
+    return Client(
+        client_id=row.id,
+        description=row.description,
+        scopes=tuple(json.loads(row.scopes)),
+        expires=parse_date(row.expires or row.created),
+        created=parse_date(row.created),
+        last_modified=parse_date(row.lastModified),
+        last_rotated=parse_date(row.lastRotated or row.created),
+        seed=row.seed or "",
+        disabled=bool(row.disabled),
+        delete_on_expiration=bool(row.deleteOnExpiration),
+    )
+
+
+def _role(row: AuthRow) -> Role:
+    return Role(
+        role_id=row.id,
+        description=row.description,
+        scopes=tuple(json.loads(row.scopes)),
+        created=parse_date(row.created),
+        last_modified=parse_date(row.lastModified),
+    )
+
+
+class DynamoAuthStore:
+    def __init__(self, model: type[AuthRow]) -> None:
+        self.model = model
+
+    # --- clients --------------------------------------------------------------------------------
+    def get_client(self, client_id: str) -> Client | None:
+        try:
+            return _client(self.model.get(CLIENT, client_id, consistent_read=True))
+        except self.model.DoesNotExist:
+            return None
+
+    def put_client(self, client: Client, *, create: bool) -> None:
+        row = self.model(
+            CLIENT,
+            client.client_id,
+            description=client.description,
+            scopes=json.dumps(list(client.scopes)),
+            created=format_date(client.created),
+            lastModified=format_date(client.last_modified),
+            expires=format_date(client.expires),
+            seed=client.seed,
+            lastRotated=format_date(client.last_rotated),
+            disabled=client.disabled,
+            deleteOnExpiration=client.delete_on_expiration,
+            ttl=_ttl(client.expires) if client.delete_on_expiration else None,
+        )
+        condition = self.model.id.does_not_exist() if create else self.model.id.exists()
+        try:
+            row.save(condition=condition)
+        except PutError as err:
+            if not _failed_condition(err):
+                raise
+            if create:
+                raise RequestConflict(f"Client {client.client_id} already exists") from None
+            raise ResourceNotFound(f"Client {client.client_id} not found") from None
+
+    def delete_client(self, client_id: str) -> None:
+        self._delete(CLIENT, client_id)
+
+    def list_clients(self, prefix: str, limit: int, token: str | None) -> tuple[list[Client], str | None]:
+        condition = self.model.id.startswith(prefix) if prefix else None
+        rows = self.model.query(
+            CLIENT, condition, limit=limit, last_evaluated_key=decode_token(token), consistent_read=True
+        )
+        found = [_client(r) for r in rows]
+        return found, next_token(rows.last_evaluated_key, len(found), limit)
+
+    # --- roles ----------------------------------------------------------------------------------
+    def get_role(self, role_id: str) -> Role | None:
+        try:
+            return _role(self.model.get(ROLE, role_id, consistent_read=True))
+        except self.model.DoesNotExist:
+            return None
+
+    def put_role(self, role: Role, *, create: bool) -> None:
+        row = self.model(
+            ROLE,
+            role.role_id,
+            description=role.description,
+            scopes=json.dumps(list(role.scopes)),
+            created=format_date(role.created),
+            lastModified=format_date(role.last_modified),
+        )
+        condition = self.model.id.does_not_exist() if create else self.model.id.exists()
+        try:
+            row.save(condition=condition)
+        except PutError as err:
+            if not _failed_condition(err):
+                raise
+            if create:
+                raise RequestConflict(f"Role {role.role_id} already exists") from None
+            raise ResourceNotFound(f"Role {role.role_id} not found") from None
+
+    def delete_role(self, role_id: str) -> None:
+        self._delete(ROLE, role_id)
+
+    def all_roles(self) -> Iterator[Role]:
+        return (_role(r) for r in self.model.query(ROLE, consistent_read=True))
+
+    # --- shared ---------------------------------------------------------------------------------
+    def _delete(self, kind: str, item_id: str) -> None:
+        """Idempotent, as Taskcluster's deleteClient/deleteRole: deleting what is gone succeeds."""
+        self.model(kind, item_id).delete()
+
+
+def _ttl(expires: datetime) -> int:
+    return int(expires.timestamp())
