@@ -69,14 +69,8 @@ def test_every_table_is_exactly_what_all_tables_derives_from_the_models(stage: s
     resources = merge_template(stage)["Resources"]
     tables = {r["Properties"]["TableName"]: r for r in resources.values() if r.get("Type") == "AWS::DynamoDB::Table"}
     env = stage_env(stage)
-    expected = all_tables(
-        Settings(
-            tasks_table=table_name,
-            graph_table=env.get("TASKQUEUE_GRAPH_TABLE", Settings().graph_table),
-            artifacts_table=env.get("TASKQUEUE_ARTIFACTS_TABLE", Settings().artifacts_table),
-            region=REGION,
-        )
-    )
+    expected = all_tables(Settings.from_env({**env, "AWS_DEFAULT_REGION": REGION}))
+    assert Settings.from_env(env).tasks_table == table_name
 
     assert sorted(tables) == sorted(params["TableName"] for params, _ in expected)
     for params, ttl_attribute in expected:
@@ -267,7 +261,7 @@ def test_policy_grants_no_wildcard_actions_and_no_account_wide_resources_beyond_
     for statement in POLICY["Statement"]:
         actions = as_list(statement["Action"])
         assert all("*" not in a for a in actions)
-        assert {a.split(":")[0] for a in actions} <= {"dynamodb", "sqs", "logs", "events", "s3"}
+        assert {a.split(":")[0] for a in actions} <= {"dynamodb", "sqs", "logs", "events", "s3", "secretsmanager"}
         if "*" in as_list(statement["Resource"]):
             # These actions have no resource-level permissions in IAM.
             assert set(actions) <= {"dynamodb:ListStreams", "sqs:ListQueues"}
@@ -449,7 +443,30 @@ def test_artifact_bucket_is_private_named_per_account_and_given_to_the_functions
     assert [s["Effect"] for s in policy["Statement"]] == ["Deny"]
     for function_id in ("APIHandler", "Sweeper"):
         variables = resources[function_id]["Properties"]["Environment"]["Variables"]
-        assert variables == {"TASKQUEUE_ARTIFACT_BUCKET": {"Ref": template.ARTIFACT_BUCKET_ID}}
+        assert variables["TASKQUEUE_ARTIFACT_BUCKET"] == {"Ref": template.ARTIFACT_BUCKET_ID}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_root_client_comes_from_a_generated_secret_only_the_api_function_may_read(stage: str) -> None:
+    resources = merge_template(stage)["Resources"]
+    secret = resources[template.ROOT_SECRET_ID]
+    assert secret["Type"] == "AWS::SecretsManager::Secret"
+    generated = secret["Properties"]["GenerateSecretString"]
+    assert generated["GenerateStringKey"] == "accessToken"
+    assert json.loads(generated["SecretStringTemplate"]) == {"clientId": "root"}
+    assert "SecretString" not in secret["Properties"]  # the token is never in the template
+    holders = {
+        rid
+        for rid, r in resources.items()
+        if "TASKQUEUE_ROOT_SECRET_ARN" in r.get("Properties", {}).get("Environment", {}).get("Variables", {})
+    }
+    assert holders == {"APIHandler"}
+    assert resources["APIHandler"]["Properties"]["Environment"]["Variables"]["TASKQUEUE_ROOT_SECRET_ARN"] == {
+        "Ref": template.ROOT_SECRET_ID
+    }
+    name = secret["Properties"]["Name"]
+    assert allowed("secretsmanager:GetSecretValue", f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}-AbCdEf")
+    assert "TASKQUEUE_ROOT_ACCESS_TOKEN" not in json.dumps(resources)
 
 
 @pytest.mark.parametrize("stage", STAGES)
