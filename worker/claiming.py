@@ -1,0 +1,165 @@
+"""Finding work, in two modes, behind one small interface.
+
+A claimer first *waits* for work (`wait_for_work`: may block, claims nothing) and then *takes*
+it (`take`: the claiming calls). The worker holds a lock around `take` only, so on shutdown it
+knows no claim is half made, while a blocked wait can simply be abandoned.
+
+- claim-work: plain Taskcluster; `take` is claimWork (the queue long-polls it).
+- sqs: long-polls the task queue's SQS hint queues (one per priority, highest first), then
+  claims each hinted run with claimTask. Hints are only hints: a 409 or 404 means the run is no
+  longer pending (claimed by someone else, resolved, a duplicate), so the hint is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from chalicelib.domain.dispatch import Hint, queue_names
+
+from .queue import QueueCalls, TaskclusterFailure, status_code
+
+log = logging.getLogger("worker")
+KNOWN_QUEUES_TTL = 5.0  # seconds the list of a task queue's priority queues is trusted
+NO_QUEUE_WAIT = 1.0  # seconds to wait before looking again when no hint queue exists yet
+
+
+class Claimer(Protocol):
+    def wait_for_work(self, wanted: int) -> list[Any]: ...
+
+    def take(self, offers: list[Any]) -> list[dict[str, Any]]: ...
+
+    def release(self, offers: list[Any]) -> None: ...
+
+
+@dataclass
+class ClaimWorkClaimer:
+    queue: QueueCalls
+    task_queue_id: str
+    worker_group: str
+    worker_id: str
+
+    def wait_for_work(self, wanted: int) -> list[Any]:
+        return [wanted]  # claimWork itself waits
+
+    def take(self, offers: list[Any]) -> list[dict[str, Any]]:
+        return self.queue.claim_work(self.task_queue_id, self.worker_group, self.worker_id, offers[0])
+
+    def release(self, offers: list[Any]) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Offer:
+    hint: Hint | None  # None: not a hint (a doorbell or junk): just delete it
+    receipt: str
+    queue_url: str
+
+
+class SqsClaimer:
+    def __init__(
+        self, sqs: Any, prefix: str, task_queue_id: str, queue: QueueCalls, worker_group: str, worker_id: str, poll: int
+    ) -> None:
+        self.sqs = sqs
+        self.names = queue_names(prefix, task_queue_id)  # highest priority first
+        self.task_queue_id = task_queue_id
+        self.queue = queue
+        self.worker_group, self.worker_id = worker_group, worker_id
+        self.poll = poll
+        self._urls: list[str] = []
+        self._listed_at = -KNOWN_QUEUES_TTL
+
+    def _existing(self) -> list[str]:
+        """The hint queues that exist, highest priority first (one ListQueues call)."""
+        if time.monotonic() - self._listed_at < KNOWN_QUEUES_TTL:
+            return self._urls
+        common = self.names[0][:-1]  # the names differ only in their last character
+        found: set[str] = set()
+        for page in self.sqs.get_paginator("list_queues").paginate(QueueNamePrefix=common):
+            found.update(page.get("QueueUrls", []))
+        by_name = {u.rsplit("/", 1)[1]: u for u in found}
+        self._urls = [by_name[n] for n in self.names if n in by_name]
+        self._listed_at = time.monotonic()
+        return self._urls
+
+    def _receive(self, url: str, wanted: int, wait: int) -> list[Offer]:
+        try:
+            msgs = self.sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=min(10, wanted), WaitTimeSeconds=wait
+            ).get("Messages", [])
+        except self.sqs.exceptions.QueueDoesNotExist:
+            self._listed_at = -KNOWN_QUEUES_TTL
+            return []
+        offers = [Offer(Hint.parse(m["Body"], self.task_queue_id), m["ReceiptHandle"], url) for m in msgs]
+        if any(o.hint is None for o in offers):
+            self._listed_at = -KNOWN_QUEUES_TTL  # a doorbell: a new priority queue exists
+        return offers
+
+    def wait_for_work(self, wanted: int) -> list[Any]:
+        urls = self._existing()
+        offers: list[Offer] = []
+
+        def short() -> int:
+            return wanted - sum(1 for o in offers if o.hint)
+
+        for url in urls:  # what is there already, highest priority first
+            while short() > 0:
+                got = self._receive(url, short(), 0)
+                offers += got
+                if not got:
+                    break
+        if short() < wanted or not urls:
+            if not urls:
+                time.sleep(NO_QUEUE_WAIT)
+            return offers
+        if len(urls) == 1:
+            return offers + self._receive(urls[0], wanted, self.poll)  # one priority in use: long poll it
+        for url in urls:  # several: a short wait on each in turn, highest first
+            offers += self._receive(url, wanted, 1)
+            if short() < wanted:
+                break
+        return offers
+
+    def take(self, offers: list[Any]) -> list[dict[str, Any]]:
+        claims: list[dict[str, Any]] = []
+        done: list[Offer] = []
+        for offer in offers:
+            if offer.hint is None:
+                done.append(offer)
+                continue
+            try:
+                claims.append(
+                    self.queue.claim_task(offer.hint.task_id, offer.hint.run_id, self.worker_group, self.worker_id)
+                )
+            except TaskclusterFailure as e:
+                if status_code(e) not in (404, 409):
+                    if status_code(e) in (401, 403):
+                        raise
+                    log.warning("claim-failed task=%s run=%s error=%s", offer.hint.task_id, offer.hint.run_id, e)
+                    continue  # keep the hint: it comes back after its visibility timeout
+                log.info("stale-hint-dropped task=%s run=%s", offer.hint.task_id, offer.hint.run_id)
+            done.append(offer)
+        self._delete(done)
+        return claims
+
+    def release(self, offers: list[Any]) -> None:
+        """Hints received but not claimed (shutting down): visible to other workers at once."""
+        for o in offers:
+            if o.hint is not None:
+                try:
+                    self.sqs.change_message_visibility(
+                        QueueUrl=o.queue_url, ReceiptHandle=o.receipt, VisibilityTimeout=0
+                    )
+                except Exception as e:  # best effort: it reappears after its visibility timeout anyway
+                    log.warning("hint-release-failed error=%s", e)
+
+    def _delete(self, offers: list[Offer]) -> None:
+        by_url: dict[str, list[str]] = {}
+        for o in offers:
+            by_url.setdefault(o.queue_url, []).append(o.receipt)
+        for url, receipts in by_url.items():
+            for i in range(0, len(receipts), 10):
+                entries = [{"Id": str(n), "ReceiptHandle": r} for n, r in enumerate(receipts[i : i + 10])]
+                self.sqs.delete_message_batch(QueueUrl=url, Entries=entries)

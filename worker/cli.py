@@ -1,0 +1,101 @@
+"""`python -m worker`: configuration, logging, signals, and the claimer for the chosen mode."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+from .claiming import Claimer, ClaimWorkClaimer, SqsClaimer
+from .config import Config, ConfigError, parse_config
+from .queue import QueueCalls
+from .worker import Worker
+
+log = logging.getLogger("worker")
+
+
+def docker_engine() -> bool:
+    """Whether a Docker engine answers here (a `docker` CLI alone is not enough)."""
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return subprocess.run(["docker", "version"], capture_output=True, timeout=15, check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def make_claimer(config: Config, queue: QueueCalls) -> Claimer:
+    if config.claim_mode == "claim-work":
+        return ClaimWorkClaimer(queue, config.task_queue_id, config.worker_group, config.worker_id)
+    import boto3
+
+    session = boto3.Session()
+    if session.get_credentials() is None:
+        raise ConfigError(
+            "--claim-mode sqs needs AWS credentials (the usual AWS_* settings); or use --claim-mode claim-work"
+        )
+    region = session.region_name or os.environ.get("AWS_DEFAULT_REGION")
+    if not region:
+        raise ConfigError("--claim-mode sqs needs a region: set AWS_DEFAULT_REGION")
+    sqs = session.client("sqs", region_name=region)
+    return SqsClaimer(
+        sqs,
+        config.queue_prefix,
+        config.task_queue_id,
+        queue,
+        config.worker_group,
+        config.worker_id,
+        config.poll_seconds,
+    )
+
+
+def setup_logging(worker_id: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    formatter = logging.Formatter(f"%(asctime)s.%(msecs)03dZ worker={worker_id} %(message)s", "%Y-%m-%dT%H:%M:%S")
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        config = parse_config(argv)
+        setup_logging(config.worker_id)
+        queue = QueueCalls(config.root_url, config.credentials)
+        claimer = make_claimer(config, queue)
+    except ConfigError as e:
+        print(f"python -m worker: error: {e}", file=sys.stderr)
+        return 2
+    docker = docker_engine()
+    worker = Worker(config, queue, claimer, docker)
+
+    def on_signal(signum: int, frame: object) -> None:
+        worker.stop(signal.Signals(signum).name.lower())
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info(
+        "worker-started task_queue=%s worker=%s/%s capacity=%d claim_mode=%s credentials=%s docker=%s work_dir=%s",
+        config.task_queue_id,
+        config.worker_group,
+        config.worker_id,
+        config.capacity,
+        config.claim_mode,
+        config.credentials.get("clientId", "none"),
+        "yes" if docker else "no",
+        config.work_dir,
+    )
+    code = worker.run()
+    if config.own_work_dir:
+        with contextlib.suppress(OSError):
+            config.work_dir.rmdir()  # only when empty: task directories kept on request stay
+    log.info("worker-stopped reason=%s exit=%d", worker.stop_reason, code)
+    return code

@@ -1,0 +1,191 @@
+"""The worker's configuration: command-line flags plus the TASKCLUSTER_* environment, checked once.
+
+`parse_config` raises ConfigError with a message a user can act on; the command line turns it
+into a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import socket
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+IDENTIFIER = re.compile(r"^[a-zA-Z0-9_-]{1,38}$")  # Taskcluster's workerGroup/workerId/provisionerId
+WORKER_TYPE = re.compile(r"^[a-z]([-a-z0-9]{0,36}[a-z0-9])?$")
+CLAIM_MODES = ("sqs", "claim-work")
+EC2_SPOT_NOTICE = "http://169.254.169.254/latest/meta-data/spot/instance-action"
+
+DESCRIPTION = """\
+The reference worker: claims tasks of one task queue (<provisioner-id>/<worker-type>), runs their
+generic-worker-style payloads (command, env, maxRunTime, artifacts, onExitStatus.retry) in fresh
+task directories, streams each task's log to public/logs/live.log and reports the outcome.
+
+Credentials come from TASKCLUSTER_CLIENT_ID, TASKCLUSTER_ACCESS_TOKEN and TASKCLUSTER_CERTIFICATE
+(temporary credentials); the root URL from --root-url or TASKCLUSTER_ROOT_URL. In --claim-mode sqs
+the worker reads its task queue's SQS hint queues with the usual AWS settings (AWS_ENDPOINT_URL,
+AWS_DEFAULT_REGION, credentials chain) and claims each hinted run with claimTask; in claim-work
+mode it only uses the queue API's claimWork, so it works against any Taskcluster queue.
+
+SIGTERM or SIGINT (or a spot interruption notice) stops claiming, kills running tasks and reports
+them exception/worker-shutdown, so the queue retries them at once. Exit status: 0 after a shutdown
+or --idle-timeout, 1 when the queue refuses the worker's credentials, 2 on bad configuration."""
+
+
+class ConfigError(ValueError):
+    """Bad configuration; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Config:
+    root_url: str
+    provisioner_id: str
+    worker_type: str
+    worker_group: str
+    worker_id: str
+    credentials: Mapping[str, str] = field(default_factory=dict, repr=False)  # empty: no credentials
+    capacity: int = 1
+    claim_mode: str = "sqs"
+    idle_timeout: float = 0.0  # 0: never exit for lack of work
+    work_dir: Path = Path(tempfile.gettempdir())
+    keep_task_dirs: bool = False
+    own_work_dir: bool = False  # made for this worker: removed at exit when empty
+    queue_prefix: str = "taskqueue-"
+    poll_seconds: int = 20
+    live_log_interval: float = 5.0
+    max_run_time_limit: int = 86400
+    spot_notice_url: str = ""  # empty: don't poll
+    spot_poll_interval: float = 5.0
+
+    @property
+    def task_queue_id(self) -> str:
+        return f"{self.provisioner_id}/{self.worker_type}"
+
+
+def default_worker_id() -> str:
+    name = re.sub(r"[^a-zA-Z0-9_-]", "-", socket.gethostname().split(".")[0])[:30] or "worker"
+    return f"{name}-{os.getpid()}"[:38]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m worker", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    env = os.environ
+    p.add_argument(
+        "--root-url",
+        default=env.get("TASKCLUSTER_ROOT_URL"),
+        help="the queue's root URL (default: $TASKCLUSTER_ROOT_URL)",
+    )
+    p.add_argument("--provisioner-id", required=True, help="first half of the task queue id")
+    p.add_argument("--worker-type", required=True, help="second half of the task queue id")
+    p.add_argument("--worker-group", default="local", help="this worker's group (default: local)")
+    p.add_argument("--worker-id", default=None, help="this worker's id (default: <hostname>-<pid>)")
+    p.add_argument("--capacity", type=int, default=1, help="tasks run at once (default: 1)")
+    p.add_argument("--claim-mode", choices=CLAIM_MODES, default="sqs", help="how to find work (default: sqs)")
+    p.add_argument(
+        "--idle-timeout", type=float, default=0, help="exit after this many seconds with no task (default: 0, never)"
+    )
+    p.add_argument(
+        "--work-dir", default=None, help="where task directories are made (default: a new temporary directory)"
+    )
+    p.add_argument("--keep-task-dirs", action="store_true", help="leave task directories behind (for debugging)")
+    p.add_argument(
+        "--queue-prefix",
+        default=env.get("TASKQUEUE_QUEUE_PREFIX", "taskqueue-"),
+        help="prefix of the SQS hint queues, sqs mode (default: $TASKQUEUE_QUEUE_PREFIX or taskqueue-)",
+    )
+    p.add_argument("--poll-seconds", type=int, default=20, help="longest SQS long poll, sqs mode (1-20, default: 20)")
+    p.add_argument(
+        "--live-log-interval",
+        type=float,
+        default=5.0,
+        help="seconds between live log uploads while a task runs (default: 5)",
+    )
+    p.add_argument("--max-run-time-limit", type=int, default=86400, help="largest maxRunTime accepted (default: 86400)")
+    p.add_argument(
+        "--spot-notice-url",
+        default="",
+        help=f"poll this URL for a spot interruption notice; on EC2: {EC2_SPOT_NOTICE} (default: don't poll)",
+    )
+    p.add_argument(
+        "--spot-poll-interval", type=float, default=5.0, help="seconds between spot notice polls (default: 5)"
+    )
+    return p
+
+
+def credentials_from(env: Mapping[str, str]) -> dict[str, str]:
+    client_id, token = env.get("TASKCLUSTER_CLIENT_ID", ""), env.get("TASKCLUSTER_ACCESS_TOKEN", "")
+    if bool(client_id) != bool(token):
+        raise ConfigError("set both TASKCLUSTER_CLIENT_ID and TASKCLUSTER_ACCESS_TOKEN, or neither")
+    if not client_id:
+        if env.get("TASKCLUSTER_CERTIFICATE"):
+            raise ConfigError("TASKCLUSTER_CERTIFICATE needs TASKCLUSTER_CLIENT_ID and TASKCLUSTER_ACCESS_TOKEN")
+        return {}
+    creds = {"clientId": client_id, "accessToken": token}
+    if env.get("TASKCLUSTER_CERTIFICATE"):
+        creds["certificate"] = env["TASKCLUSTER_CERTIFICATE"]
+    return creds
+
+
+def parse_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """The configuration from flags and environment; argparse exits 2 on unknown or missing flags."""
+    env = os.environ if env is None else env
+    a = parser().parse_args(argv)
+    if not a.root_url:
+        raise ConfigError("no root URL: pass --root-url or set TASKCLUSTER_ROOT_URL")
+    if not re.match(r"^https?://[^/]+", a.root_url):
+        raise ConfigError(f"--root-url must be an http(s) URL, got {a.root_url!r}")
+    worker_id = a.worker_id or default_worker_id()
+    for flag, value in (
+        ("--provisioner-id", a.provisioner_id),
+        ("--worker-group", a.worker_group),
+        ("--worker-id", worker_id),
+    ):
+        if not IDENTIFIER.match(value):
+            raise ConfigError(f"{flag} must be 1-38 characters of [a-zA-Z0-9_-], got {value!r}")
+    if not WORKER_TYPE.match(a.worker_type):
+        raise ConfigError(
+            f"--worker-type must be 1-38 characters of [-a-z0-9], starting with a letter, got {a.worker_type!r}"
+        )
+    if a.capacity < 1:
+        raise ConfigError(f"--capacity must be at least 1, got {a.capacity}")
+    if a.idle_timeout < 0:
+        raise ConfigError("--idle-timeout must not be negative")
+    if not 1 <= a.poll_seconds <= 20:
+        raise ConfigError("--poll-seconds must be from 1 to 20 (SQS's longest wait)")
+    if a.live_log_interval <= 0 or a.spot_poll_interval <= 0:
+        raise ConfigError("--live-log-interval and --spot-poll-interval must be positive")
+    if a.max_run_time_limit < 1:
+        raise ConfigError("--max-run-time-limit must be at least 1")
+    if a.spot_notice_url and not re.match(r"^https?://", a.spot_notice_url):
+        raise ConfigError(f"--spot-notice-url must be an http(s) URL, got {a.spot_notice_url!r}")
+    work_dir = Path(a.work_dir) if a.work_dir else Path(tempfile.mkdtemp(prefix="taskqueue-worker-"))
+    try:
+        work_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--work-dir {work_dir} cannot be created: {e}") from None
+    return Config(
+        root_url=a.root_url.rstrip("/"),
+        provisioner_id=a.provisioner_id,
+        worker_type=a.worker_type,
+        worker_group=a.worker_group,
+        worker_id=worker_id,
+        credentials=credentials_from(env),
+        capacity=a.capacity,
+        claim_mode=a.claim_mode,
+        idle_timeout=a.idle_timeout,
+        work_dir=work_dir.resolve(),
+        keep_task_dirs=a.keep_task_dirs,
+        own_work_dir=not a.work_dir,
+        queue_prefix=a.queue_prefix,
+        poll_seconds=a.poll_seconds,
+        live_log_interval=a.live_log_interval,
+        max_run_time_limit=a.max_run_time_limit,
+        spot_notice_url=a.spot_notice_url,
+        spot_poll_interval=a.spot_poll_interval,
+    )

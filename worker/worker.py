@@ -1,0 +1,162 @@
+"""The claim loop: keep up to `capacity` runs going, exit when idle too long, shut down cleanly.
+
+Threads: the claim loop (daemon: a blocked long poll may be abandoned), one per run (each with
+its reclaim and live-log threads), the spot-notice watcher; the main thread waits for a stop
+(signal handlers run there). Stopping for a shutdown aborts every run, which reports
+exception/worker-shutdown; a claimWork already in flight is waited for, and what it brings is
+reported the same way at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from .claiming import Claimer
+from .config import Config
+from .queue import QueueCalls, TaskclusterFailure, status_code
+from .rules import Ending
+from .task_run import TaskRun
+
+log = logging.getLogger("worker")
+MAX_BACKOFF = 30.0
+CLAIM_LOCK_WAIT = 60.0  # longest wait for a claim call in flight at shutdown (claimWork: ≤ 20 s)
+
+
+@dataclass
+class Worker:
+    config: Config
+    queue: QueueCalls
+    claimer: Claimer
+    docker: bool = False
+    stopping: threading.Event = field(default_factory=threading.Event)
+    stop_reason: str = ""
+    exit_code: int = 0
+    _claim_lock: threading.Lock = field(default_factory=threading.Lock)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _runs: dict[threading.Thread, TaskRun] = field(default_factory=dict)
+    _slot_free: threading.Event = field(default_factory=threading.Event)
+    _last_busy: float = field(default_factory=time.monotonic)
+
+    # --- stopping ------------------------------------------------------------------------------
+    def stop(self, reason: str, exit_code: int = 0) -> None:
+        """Stop claiming; unless idle, abort every run (they report exception/worker-shutdown)."""
+        with self._lock:
+            if self.stopping.is_set():
+                return
+            self.stop_reason, self.exit_code = reason, exit_code
+            self.stopping.set()
+            runs = list(self._runs.values())
+        log.info("worker-stopping reason=%s running=%d", reason, len(runs))
+        for run in runs:
+            run.abort(Ending.SHUTDOWN)
+
+    def run(self) -> int:
+        threading.Thread(target=self._claim_loop, name="claim", daemon=True).start()
+        if self.config.spot_notice_url:
+            threading.Thread(target=self._watch_spot_notice, name="spot", daemon=True).start()
+        while not self.stopping.wait(0.5):
+            pass
+        if not self._claim_lock.acquire(timeout=CLAIM_LOCK_WAIT):
+            log.warning("claim-in-flight-abandoned (its runs will expire and be retried)")
+        with self._lock:
+            threads = list(self._runs)
+        for t in threads:
+            t.join()
+        return self.exit_code
+
+    # --- claiming ------------------------------------------------------------------------------
+    def _claim_loop(self) -> None:
+        backoff = 0.0
+        while not self.stopping.is_set():
+            self._slot_free.clear()
+            with self._lock:
+                free = self.config.capacity - len(self._runs)
+                idle_for = time.monotonic() - self._last_busy if not self._runs else 0.0
+            if free <= 0:
+                self._slot_free.wait(1.0)
+                continue
+            if self.config.idle_timeout and idle_for > self.config.idle_timeout:
+                self.stop("idle-timeout")
+                return
+            try:
+                self._claim(free)
+                backoff = 0.0
+            except Exception as e:
+                if isinstance(e, TaskclusterFailure) and status_code(e) in (401, 403):
+                    log.error("credentials-refused status=%s error=%s", status_code(e), e)
+                    self.stop("credentials-refused", exit_code=1)
+                    return
+                backoff = min(MAX_BACKOFF, max(1.0, backoff * 2))
+                log.warning("claim-error retry_in=%.0fs error=%s", backoff, e)
+                self.stopping.wait(backoff)
+
+    def _claim(self, free: int) -> None:
+        offers = self.claimer.wait_for_work(free)
+        with self._claim_lock:
+            if self.stopping.is_set():
+                self.claimer.release(offers)
+                return
+            for claim in self.claimer.take(offers) if offers else []:
+                self._start(claim)
+
+    def _start(self, claim: dict[str, Any]) -> None:
+        run = TaskRun(self.config, claim, self.queue, self.docker)
+        log.info("claimed %s taken_until=%s", run, claim["takenUntil"])
+        thread = threading.Thread(target=self._run, args=(run,), name=f"task-{run.task_id}")
+        with self._lock:
+            self._runs[thread] = run
+            if self.stopping.is_set():  # claimed while stopping: report it at once
+                run.abort(Ending.SHUTDOWN)
+        thread.start()
+
+    def _run(self, run: TaskRun) -> None:
+        try:
+            run.run()
+        finally:
+            with self._lock:
+                self._runs.pop(threading.current_thread(), None)
+                self._last_busy = time.monotonic()
+            self._slot_free.set()
+
+    # --- spot interruption ---------------------------------------------------------------------
+    def _watch_spot_notice(self) -> None:
+        """Poll the instance metadata for a spot interruption notice (200 = notice, 404 = none)."""
+        url = self.config.spot_notice_url
+        while not self.stopping.wait(self.config.spot_poll_interval):
+            notice = spot_notice(url)
+            if notice is not None:
+                log.info("spot-interruption-notice notice=%s", notice.strip()[:200])
+                self.stop("spot-interruption")
+                return
+
+
+def spot_notice(url: str) -> str | None:
+    """The notice's body, or None. Uses an IMDSv2 session token when the endpoint gives one."""
+    headers = {}
+    parts = urlsplit(url)
+    token_req = urllib.request.Request(
+        f"{parts.scheme}://{parts.netloc}/latest/api/token",
+        method="PUT",
+        headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"},
+    )
+    try:
+        with urllib.request.urlopen(token_req, timeout=2) as r:
+            headers["X-aws-ec2-metadata-token"] = r.read().decode()
+    except OSError:
+        pass  # IMDSv1, or not EC2: ask without a token
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=2) as r:
+            body: str = r.read().decode(errors="replace")
+            return body if r.status == 200 else None
+    except urllib.error.HTTPError:
+        return None  # 404: no notice
+    except OSError as e:
+        log.debug("spot-notice-poll-failed error=%s", e)
+        return None
