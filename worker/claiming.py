@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from chalicelib.domain.dispatch import Hint, queue_names
 
-from .queue import QueueCalls, TaskclusterFailure, status_code
+from .queue import QueueCalls, TaskclusterFailure, brief, status_code
 
 log = logging.getLogger("worker")
 KNOWN_QUEUES_TTL = 5.0  # seconds the list of a task queue's priority queues is trusted
@@ -137,7 +137,7 @@ class SqsClaimer:
                 if status_code(e) not in (404, 409):
                     if status_code(e) in (401, 403):
                         raise
-                    log.warning("claim-failed task=%s run=%s error=%s", offer.hint.task_id, offer.hint.run_id, e)
+                    log.warning("claim-failed task=%s run=%s error=%s", offer.hint.task_id, offer.hint.run_id, brief(e))
                     continue  # keep the hint: it comes back after its visibility timeout
                 log.info("stale-hint-dropped task=%s run=%s", offer.hint.task_id, offer.hint.run_id)
             done.append(offer)
@@ -153,7 +153,7 @@ class SqsClaimer:
                         QueueUrl=o.queue_url, ReceiptHandle=o.receipt, VisibilityTimeout=0
                     )
                 except Exception as e:  # best effort: it reappears after its visibility timeout anyway
-                    log.warning("hint-release-failed error=%s", e)
+                    log.warning("hint-release-failed error=%s", brief(e))
 
     def _delete(self, offers: list[Offer]) -> None:
         by_url: dict[str, list[str]] = {}

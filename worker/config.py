@@ -71,11 +71,10 @@ def default_worker_id() -> str:
     return f"{name}-{os.getpid()}"[:38]
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m worker", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    env = os.environ
     p.add_argument(
         "--root-url",
         default=env.get("TASKCLUSTER_ROOT_URL"),
@@ -135,7 +134,7 @@ def credentials_from(env: Mapping[str, str]) -> dict[str, str]:
 def parse_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
     """The configuration from flags and environment; argparse exits 2 on unknown or missing flags."""
     env = os.environ if env is None else env
-    a = parser().parse_args(argv)
+    a = parser(env).parse_args(argv)
     if not a.root_url:
         raise ConfigError("no root URL: pass --root-url or set TASKCLUSTER_ROOT_URL")
     if not re.match(r"^https?://[^/]+", a.root_url):

@@ -13,7 +13,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from .queue import QueueCalls, TaskclusterFailure, upload
+from .queue import QueueCalls, TaskclusterFailure, brief, upload
 
 NAME = "public/logs/live.log"
 CONTENT_TYPE = "text/plain; charset=utf-8"
@@ -71,7 +71,7 @@ class LiveLog:
                 self._url_until = datetime.fromisoformat(answer["expires"].replace("Z", "+00:00"))
             upload(self._put_url, data, CONTENT_TYPE)
         except (TaskclusterFailure, OSError) as e:  # requests' errors are OSErrors
-            log.warning("live-log-upload-failed task=%s run=%s error=%s", self.task_id, self.run_id, e)
+            log.warning("live-log-upload-failed task=%s run=%s error=%s", self.task_id, self.run_id, brief(e))
             return False
         self._uploaded_size = len(data)
         return True

@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 import taskcluster
-from taskcluster.exceptions import TaskclusterFailure, TaskclusterRestFailure
+from taskcluster.exceptions import TaskclusterAuthFailure, TaskclusterFailure, TaskclusterRestFailure
 
 UPLOAD_ATTEMPTS = 4
 UPLOAD_TIMEOUT = 120.0
@@ -22,7 +22,15 @@ UPLOAD_TIMEOUT = 120.0
 
 def status_code(error: BaseException) -> int | None:
     """The HTTP status of a failed API call (None: no answer at all)."""
-    return error.status_code if isinstance(error, TaskclusterRestFailure) else None
+    if isinstance(error, TaskclusterRestFailure | TaskclusterAuthFailure):
+        return int(error.status_code)
+    return None
+
+
+def brief(error: BaseException) -> str:
+    """An error on one log line: the client's messages run over several."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 class QueueCalls:
@@ -99,4 +107,4 @@ def upload(put_url: str, data: bytes | Path, content_type: str) -> None:
         time.sleep(0.5 * 2**attempt)
 
 
-__all__ = ["QueueCalls", "TaskclusterFailure", "TaskclusterRestFailure", "status_code", "upload"]
+__all__ = ["QueueCalls", "TaskclusterFailure", "TaskclusterRestFailure", "brief", "status_code", "upload"]

@@ -34,7 +34,7 @@ from .payload import (
     parse_payload,
     task_environment,
 )
-from .queue import QueueCalls, TaskclusterFailure, status_code, upload
+from .queue import QueueCalls, TaskclusterFailure, brief, status_code, upload
 from .rules import Ending, Outcome
 
 log = logging.getLogger("worker")
@@ -270,9 +270,9 @@ class TaskRun:
         except TaskclusterFailure as e:
             # generic-worker's mapping: 409 (same name, other content) is the payload's fault.
             reason = "malformed-payload" if status_code(e) in (400, 409) else "resource-unavailable"
-            raise ArtifactFailure(reason, f"{name}: {e}") from e
+            raise ArtifactFailure(reason, f"{name}: {brief(e)}") from e
         except OSError as e:
-            raise ArtifactFailure("resource-unavailable", f"{name}: {e}") from e
+            raise ArtifactFailure("resource-unavailable", f"{name}: {brief(e)}") from e
         self.livelog.line(f"artifact {name} uploaded ({size} bytes, {ctype})")
         log.info("artifact-uploaded %s name=%s bytes=%d", self, name, size)
 
@@ -281,7 +281,7 @@ class TaskRun:
         try:
             self.queue.create_error_artifact(self.task_id, self.run_id, spec.name, expires, reason, message)
         except TaskclusterFailure as e:
-            raise ArtifactFailure("resource-unavailable", f"{spec.name}: {e}") from e
+            raise ArtifactFailure("resource-unavailable", f"{spec.name}: {brief(e)}") from e
 
     # --- claim and report ----------------------------------------------------------------------
     def _keep_claim(self) -> None:
@@ -294,7 +294,7 @@ class TaskRun:
                     log.info("reclaim-refused %s (the queue resolved the run)", self)
                     self.abort(Ending.CANCELLED)
                     return
-                log.warning("reclaim-failed %s error=%s", self, e)
+                log.warning("reclaim-failed %s error=%s", self, brief(e))
                 delay = rules.retry_delay(self.taken_until, datetime.now(UTC))
                 continue
             self.taken_until = parse_date(answer["takenUntil"])
@@ -311,6 +311,6 @@ class TaskRun:
         try:
             self.queue.report(self.task_id, self.run_id, outcome.resolution, outcome.reason)
         except TaskclusterFailure as e:
-            log.warning("report-failed %s outcome=%s error=%s", self, outcome, e)
+            log.warning("report-failed %s outcome=%s error=%s", self, outcome, brief(e))
             return
         log.info("task-resolved %s outcome=%s", self, outcome)

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from .claiming import Claimer
 from .config import Config
-from .queue import QueueCalls, TaskclusterFailure, status_code
+from .queue import QueueCalls, TaskclusterFailure, brief, status_code
 from .rules import Ending
 from .task_run import TaskRun
 
@@ -90,11 +90,11 @@ class Worker:
                 backoff = 0.0
             except Exception as e:
                 if isinstance(e, TaskclusterFailure) and status_code(e) in (401, 403):
-                    log.error("credentials-refused status=%s error=%s", status_code(e), e)
+                    log.error("credentials-refused status=%s error=%s", status_code(e), brief(e))
                     self.stop("credentials-refused", exit_code=1)
                     return
                 backoff = min(MAX_BACKOFF, max(1.0, backoff * 2))
-                log.warning("claim-error retry_in=%.0fs error=%s", backoff, e)
+                log.warning("claim-error retry_in=%.0fs error=%s", backoff, brief(e))
                 self.stopping.wait(backoff)
 
     def _claim(self, free: int) -> None:
@@ -158,5 +158,5 @@ def spot_notice(url: str) -> str | None:
     except urllib.error.HTTPError:
         return None  # 404: no notice
     except OSError as e:
-        log.debug("spot-notice-poll-failed error=%s", e)
+        log.debug("spot-notice-poll-failed error=%s", brief(e))
         return None
