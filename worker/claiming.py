@@ -81,7 +81,8 @@ class SqsClaimer:
             found.update(page.get("QueueUrls", []))
         by_name = {u.rsplit("/", 1)[1]: u for u in found}
         self._urls = [by_name[n] for n in self.names if n in by_name]
-        self._listed_at = time.monotonic()
+        # None yet: look again next time (the first hint creates one; no doorbell rings for it).
+        self._listed_at = time.monotonic() if self._urls else -KNOWN_QUEUES_TTL
         return self._urls
 
     def _receive(self, url: str, wanted: int, wait: int) -> list[Offer]:

@@ -1,7 +1,7 @@
 """Run taskqueue's embedded stack on this machine.
 
     python -m chalicelib.local serve [--port 8000]   # the stack, in the foreground (make serve)
-    python -m chalicelib.local run [--port 8000]     # the stack plus a demo of real work (make run)
+    python -m chalicelib.local run [--port 8000]     # the stack, local workers, a task graph (make run)
     python -m chalicelib.local events --aws URL      # follow a running stack's task events
 
 Settings come from TASKQUEUE_* environment variables (README.md). Ctrl-C (SIGINT) or SIGTERM
@@ -21,12 +21,16 @@ from .stack import EmbeddedStack
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chalicelib.local", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, text in (("serve", "run the embedded stack in the foreground"), ("run", "run the stack and a demo")):
+    for name, text in (
+        ("serve", "run the embedded stack in the foreground"),
+        ("run", "run the stack, local workers and an example task graph"),
+    ):
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("--port", type=int, default=8000, help="HTTP port of the API (default 8000)")
         p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
         if name == "run":
             p.add_argument("--exit", action="store_true", help="stop after the demo instead of serving on")
+            p.add_argument("--workers", type=int, default=2, help="local worker processes to start (default 2)")
     events = sub.add_parser(
         "events",
         help="print a running stack's task events as they happen",
@@ -55,11 +59,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  root client: TASKCLUSTER_CLIENT_ID={creds['clientId']}", flush=True)
         print(f"               TASKCLUSTER_ACCESS_TOKEN={creds['accessToken']}", flush=True)
         if args.command == "run":
-            from .demo import run_demo
+            from .demo import local_workers, run_demo
 
-            ok = run_demo(stack.root_url)
-            if args.exit:
-                return 0 if ok else 1
+            with local_workers(stack.root_url, creds, count=args.workers) as workers:
+                ok = run_demo(stack.root_url, creds, workers, stack._stop)
+                if args.exit:
+                    return 0 if ok else 1
+                print("serving (the workers keep taking tasks on demo/linux); press Ctrl-C to stop", flush=True)
+                stack.wait()
+            return 0
         print("serving; press Ctrl-C to stop", flush=True)
         stack.wait()
         return 0

@@ -1,125 +1,317 @@
-"""`make run`'s demo: real work through the official taskcluster client.
+"""`make run`'s demo: a task graph run by real workers on this machine.
 
-Creates tasks on a task queue, claims them with claimWork as a worker would, and reports the
-outcomes — one completes, one fails, one hits a worker shutdown and is retried — printing each
-state change as the queue reports it.
+    build ──> test-1, test-2, test-3 ──> report
+
+`build` produces an artifact; each test downloads it through the queue's API (the 303 to S3) and
+checks it; test-3 asks for a retry on its first run (exit code 75, listed in onExitStatus.retry);
+`report` gathers the tests' results into an artifact of its own. Local `python -m worker`
+processes run them (`local_workers`: the one place that starts and stops them, until the local
+provisioner does), and the progress shows live: a table redrawn in place on a terminal, one
+plain line per change otherwise (CI=true, TERM=dumb, or output not a terminal).
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
 import time
-from typing import Any
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
 
 import taskcluster
 from taskcluster.utils import slugId
 
-TASK_QUEUE = "demo/linux"
+from .stack import PROJECT_DIR
+
+PROVISIONER_ID, WORKER_TYPE = "demo", "linux"
+TASK_QUEUE = f"{PROVISIONER_ID}/{WORKER_TYPE}"
+GRAPH_TIMEOUT = 180.0  # seconds before the demo gives up on the graph
+WORKER_STOP_TIMEOUT = 20.0
+FINAL = ("completed", "failed", "exception")
+
+BUILD = """\
+set -e
+mkdir -p dist
+for i in $(seq 1 500); do echo "object $i: $(echo $i | sha256sum | cut -c1-16)"; done > dist/app.txt
+sha256sum dist/app.txt | cut -d' ' -f1 > dist/app.sha256
+echo "built dist/app.txt: $(wc -l < dist/app.txt) lines, sha256 $(cat dist/app.sha256)"
+"""
+
+# Reads the build's artifacts through the API, as any consumer would (public/: no credentials).
+TEST = """\
+import hashlib, json, os, sys, urllib.request
+name, build = sys.argv[1], os.environ["BUILD_TASK_ID"]
+base = f"{os.environ['TASKCLUSTER_ROOT_URL']}/api/queue/v1/task/{build}/artifacts/public/build"
+data = urllib.request.urlopen(f"{base}/app.txt").read()
+want = urllib.request.urlopen(f"{base}/app.sha256").read().decode().strip()
+print(f"{name}: fetched public/build/app.txt from task {build} ({len(data)} bytes)")
+ok = hashlib.sha256(data).hexdigest() == want and data.count(b"\\n") == 500
+if name == "test-3" and os.environ["RUN_ID"] == "0":
+    print("test-3: the network looks flaky on this run: asking for a retry (exit 75)")
+    sys.exit(75)
+os.makedirs("out", exist_ok=True)
+json.dump({"test": name, "ok": ok, "bytes": len(data), "run": os.environ["RUN_ID"]}, open("out/result.json", "w"))
+print(f"{name}: {'checksum matches' if ok else 'CHECKSUM MISMATCH'}")
+sys.exit(0 if ok else 1)
+"""
+
+REPORT = """\
+import json, os, urllib.request
+root = os.environ["TASKCLUSTER_ROOT_URL"]
+lines = []
+for name_id in os.environ["TESTS"].split():
+    name, task_id = name_id.split("=")
+    url = f"{root}/api/queue/v1/task/{task_id}/artifacts/public/test/result.json"
+    result = json.load(urllib.request.urlopen(url))
+    verdict = "passed" if result["ok"] else "FAILED"
+    lines.append(f"{name}: {verdict} (run {result['run']}, {result['bytes']} bytes checked)")
+os.makedirs("out", exist_ok=True)
+open("out/report.txt", "w").write("\\n".join(lines) + "\\n")
+print("\\n".join(lines))
+"""
 
 
-def _definition(name: str, priority: str) -> dict[str, Any]:
+# --- local workers --------------------------------------------------------------------------------
+@dataclass
+class LocalWorkers:
+    procs: list[subprocess.Popen[bytes]]
+    log_dir: Path
+
+    def stop(self) -> None:
+        """SIGTERM each worker (running tasks are reported worker-shutdown), then wait for them."""
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=WORKER_STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+@contextmanager
+def local_workers(
+    root_url: str, credentials: Mapping[str, str], count: int = 2, capacity: int = 2
+) -> Iterator[LocalWorkers]:
+    """`count` reference workers on TASK_QUEUE, as processes of this machine, stopped on exit.
+
+    They inherit this process's AWS settings (the embedded stack's stand-in) for the SQS hints,
+    and get the given Taskcluster credentials. Each runs in its own session, so a Ctrl-C in the
+    terminal reaches only `make run`, which then stops them in order."""
+    log_dir = Path(tempfile.mkdtemp(prefix="taskqueue-run-"))
+    env = {
+        **os.environ,
+        "TASKCLUSTER_ROOT_URL": root_url,
+        "TASKCLUSTER_CLIENT_ID": credentials["clientId"],
+        "TASKCLUSTER_ACCESS_TOKEN": credentials["accessToken"],
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("TASKCLUSTER_CERTIFICATE", None)
+    workers = LocalWorkers([], log_dir)
+    try:
+        for n in range(1, count + 1):
+            argv = [sys.executable, "-m", "worker", "--provisioner-id", PROVISIONER_ID, "--worker-type", WORKER_TYPE]
+            argv += ["--worker-group", "local", "--worker-id", f"worker-{n}", "--capacity", str(capacity)]
+            argv += ["--work-dir", str(log_dir / f"work-{n}"), "--live-log-interval", "1"]
+            with (log_dir / f"worker-{n}.log").open("wb") as out:
+                proc = subprocess.Popen(
+                    argv,
+                    cwd=PROJECT_DIR,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            workers.procs.append(proc)
+        yield workers
+    finally:
+        workers.stop()
+
+
+# --- the graph ------------------------------------------------------------------------------------
+def _definition(name: str, group: str, payload: dict[str, Any], deps: list[str]) -> dict[str, Any]:
     return {
         "taskQueueId": TASK_QUEUE,
-        "priority": priority,
+        "taskGroupId": group,
+        "dependencies": deps,
         "created": taskcluster.stringDate(taskcluster.fromNow("0 seconds")),
         "deadline": taskcluster.stringDate(taskcluster.fromNow("1 hour")),
-        "payload": {"command": [["echo", name]]},
+        "retries": 2,
+        "payload": payload,
         "metadata": {
             "name": name,
-            "description": f"demo task {name}",
+            "description": f"make run's example graph: {name}",
             "owner": "demo@example.com",
             "source": "https://example.com/taskqueue/demo",
         },
     }
 
 
-def _runs(status: dict[str, Any]) -> str:
-    return ", ".join(
-        f"run {r['runId']} {r['state']}" + (f" ({r['reasonResolved']})" if "reasonResolved" in r else "")
-        for r in status["runs"]
+def submit_graph(queue: Any) -> tuple[str, dict[str, str]]:
+    """Create the graph; returns (taskGroupId, name -> taskId), in the order to show them."""
+    group = slugId()
+    ids = {name: slugId() for name in ("build", "test-1", "test-2", "test-3", "report")}
+    tests = [n for n in ids if n.startswith("test-")]
+    queue.createTask(
+        ids["build"],
+        _definition(
+            "build",
+            group,
+            {
+                "command": [["sh", "-c", BUILD]],
+                "maxRunTime": 300,
+                "artifacts": [
+                    {"type": "file", "path": "dist/app.txt", "name": "public/build/app.txt"},
+                    {"type": "file", "path": "dist/app.sha256", "name": "public/build/app.sha256"},
+                ],
+            },
+            [],
+        ),
+    )
+    for name in tests:
+        payload = {
+            "command": [[sys.executable, "-c", TEST, name]],
+            "env": {"BUILD_TASK_ID": ids["build"]},
+            "maxRunTime": 300,
+            "onExitStatus": {"retry": [75]},
+            "artifacts": [{"type": "file", "path": "out/result.json", "name": "public/test/result.json"}],
+        }
+        queue.createTask(ids[name], _definition(name, group, payload, [ids["build"]]))
+    report = {
+        "command": [[sys.executable, "-c", REPORT]],
+        "env": {"TESTS": " ".join(f"{n}={ids[n]}" for n in tests)},
+        "maxRunTime": 300,
+        "artifacts": [{"type": "file", "path": "out/report.txt", "name": "public/report.txt"}],
+    }
+    queue.createTask(ids["report"], _definition("report", group, report, [ids[n] for n in tests]))
+    return group, ids
+
+
+# --- progress -------------------------------------------------------------------------------------
+def fancy_output(stream: TextIO) -> bool:
+    """Redraw in place only on a real terminal, and never in CI."""
+    return (
+        stream.isatty() and os.environ.get("CI", "").lower() not in ("1", "true") and os.environ.get("TERM") != "dumb"
     )
 
 
-def _claim(queue: Any, wanted: int) -> list[dict[str, Any]]:
-    claims: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 30
-    while len(claims) < wanted and time.monotonic() < deadline:
-        claims += queue.claimWork(
-            TASK_QUEUE, {"workerGroup": "demo", "workerId": "worker-1", "tasks": wanted - len(claims)}
-        )["tasks"]
-    return claims
+@dataclass
+class Progress:
+    ids: dict[str, str]
+    out: TextIO
+    fancy: bool
+    started: float = field(default_factory=time.monotonic)
+    states: dict[str, str] = field(default_factory=dict)
+    runs: dict[str, int] = field(default_factory=dict)
+    last: dict[str, str] = field(default_factory=dict)  # name -> its runs, as shown
+    _drawn: int = 0
+
+    def done(self) -> int:
+        return sum(1 for s in self.states.values() if s in FINAL)
+
+    def bar(self, width: int = 30) -> str:
+        n = len(self.ids)
+        filled = width * self.done() // n
+        return (
+            f"[{'#' * filled}{'.' * (width - filled)}] {self.done()}/{n} done  {time.monotonic() - self.started:5.1f}s"
+        )
+
+    def update(self, statuses: dict[str, dict[str, Any]]) -> None:
+        changed = []
+        for name, task_id in self.ids.items():
+            status = statuses.get(task_id)
+            if status is None:
+                continue
+            state, runs = status["state"], len(status["runs"])
+            if (state, runs) != (self.states.get(name), self.runs.get(name)):
+                changed.append((name, self.states.get(name, "-"), state, status))
+                self.states[name], self.runs[name], self.last[name] = state, runs, _runs(status)
+        if not changed:
+            if self.fancy:
+                self._draw()  # the clock moves
+            return
+        if self.fancy:
+            self._draw()
+            return
+        for name, old, new, status in changed:
+            print(f"{time.monotonic() - self.started:6.1f}s  {name:7} {old:>11} -> {new}{_runs(status)}", file=self.out)
+        print(f"{'':8}{self.bar()}", file=self.out, flush=True)
+
+    def _draw(self) -> None:
+        lines = [f"  {name:7} {self.states.get(name, '-'):11}{self.last.get(name, '')}" for name in self.ids]
+        lines.append(f"  {self.bar()}")
+        if self._drawn:
+            self.out.write(f"\x1b[{self._drawn}F")
+        for line in lines:
+            self.out.write(f"\x1b[2K{line}\n")
+        self.out.flush()
+        self._drawn = len(lines)
 
 
-def run_demo(root_url: str) -> bool:
-    queue = taskcluster.Queue({"rootUrl": root_url})
-    print(f"\n== demo: tasks on {TASK_QUEUE} through {root_url}", flush=True)
-    tasks = {"build": ("high", "complete"), "lint": ("medium", "fail"), "flaky": ("low", "worker-shutdown")}
-    ids = {}
-    for name, (priority, _) in tasks.items():
-        ids[name] = slugId()
-        status = queue.createTask(ids[name], _definition(name, priority))["status"]
-        print(f"created  {name:6} {ids[name]} priority={priority:7} -> {status['state']}", flush=True)
-    print(f"pending on {TASK_QUEUE}: {queue.pendingTasks(TASK_QUEUE)['pendingTasks']}", flush=True)
-
-    claims = _claim(queue, len(tasks))
-    by_id = {v: k for k, v in ids.items()}
-    for c in claims:
-        name = by_id[c["status"]["taskId"]]
-        print(f"claimed  {name:6} run {c['runId']} until {c['takenUntil']} (highest priority first)", flush=True)
-    for c in claims:
-        task_id, run_id, name = c["status"]["taskId"], str(c["runId"]), by_id[c["status"]["taskId"]]
-        outcome = tasks[name][1]
-        if outcome == "complete":
-            status = queue.reportCompleted(task_id, run_id)["status"]
-        elif outcome == "fail":
-            status = queue.reportFailed(task_id, run_id)["status"]
-        else:
-            status = queue.reportException(task_id, run_id, {"reason": outcome})["status"]
-        print(f"reported {name:6} {outcome:15} -> {status['state']:9} [{_runs(status)}]", flush=True)
-
-    retry = _claim(queue, 1)
-    for c in retry:
-        status = queue.reportCompleted(c["status"]["taskId"], str(c["runId"]))["status"]
-        print(f"retried  flaky  run {c['runId']} completed  -> {status['state']:9} [{_runs(status)}]", flush=True)
-
-    final = {name: queue.status(task_id)["status"]["state"] for name, task_id in ids.items()}
-    ok = final == {"build": "completed", "lint": "failed", "flaky": "completed"}
-    print(f"final states: {final} {'(as expected)' if ok else '(UNEXPECTED)'}\n", flush=True)
-    return run_graph(queue) and ok
+def _runs(status: dict[str, Any]) -> str:
+    """E.g. "  run 1 on worker-2 (run 0: exception/intermittent-task)": the latest run, then earlier ones."""
+    runs = status["runs"]
+    if not runs:
+        return ""
+    latest = runs[-1]
+    text = f"  run {latest['runId']}"
+    if latest.get("workerId") and latest["state"] == "running":
+        text += f" on {latest['workerId']}"
+    elif latest.get("reasonResolved") not in (None, latest["state"]):
+        text += f" ({latest['reasonResolved']})"
+    earlier = [f"run {r['runId']}: {r['state']}/{r.get('reasonResolved')}" for r in runs[:-1]]
+    return text + (f" ({', '.join(earlier)})" if earlier else "")
 
 
-def run_graph(queue: Any) -> bool:
-    """A task graph: build, three tests that depend on it, a report that depends on the tests."""
-    print("== demo: a task graph (build -> test-1..3 -> report)", flush=True)
-    group = slugId()
-    ids = {name: slugId() for name in ("build", "test-1", "test-2", "test-3", "report")}
-    deps = {"build": [], "report": [ids["test-1"], ids["test-2"], ids["test-3"]]}
+def watch(queue: Any, group: str, ids: dict[str, str], stop: threading.Event, out: TextIO) -> Progress:
+    """Show the graph's progress until every task is resolved for good (or GRAPH_TIMEOUT)."""
+    progress = Progress(ids, out, fancy_output(out))
+    end = time.monotonic() + GRAPH_TIMEOUT
+    while not stop.is_set() and time.monotonic() < end:
+        listed = queue.listTaskGroup(group)
+        progress.update({t["status"]["taskId"]: t["status"] for t in listed["tasks"]})
+        if progress.done() == len(ids):
+            break
+        stop.wait(0.2)
+    return progress
+
+
+# --- the demo -------------------------------------------------------------------------------------
+def run_demo(root_url: str, credentials: Mapping[str, str], workers: LocalWorkers, stop: threading.Event) -> bool:
+    """Submit the graph, show its progress, say where to look; True when every task completed."""
+    out = sys.stdout
+    queue = taskcluster.Queue({"rootUrl": root_url, "credentials": dict(credentials)})
+    print(f"\n== example task graph on {TASK_QUEUE}: build -> test-1, test-2, test-3 -> report", file=out)
+    print(f"   run by {len(workers.procs)} local workers (python -m worker, capacity 2 each)", file=out, flush=True)
+    started = time.monotonic()
+    group, ids = submit_graph(queue)
+    progress = watch(queue, group, ids, stop, out)
+    elapsed = time.monotonic() - started
+    ok = all(progress.states.get(n) == "completed" for n in ids)
+    final = ", ".join(f"{n}={progress.states.get(n, '?')}" for n in ids)
+    print(f"\ntask group {group}: {final}", file=out)
+    print(f"{'all completed' if ok else 'NOT all completed'} in {elapsed:.1f}s (submit to last resolution)", file=out)
+    api = f"{root_url}/api/queue/v1"
+    print("\nlogs and artifacts (latest run of each task; public/, so plain GETs work, e.g. curl -L):", file=out)
     for name, task_id in ids.items():
-        definition = {
-            **_definition(name, "medium"),
-            "taskGroupId": group,
-            "dependencies": deps.get(name, [ids["build"]]),
-        }
-        if name == "report":
-            definition["requires"] = "all-resolved"  # report even when a test fails
-        queue.createTask(task_id, definition)
-
-    def states() -> str:
-        return "  ".join(f"{n}={queue.status(t)['status']['state']}" for n, t in ids.items())
-
-    print(f"created:  {states()}", flush=True)
-    by_id = {v: k for k, v in ids.items()}
-    deadline = time.monotonic() + 60
-    while queue.status(ids["report"])["status"]["state"] != "completed" and time.monotonic() < deadline:
-        work = queue.claimWork(TASK_QUEUE, {"workerGroup": "demo", "workerId": "worker-2", "tasks": 4})["tasks"]
-        for c in work:
-            name = by_id[c["status"]["taskId"]]
-            if name == "test-2":
-                queue.reportFailed(c["status"]["taskId"], str(c["runId"]))
-            else:
-                queue.reportCompleted(c["status"]["taskId"], str(c["runId"]))
-        if work:
-            print(f"worked {', '.join(by_id[c['status']['taskId']] for c in work):24} -> {states()}", flush=True)
-    listed = queue.listTaskGroup(group)
-    done = {t["status"]["state"] for t in listed["tasks"]}
-    print(f"task group {group}: {len(listed['tasks'])} tasks, states {sorted(done)}\n", flush=True)
-    return bool(queue.status(ids["report"])["status"]["state"] == "completed")
+        print(f"  {name:7} {api}/task/{task_id}/artifacts/public/logs/live.log", file=out)
+    print(f"  build   {api}/task/{ids['build']}/artifacts/public/build/app.txt", file=out)
+    print(f"  report  {api}/task/{ids['report']}/artifacts/public/report.txt", file=out)
+    print(f"  worker logs: {workers.log_dir}/worker-*.log", file=out)
+    if progress.states.get("report") == "completed":
+        content = queue.latestArtifact(ids["report"], "public/report.txt")
+        with urllib.request.urlopen(content["url"], timeout=30) as r:
+            report = r.read().decode()
+        print("\npublic/report.txt says:\n" + "".join(f"  {line}\n" for line in report.splitlines()), file=out)
+    out.flush()
+    return ok

@@ -202,11 +202,12 @@ def live_log(served: Served, task_id: str, run_id: int = 0) -> str:
 
 def log_showing(served: Served, task_id: str, text: str, worker: WorkerProc, run_id: int = 0) -> str:
     """The live log, as soon as it shows `text` (it is uploaded while the task runs)."""
-    return eventually(
-        lambda: (log := live_log(served, task_id, run_id)) and text in log and log,
-        WAIT,
-        f"{text!r} in the live log of {task_id}; worker log:\n{worker.log()}",
-    )
+
+    def check() -> str | None:
+        log = live_log(served, task_id, run_id)
+        return log if text in log else None
+
+    return eventually(check, WAIT, f"{text!r} in the live log of {task_id}; worker log:\n{worker.log()}")
 
 
 def no_process(marker: str) -> bool:
