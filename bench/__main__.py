@@ -7,6 +7,7 @@
    the stack): end-to-end with 1 and 4 clients, and pipelined with 4 producers + 4 consumers.
 3. Depth: createTask and claimWork latency on an empty task queue and with 10,000 pending.
 4. Readiness: seconds from `python -m chalicelib.local serve` to a ping answer.
+4b. Authentication: what Hawk, certificates and scope checks add to a request.
 5. Graphs: dependency release for a fan-out (1 -> N) and a fan-in (N -> 1): requests per edge,
    time from the last resolution to the dependents being pending, largest item written.
 6. The floor's bare request sequence on the same stand-in (bench/floor.py), dependency release
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -87,10 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     n, depth = (100, 1000) if args.quick else (500, 10_000)
+    # Every stack this run starts (in this process or as `serve`) has this root client; clients sign with it.
+    os.environ.setdefault("TASKQUEUE_ROOT_ACCESS_TOKEN", secrets.token_urlsafe(33))
 
     from chalicelib.local.stack import EmbeddedStack, free_port
 
-    from . import coldstart, floor, graph, lifecycle, price, release_latency, workload
+    from . import auth_latency, coldstart, floor, graph, lifecycle, price, release_latency, workload
     from . import depth as depth_bench
 
     results: dict[str, Any] = {
@@ -149,6 +153,13 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 line += f"  create->completed p50 {w['create_to_completed']['p50_ms']} ms"
             print(line + f"  errors {w['errors']}", flush=True)
+        print("== 4b. authentication: status() with each kind of credentials, interleaved", flush=True)
+        a = auth_latency.measure(root, 300 if not args.quick else 50)
+        results["auth_latency"] = a
+        for name, lat in a["latency"].items():
+            added = a["added_p50_ms"].get(name)
+            extra = f"  (+{added} ms over anonymous)" if added is not None else ""
+            print(f"   {name:22} p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms (n={lat['n']}){extra}", flush=True)
         if not args.skip_depth:
             print(f"== 3. depth: {depth} tasks pending in one task queue", flush=True)
             d = depth_bench.measure(root, depth, 200 if not args.quick else 50)

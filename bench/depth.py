@@ -11,7 +11,7 @@ from typing import Any
 import taskcluster
 from taskcluster.utils import slugId
 
-from .workload import Latencies, percentile, task_def
+from .workload import Latencies, options, percentile, task_def
 
 
 def _sample(queue: Any, tq: str, group: str, samples: int) -> tuple[Latencies, Latencies]:
@@ -31,7 +31,7 @@ def _sample(queue: Any, tq: str, group: str, samples: int) -> tuple[Latencies, L
 
 def _fill(root_url: str, tq: str, group: str, depth: int, threads: int = 4) -> float:
     def worker(k: int) -> None:
-        q = taskcluster.Queue({"rootUrl": root_url, "maxRetries": 3})
+        q = taskcluster.Queue(options(root_url, maxRetries=3))
         for _ in range(k):
             q.createTask(slugId(), task_def(tq, group))
 
@@ -45,7 +45,7 @@ def _fill(root_url: str, tq: str, group: str, depth: int, threads: int = 4) -> f
 
 
 def measure(root_url: str, depth: int = 10_000, samples: int = 200) -> dict[str, Any]:
-    queue = taskcluster.Queue({"rootUrl": root_url, "maxRetries": 0})
+    queue = taskcluster.Queue(options(root_url, maxRetries=0))
     group = slugId()
     empty_tq, deep_tq = f"bench/e{uuid.uuid4().hex[:8]}", f"bench/d{uuid.uuid4().hex[:8]}"
     empty_create, empty_claim = _sample(queue, empty_tq, group, samples)

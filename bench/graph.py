@@ -27,6 +27,7 @@ from chalicelib.domain.model import ReasonResolved, Task, TaskState, Worker
 from chalicelib.local.stack import EmbeddedStack
 
 from .requests import counting_requests, per_task
+from .workload import options
 
 _setup = threading.local()  # requests made while set-up runs are not the release's
 
@@ -124,7 +125,7 @@ def _count(stack: EmbeddedStack, edges: int, act: Any, done: Any) -> dict[str, A
 
 def fan_out(stack: EmbeddedStack, n: int) -> dict[str, Any]:
     c = container.get()
-    queue = taskcluster.Queue({"rootUrl": stack.root_url, "maxRetries": 0})
+    queue = taskcluster.Queue(options(stack.root_url, maxRetries=0))
     tq, group = f"bench/fo{slugId()[:6].lower().replace('_', 'x').replace('-', 'x')}", slugId()
     root = slugId()
     _setup.on = True
@@ -153,7 +154,7 @@ def fan_out(stack: EmbeddedStack, n: int) -> dict[str, Any]:
 
 def fan_in(stack: EmbeddedStack, n: int) -> dict[str, Any]:
     c = container.get()
-    queue = taskcluster.Queue({"rootUrl": stack.root_url, "maxRetries": 0})
+    queue = taskcluster.Queue(options(stack.root_url, maxRetries=0))
     tq, group = f"bench/fi{slugId()[:6].lower().replace('_', 'x').replace('-', 'x')}", slugId()
     now = c.clock.now()
     worker = Worker("b", "w")

@@ -14,7 +14,7 @@ import taskcluster
 from taskcluster.utils import slugId
 
 from .requests import counting_requests, per_task
-from .workload import task_def
+from .workload import options, task_def
 
 # The fewest requests this architecture can do one task's lifecycle in: one write to create,
 # one conditional write to claim, one to resolve; one message sent, received and deleted.
@@ -28,7 +28,7 @@ def _wait_for_pending(queue: Any, task_queue_id: str, n: int) -> None:
 
 
 def measure(root_url: str, n: int = 200) -> dict[str, Any]:
-    queue = taskcluster.Queue({"rootUrl": root_url, "maxRetries": 0})
+    queue = taskcluster.Queue(options(root_url, maxRetries=0))
     tq, group = f"bench/r{uuid.uuid4().hex[:8]}", slugId()
     queue.createTask(slugId(), task_def(tq, group))  # warm up: the SQS queue exists, caches are filled
     for c in queue.claimWork(tq, {"tasks": 1, "workerGroup": "b", "workerId": "w"})["tasks"]:

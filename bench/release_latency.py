@@ -10,11 +10,11 @@ from typing import Any
 import taskcluster
 from taskcluster.utils import slugId
 
-from .workload import Latencies, task_def
+from .workload import Latencies, options, task_def
 
 
 def measure(root_url: str, samples: int = 50) -> dict[str, Any]:
-    queue = taskcluster.Queue({"rootUrl": root_url, "maxRetries": 0})
+    queue = taskcluster.Queue(options(root_url, maxRetries=0))
     tq, group = f"bench/l{uuid.uuid4().hex[:8]}", slugId()
     latency = Latencies("release")
     for _ in range(samples):

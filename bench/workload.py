@@ -7,6 +7,7 @@ The same workload as ../shared/bench/queue_bench.py and queue_bench_pipe.py.
 
 from __future__ import annotations
 
+import os
 import statistics
 import threading
 import time
@@ -16,6 +17,15 @@ from typing import Any
 
 import taskcluster
 from taskcluster.utils import slugId
+
+
+def options(root_url: str, **extra: Any) -> dict[str, Any]:
+    """Client options for the stack under test, signed as its root client (TASKQUEUE_ROOT_* environment)."""
+    opts: dict[str, Any] = {"rootUrl": root_url, **extra}
+    token = os.environ.get("TASKQUEUE_ROOT_ACCESS_TOKEN")
+    if token:
+        opts["credentials"] = {"clientId": os.environ.get("TASKQUEUE_ROOT_CLIENT_ID", "root"), "accessToken": token}
+    return opts
 
 
 def percentile(xs: list[float], p: float) -> float:
@@ -73,7 +83,7 @@ def _run_threads(targets: list[tuple[Any, tuple[Any, ...]]]) -> None:
 
 
 def end_to_end(root_url: str, n: int, clients: int) -> dict[str, Any]:
-    opts = {"rootUrl": root_url, "maxRetries": 0}
+    opts = options(root_url, maxRetries=0)
     tq, group = f"bench/w{uuid.uuid4().hex[:8]}", slugId()
     create, claim, complete = Latencies("createTask"), Latencies("claimWork(32)"), Latencies("reportCompleted")
     lock, errors, state = threading.Lock(), [], {"claimed": 0, "completed": 0}
@@ -127,7 +137,7 @@ def end_to_end(root_url: str, n: int, clients: int) -> dict[str, Any]:
 
 
 def pipelined(root_url: str, n: int, producers: int, consumers: int) -> dict[str, Any]:
-    opts = {"rootUrl": root_url, "maxRetries": 0}
+    opts = options(root_url, maxRetries=0)
     tq, group = f"bench/p{uuid.uuid4().hex[:8]}", slugId()
     lock, created_at, e2e, errors, st = threading.Lock(), {}, Latencies("create->completed"), [], {"claimed": 0}
 
