@@ -60,6 +60,38 @@ def local_server(app: Any, config: Any, host: str, port: int) -> Any:
     return LocalDevServer(app, config, host, port, handler_cls=Handler)
 
 
+# What callers without credentials may do on the embedded stack (a machine-local sandbox): read
+# everything, and create lowest-priority tasks on `sandbox/*` task queues (so plain curl can).
+# TASKQUEUE_ANONYMOUS_SCOPES (space-separated) replaces the list; empty: none. On AWS, no
+# anonymous role exists until an operator creates one.
+ANONYMOUS_SCOPES = (
+    "queue:get-task:*",
+    "queue:status:*",
+    "queue:list-task-group:*",
+    "queue:list-dependent-tasks:*",
+    "queue:list-artifacts:*",
+    "queue:pending-count:*",
+    "queue:claimed-count:*",
+    "queue:pending-list:*",
+    "queue:claimed-list:*",
+    "queue:create-task:lowest:sandbox/*",
+    "queue:create-task:project:none",
+    "queue:scheduler-id:-",
+)
+
+
+def grant_anonymous(auth: Any, configured: str | None) -> None:
+    scopes = list(ANONYMOUS_SCOPES) if configured is None else configured.split()
+    if scopes:
+        body = {"description": "embedded stack: what requests without credentials may do", "scopes": scopes}
+        from ..domain.errors import RequestConflict
+
+        try:
+            auth.create_role("anonymous", body)
+        except RequestConflict:  # already there: make it what this run configures
+            auth.update_role("anonymous", body)
+
+
 @dataclass
 class EmbeddedStack:
     port: int
@@ -123,6 +155,7 @@ class EmbeddedStack:
         streams = boto3.client("dynamodbstreams", region_name=region)
         create_resources(settings, ddb, sqs, boto3.client("events", region_name=settings.region))
         container.configure(container.build(settings))
+        grant_anonymous(container.get().auth, os.environ.get("TASKQUEUE_ANONYMOUS_SCOPES"))
 
         pump = EventPump(
             app,

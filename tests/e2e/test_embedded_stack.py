@@ -24,8 +24,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import requests
 import slugid
 import taskcluster
+import taskcluster.exceptions
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 MOTO_MODULE = "chalicelib.local.motoserver"
@@ -244,6 +246,21 @@ def test_serve_prints_its_root_url_and_answers_ping(served: Served) -> None:
     eventually(lambda: f"root URL:  {served.root_url}" in served.text(), 10, "the root URL on stdout")
     result = served.queue().ping()
     assert result["alive"] is True
+
+
+def test_without_credentials_curl_reads_and_creates_sandbox_tasks_only(served: Served) -> None:
+    """The embedded stack's anonymous role: plain HTTP (no Hawk) may create on sandbox/*, read anything."""
+    task_id = slugid.nice()
+    url = f"{served.root_url}/api/queue/v1/task/{task_id}"
+    created = requests.put(url, json=definition("sandbox/curl"), timeout=30)
+    assert created.status_code == 200, created.text
+    assert requests.get(f"{url}/status", timeout=30).json()["status"]["state"] == "pending"
+    refused = requests.put(f"{served.root_url}/api/queue/v1/task/{slugid.nice()}", json=definition("e2e/x"), timeout=30)
+    assert refused.status_code == 403 and refused.json()["code"] == "InsufficientScopes"
+    wrong = served.queue()
+    wrong.options["credentials"] = {"clientId": "root", "accessToken": "not-the-token"}
+    with pytest.raises(taskcluster.exceptions.TaskclusterAuthFailure):
+        wrong.status(task_id)
 
 
 def test_task_is_claimed_reclaimed_and_completed(served: Served) -> None:
