@@ -93,7 +93,7 @@ class DynamoAuthStore:
     def list_clients(self, prefix: str, limit: int, token: str | None) -> tuple[list[Client], str | None]:
         condition = self.model.id.startswith(prefix) if prefix else None
         rows = self.model.query(
-            CLIENT, condition, limit=limit, last_evaluated_key=decode_token(token), consistent_read=True
+            CLIENT, condition, limit=limit, last_evaluated_key=decode_token(token, {"kind", "id"}), consistent_read=True
         )
         found = [_client(r) for r in rows]
         return found, next_token(rows.last_evaluated_key, len(found), limit)

@@ -129,7 +129,10 @@ class DynamoGraphStore:
     ) -> tuple[list[tuple[str, str]], str | None]:
         """A page of (dependent taskId, requires) of `required_id`, ordered by dependent taskId."""
         result = self._model.query(
-            f"dependents#{required_id}", limit=limit, last_evaluated_key=decode_token(continuation), page_size=limit
+            f"dependents#{required_id}",
+            limit=limit,
+            last_evaluated_key=decode_token(continuation, {"pk", "sk"}),
+            page_size=limit,
         )
         page = [(r.sk, r.requires or "all-completed") for r in result]
         return page, next_token(result.last_evaluated_key, len(page), limit)

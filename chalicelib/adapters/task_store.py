@@ -71,7 +71,10 @@ class DynamoTaskStore:
     def group_page(self, task_group_id: str, limit: int, continuation: str | None) -> tuple[list[str], str | None]:
         """A page of a task group's member ids, ordered by taskId."""
         result = self._model.byGroup.query(
-            task_group_id, limit=limit, last_evaluated_key=decode_token(continuation), page_size=limit
+            task_group_id,
+            limit=limit,
+            last_evaluated_key=decode_token(continuation, {"taskGroupId", "taskId"}),
+            page_size=limit,
         )
         ids = [r.taskId for r in result]
         return ids, next_token(result.last_evaluated_key, len(ids), limit)
@@ -175,7 +178,7 @@ class DynamoTaskStore:
 
     # --- indexes -------------------------------------------------------------------------------
     def queue_page(self, task_queue_id: str, state: TaskState, limit: int, continuation: str | None) -> Page:
-        start = decode_token(continuation)
+        start = decode_token(continuation, {"taskQueueId", "queueSort", "taskId"})
         result = self._model.byQueue.query(
             task_queue_id,
             self._model.queueSort.startswith(f"{state.value}#"),

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
+import pytest
 import slugid
 
 from tests.functional.test_create_task import assert_error
@@ -97,3 +100,21 @@ def test_tasks_and_statuses_omit_unknown_ids_and_paginate(stack: Harness) -> Non
     assert stack.call("POST", "/tasks/status", {"taskIds": []}).json_body == {"statuses": []}
     assert_error(stack.call("POST", "/tasks", {"taskIds": "x"}), 400, "InputValidationError")
     assert_error(stack.call("POST", "/tasks?limit=x", {"taskIds": []}), 400, "InvalidRequestArguments")
+
+
+@pytest.mark.parametrize(
+    "start",
+    [{"a": {"S": "x"}}, {"taskId": 5}, {"taskId": {"S": 5}}, [], {}, {"pk": {"L": []}, "sk": {"S": "x"}}],
+)
+def test_a_continuation_token_that_is_no_start_key_of_that_listing_is_400(stack: Harness, start: object) -> None:
+    token = base64.urlsafe_b64encode(json.dumps(start).encode()).decode()
+    task_id = stack.create()
+    group = stack.status(task_id)["taskGroupId"]
+    for path in (
+        f"/task-group/{group}/list",
+        "/task-queues/proj%2Flinux/pending",
+        f"/task/{task_id}/dependents",
+        "/api/auth/v1/clients",
+    ):
+        r = stack.call("GET", f"{path}?continuationToken={token}")
+        assert (r.status_code, r.json_body["code"]) == (400, "InputError"), (path, r.body)
