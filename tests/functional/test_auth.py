@@ -577,3 +577,19 @@ def test_a_token_in_ext_that_is_not_base64_json_is_401(stack: Harness) -> None:
     )
     r = stack.call("GET", f"/task/{task_id}/status", headers={"Authorization": sender.request_header})
     assert "parse ext" in error(r, 401, "AuthenticationFailed")["message"]
+
+
+def test_on_aws_the_root_client_comes_from_its_secret(stack: Harness) -> None:
+    from botocore.config import Config
+
+    from chalicelib.config import Settings
+    from chalicelib.container import root_credentials
+
+    sm = boto3.client("secretsmanager", region_name="us-east-1")
+    value = '{"clientId": "admin", "accessToken": "t0k"}'
+    arn = sm.create_secret(Name="taskqueue-root-client", SecretString=value)["ARN"]
+    root = root_credentials(Settings(root_secret_arn=arn, root_access_token="ignored"), Config())
+    assert (root.client_id, root.access_token) == ("admin", "t0k")
+    assert root.token_key and root.token_key != "t0k"  # derived from the token, as no tokenKey is in the secret
+    sm.put_secret_value(SecretId=arn, SecretString='{"clientId": "admin", "accessToken": "t0k", "tokenKey": "k"}')
+    assert root_credentials(Settings(root_secret_arn=arn), Config()).token_key == "k"
