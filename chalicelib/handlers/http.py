@@ -175,12 +175,41 @@ def signed_request(request: Any, body: bytes) -> SignedRequest:
     )
 
 
+API_PREFIX = re.compile(r"^/api/(?P<service>[a-z][a-z0-9_-]*)/(?P<version>v[0-9]+)$")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One endpoint as an `Api` registered it: what the API reference (chalicelib/reference) is made of."""
+
+    service: str
+    api_version: str
+    method: str  # upper case, as registered
+    path: str  # Taskcluster's form, relative to the service's prefix: /task/<taskId>
+    name: str
+    handler: Callable[[Call], Any]  # its docstring is the entry's title and description
+    scopes: ScopeExpr | None = None  # the expression the dispatcher enforces (None: public)
+    input: str | None = None  # schema names (chalicelib/schemas)
+    output: str | None = None
+    query: tuple[str, ...] = ()
+    stability: str | None = None
+    category: str | None = None
+    splat: bool = False
+
+
+# Every endpoint of every Api instance, by (service, name), in registration order: one registry, so
+# an Api added for another service appears in the reference without further wiring.
+ENDPOINTS: dict[tuple[str, str], Endpoint] = {}
+
+
 class Api:
-    """Registers Taskcluster-style endpoints on a Blueprint under `prefix`."""
+    """Registers Taskcluster-style endpoints on a Blueprint under `prefix` (`/api/<service>/<version>`)."""
 
     def __init__(self, blueprint: Blueprint, prefix: str) -> None:
         self.bp = blueprint
         self.prefix = prefix
+        m = API_PREFIX.match(prefix)
+        self.service, self.api_version = (m["service"], m["version"]) if m else (prefix.strip("/"), "v1")
 
     def route(
         self,
@@ -191,9 +220,14 @@ class Api:
         input: str | None = None,
         parse_body: bool = False,
         splat: bool = False,
+        output: str | None = None,
+        query: tuple[str, ...] = (),
+        stability: str | None = None,
+        category: str | None = None,
     ) -> Callable[[Callable[[Call], Any]], Callable[[Call], Any]]:
         """Register `fn` as endpoint `name`; with `splat`, the path's last parameter may span
-        several raw segments (see SPLAT_SEGMENTS)."""
+        several raw segments (see SPLAT_SEGMENTS). `output`, `query`, `stability` and `category`
+        only describe the endpoint in the API reference (ENDPOINTS)."""
         paths = [path]
         if splat:
             param = path.rsplit("/", 1)[1].strip("{}")
@@ -211,6 +245,21 @@ class Api:
             view.__name__ = name
             for p in paths:
                 self.bp.route(self.prefix + p, methods=[method], content_types=["*/*"], cors=CORS)(view)
+            ENDPOINTS[(self.service, name)] = Endpoint(
+                service=self.service,
+                api_version=self.api_version,
+                method=method.upper(),
+                path=re.sub(r"\{([A-Za-z0-9_]+)\}", r"<\1>", path),
+                name=name,
+                handler=fn,
+                scopes=scopes,
+                input=input,
+                output=output,
+                query=tuple(query),
+                stability=stability,
+                category=category,
+                splat=splat,
+            )
             return fn
 
         return register
