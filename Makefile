@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 STAGE ?= dev
 
-.PHONY: help install test lint serve run bench package clean
+.PHONY: help install test lint serve run bench package docs clean
 
 help:  ## list the commands
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -35,6 +35,9 @@ bench: install  ## the client workload of ../shared/bench against the embedded s
 
 package: install  ## chalice package + CloudFormation merge template into infra/build (no AWS account needed)
 	STAGE=$(STAGE) PATH=$(CURDIR)/$(VENV)/bin:$$PATH bash infra/package.sh
+
+docs: install  ## regenerate docs/reference/ and the state machine in docs/architecture.md from the code
+	$(PY) -m chalicelib.reference render docs
 
 clean:  ## remove the virtualenv and build output
 	rm -rf $(VENV) infra/build .pytest_cache .mypy_cache .ruff_cache

@@ -87,7 +87,7 @@ DOCS: dict[tuple[str, str], Doc] = {
         "The task definition, as created, with every default filled in (both `taskQueueId` and"
         " `provisionerId`/`workerType`, `projectId`, …) and the task's current priority.",
         "Tasks",
-        output="task-definition",
+        output="task",
     ),
     ("queue", "status"): Doc(
         "Get task status",
