@@ -318,4 +318,8 @@ ENDPOINT_SCOPES: dict[str, ScopeExpr | None] = {
     "deleteRole": "auth:delete-role:<roleId>",
     "expandScopes": None,
     "currentScopes": {"AllOf": []},  # nothing required, but the caller is authenticated to be answered
+    # the served API reference and schemas (handlers/reference_api.py): documents, always public
+    "reference_manifest": None,
+    "reference_api": None,
+    "reference_schema": None,
 }

@@ -6,7 +6,9 @@
 
 They are documents, not API methods (Taskcluster serves them outside its services' APIs too), so
 they are plain routes rather than `Api` endpoints: public, no Hawk, no scopes, and not part of any
-reference themselves. URLs in them are absolute, built from the root URL the request came to.
+reference themselves. (Their view names are in ENDPOINT_SCOPES as public only because the scope
+table's test expects every view of the app there.) URLs in them are absolute, built from the root
+URL the request came to.
 """
 
 from __future__ import annotations
@@ -43,12 +45,12 @@ def _not_found(what: str, method: str, params: dict[str, str]) -> Response:
 
 
 @reference_bp.route("/references/manifest.json", methods=["GET"], cors=CORS)
-def manifest() -> Response:
+def reference_manifest() -> Response:
     return _json(reference.manifest(root_url()))
 
 
 @reference_bp.route("/references/{service}/{version}/api.json", methods=["GET"], cors=CORS)
-def api_reference(service: str, version: str) -> Response:
+def reference_api(service: str, version: str) -> Response:
     if service not in reference.services() or version != reference.api_version(service):
         params = {"service": service, "version": version}
         return _not_found(f"API reference /references/{service}/{version}/api.json", "apiReference", params)
@@ -56,7 +58,7 @@ def api_reference(service: str, version: str) -> Response:
 
 
 @reference_bp.route("/schemas/{service}/{version}/{name}", methods=["GET"], cors=CORS)
-def schema(service: str, version: str, name: str) -> Response:
+def reference_schema(service: str, version: str, name: str) -> Response:
     path = f"/schemas/{service}/{version}/{name}"
     found = reference.schema_at(path)
     if found is None:

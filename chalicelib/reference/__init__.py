@@ -16,6 +16,7 @@ readable rendering in docs/reference/ (render.py).
 
 from __future__ import annotations
 
+import copy
 import importlib
 import inspect
 import re
@@ -218,7 +219,7 @@ def _fetch(uri: str) -> dict[str, Any]:
     schema = schema_at(uri.split("#", 1)[0])
     if schema is None:
         raise ReferenceError(f"$ref to {uri}, which is not a schema of this deployment")
-    return schema
+    return copy.deepcopy(schema)
 
 
 @cache
@@ -228,4 +229,5 @@ def output_validator(name: str) -> Callable[[Any], Any]:
     The API does not validate its responses at run time (it would cost every request); the tests
     validate real responses with this.
     """
-    return fastjsonschema.compile(load(name), handlers={"": _fetch}, use_default=False)
+    # fastjsonschema rewrites `$ref`s in place: compile copies, never the schemas served.
+    return fastjsonschema.compile(copy.deepcopy(load(name)), handlers={"": _fetch}, use_default=False)

@@ -4,6 +4,7 @@ docs/ is what the generator makes now."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from chalicelib.domain.scopes import ENDPOINT_SCOPES
 from chalicelib.handlers.http import ENDPOINTS, SPLAT_SEP, Endpoint
 from chalicelib.reference import render, states
 from chalicelib.reference.endpoints import DOCS
-from chalicelib.schemas import load, validator
+from chalicelib.schemas import SCHEMA_DIR, load, validator
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS_DIR = ROOT / "docs"
@@ -116,6 +117,14 @@ def test_the_reference_serves_the_very_schemas_the_code_validates_with() -> None
                     assert endpoint.input is not None
                     assert served == load(endpoint.input)
                     validator(endpoint.input)  # the same document compiles to the request validator
+
+
+def test_served_schemas_are_the_files_as_written_even_after_validators_compiled_them() -> None:
+    for name in ("claim-work-response", "task-status-response", "create-task-request"):
+        reference.output_validator(name)
+    for path in sorted(SCHEMA_DIR.glob("*.json")):
+        on_disk = json.loads(path.read_text())
+        assert reference.schema_at(on_disk["$id"].rstrip("#")) == on_disk, path.name
 
 
 def test_every_schema_ref_resolves_to_a_served_schema() -> None:
