@@ -125,18 +125,20 @@ class ExpansionTooLarge(ValueError):
 
 
 MAX_EXPANDED_SCOPES = 10_000
+MAX_EXPANSION_ROUNDS = 64  # a chain of roles assuming roles this deep is a loop that keeps growing
 
 
 def expand(scopes: Iterable[str], roles: Mapping[str, Sequence[str]]) -> list[str]:
     """`scopes` plus every role they assume, transitively, normalized (sorted, covered scopes dropped)."""
     result = normalize(scopes)
-    while True:
+    for _ in range(MAX_EXPANSION_ROUNDS):
         grown = normalize([*result, *(s for scope in result for s in _granted(scope, roles))])
         if grown == result:
             return result
         if len(grown) > MAX_EXPANDED_SCOPES:
             raise ExpansionTooLarge(f"expansion exceeds {MAX_EXPANDED_SCOPES} scopes")
         result = grown
+    raise ExpansionTooLarge(f"roles still grant new scopes after {MAX_EXPANSION_ROUNDS} rounds")
 
 
 def _granted(scope: str, roles: Mapping[str, Sequence[str]]) -> Iterable[str]:
