@@ -142,6 +142,7 @@ class TaskRun:
                 "refusing to run the commands on the host"
             )
             return rules.exception("resource-unavailable")
+        shutil.rmtree(self.task_dir, ignore_errors=True)  # left by an earlier worker (--keep-task-dirs)
         self.task_dir.mkdir(parents=True)
         env = self._environment(payload)
         deadline = time.monotonic() + payload.max_run_time

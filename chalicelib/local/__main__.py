@@ -65,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
                 ok = run_demo(stack.root_url, creds, workers, stack._stop)
                 if args.exit:
                     return 0 if ok else 1
-                print("serving (the workers keep taking tasks on demo/linux); press Ctrl-C to stop", flush=True)
-                stack.wait()
+                if not stack._stop.is_set():  # not interrupted during the demo
+                    print("serving (the workers keep taking tasks on demo/linux); press Ctrl-C to stop", flush=True)
+                    stack.wait()
             return 0
         print("serving; press Ctrl-C to stop", flush=True)
         stack.wait()
