@@ -12,6 +12,8 @@ from ..domain.dispatch import Hint
 from ..domain.events import Event
 from ..domain.graph import TaskGroup
 from ..domain.model import Task, TaskState
+from ..domain.pools import PoolError, PoolWorker, WorkerPool, WorkerState
+from ..domain.provisioning import Launch
 from ..domain.transitions import RunPatch
 
 
@@ -148,3 +150,82 @@ class BlobStore(Protocol):
 
     def delete(self, bucket: str, keys: Sequence[str]) -> list[str]:
         """Delete objects (a missing one counts as deleted); returns the keys that could not be."""
+
+
+# --- worker pools (worker-manager) ----------------------------------------------------------------
+class PoolStore(Protocol):
+    """Worker pools, their workers and their errors (adapters/pool_store.py)."""
+
+    def get_pool(self, worker_pool_id: str, consistent: bool = False) -> WorkerPool | None: ...
+
+    def put_pool(self, pool: WorkerPool, *, create: bool) -> bool:
+        """Create (id not taken) or replace (id exists); False when that condition fails."""
+        ...
+
+    def delete_pool(self, worker_pool_id: str) -> None: ...
+
+    def list_pools(self, limit: int, continuation: str | None) -> tuple[list[WorkerPool], str | None]: ...
+
+    def all_pools(self) -> list[WorkerPool]: ...
+
+    def get_worker(self, worker_pool_id: str, worker_group: str, worker_id: str) -> PoolWorker | None: ...
+
+    def find_worker(self, worker_id: str) -> PoolWorker | None:
+        """The worker with this id in any pool (EC2 events name only the instance)."""
+        ...
+
+    def list_workers(
+        self, worker_pool_id: str, limit: int, continuation: str | None, state: str | None = None
+    ) -> tuple[list[PoolWorker], str | None]: ...
+
+    def alive_workers(self, worker_pool_id: str) -> list[PoolWorker]:
+        """Every worker of the pool not yet stopped (all pages)."""
+        ...
+
+    def put_worker(self, worker: PoolWorker, *, expected_state: WorkerState | None = None) -> bool:
+        """Write a worker; with `expected_state`, only if it is still in that state (else False).
+        Without it, only if no such worker exists yet (a launch)."""
+        ...
+
+    def add_error(self, error: PoolError) -> None: ...
+
+    def errors(
+        self, worker_pool_id: str, since: datetime, limit: int, continuation: str | None
+    ) -> tuple[list[PoolError], str | None]: ...
+
+
+@dataclass(frozen=True)
+class Launched:
+    """A worker a provider started: its id, group and what the provider wants to remember."""
+
+    worker_group: str
+    worker_id: str
+    provider_data: dict[str, Any]
+
+
+class LaunchFailed(Exception):
+    """The cloud refused a launch (capacity, quota, bad spec): recorded as a pool error."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class Provider(Protocol):
+    """Where workers run: EC2 spot on AWS (adapters/ec2_provider.py), processes on the embedded stack."""
+
+    provider_id: str
+
+    def launch(
+        self, pool: WorkerPool, launch: Launch, user_data: Sequence[dict[str, Any]], token: str
+    ) -> list[Launched]:
+        """Start `launch.instances` workers, all or none; `user_data[i]` goes to the i-th one;
+        `token` makes a retried call launch nothing twice. Raises LaunchFailed."""
+        ...
+
+    def observe(self, workers: Sequence[PoolWorker]) -> dict[tuple[str, str], str]:
+        """The cloud's state of each worker's instance (CloudState names; not-found when unknown)."""
+        ...
+
+    def terminate(self, workers: Sequence[PoolWorker]) -> None: ...
