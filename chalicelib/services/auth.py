@@ -230,6 +230,20 @@ class Auth:
         start = int(self.clock.now().timestamp() * 1000)
         return issue_temporary(self.root.client_id, self.root.access_token, scopes, start, until * 1000, name)
 
+    def worker_credentials(self, client_id: str, scopes: Sequence[str], expiry: datetime) -> dict[str, str] | None:
+        """Named temporary credentials for a registered worker (worker-manager's createCredentials):
+        valid from 15 minutes ago (clock skew) until `expiry`; None without a root token."""
+        if not self.root.access_token:
+            return None
+        start = int((self.clock.now() - timedelta(minutes=15)).timestamp() * 1000)
+        return issue_temporary(
+            self.root.client_id, self.root.access_token, scopes, start, int(expiry.timestamp() * 1000), client_id
+        )
+
+    def derived_secret(self, purpose: str) -> str:
+        """A secret only this deployment can compute again (e.g. a launch's registration token)."""
+        return client_token(self.root.token_key, purpose, "derived")
+
     # --- the auth API: clients ------------------------------------------------------------------
     def client(self, client_id: str) -> dict[str, Any]:
         client = self._stored_client(client_id)

@@ -217,11 +217,9 @@ class Provider(Protocol):
 
     provider_id: str
 
-    def launch(
-        self, pool: WorkerPool, launch: Launch, user_data: Sequence[dict[str, Any]], token: str
-    ) -> list[Launched]:
-        """Start `launch.instances` workers, all or none; `user_data[i]` goes to the i-th one;
-        `token` makes a retried call launch nothing twice. Raises LaunchFailed."""
+    def launch(self, pool: WorkerPool, launch: Launch, user_data: dict[str, Any], token: str) -> list[Launched]:
+        """Start `launch.instances` workers, all or none, each given `user_data`; `token` (≤ 64
+        ASCII characters) makes a retried call launch nothing twice. Raises LaunchFailed."""
         ...
 
     def observe(self, workers: Sequence[PoolWorker]) -> dict[tuple[str, str], str]:
