@@ -1,4 +1,4 @@
-"""`python -m worker`: configuration, logging, signals, and the claimer for the chosen mode."""
+"""`python -m worker`: configuration, logging, registration, signals, and the claimer for the chosen mode."""
 
 from __future__ import annotations
 
@@ -11,11 +11,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
 
 from .claiming import Claimer, ClaimWorkClaimer, SqsClaimer
 from .config import Config, ConfigError, parse_config
-from .queue import QueueCalls
-from .worker import Worker
+from .manager import Registration, WorkerManagerCalls, register
+from .queue import QueueCalls, TaskclusterFailure, brief
+from .worker import CREDENTIALS_MARGIN, Worker
 
 log = logging.getLogger("worker")
 
@@ -30,9 +34,10 @@ def docker_engine() -> bool:
         return False
 
 
-def make_claimer(config: Config, queue: QueueCalls) -> Claimer:
+def sqs_client(config: Config) -> Any:
+    """The SQS client for --claim-mode sqs (None in claim-work mode); ConfigError without AWS settings."""
     if config.claim_mode == "claim-work":
-        return ClaimWorkClaimer(queue, config.task_queue_id, config.worker_group, config.worker_id)
+        return None
     import boto3
 
     session = boto3.Session()
@@ -43,7 +48,12 @@ def make_claimer(config: Config, queue: QueueCalls) -> Claimer:
     region = session.region_name or os.environ.get("AWS_DEFAULT_REGION")
     if not region:
         raise ConfigError("--claim-mode sqs needs a region: set AWS_DEFAULT_REGION")
-    sqs = session.client("sqs", region_name=region)
+    return session.client("sqs", region_name=region)
+
+
+def make_claimer(config: Config, queue: QueueCalls, sqs: Any) -> Claimer:
+    if sqs is None:
+        return ClaimWorkClaimer(queue, config.task_queue_id, config.worker_group, config.worker_id)
     return SqsClaimer(
         sqs,
         config.queue_prefix,
@@ -65,17 +75,50 @@ def setup_logging(worker_id: str) -> None:
     log.propagate = False
 
 
+def register_worker(config: Config) -> Registration | None:
+    """registerWorker with the user data's token; None (logged) when worker-manager refuses."""
+    assert config.user_data is not None
+    try:
+        registration = register(config.user_data, config.worker_id)
+    except TaskclusterFailure as e:
+        log.error("registration-failed worker_pool=%s error=%s", config.user_data.worker_pool_id, brief(e))
+        return None
+    log.info(
+        "registered worker_pool=%s provider=%s credentials=%s expires=%s",
+        config.user_data.worker_pool_id,
+        config.user_data.provider_id,
+        registration.credentials.get("clientId", "none"),
+        registration.expires.isoformat(),
+    )
+    return registration
+
+
+def claim_deadline(expires: datetime) -> float:
+    """The time.monotonic() at which to stop claiming: a margin before the credentials expire."""
+    left = (expires - datetime.now(UTC)).total_seconds()
+    return time.monotonic() + left - CREDENTIALS_MARGIN
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = parse_config(argv)
-        setup_logging(config.worker_id)
-        queue = QueueCalls(config.root_url, config.credentials)
-        claimer = make_claimer(config, queue)
+        sqs = sqs_client(config)  # before registering: registration is one-time
     except ConfigError as e:
         print(f"python -m worker: error: {e}", file=sys.stderr)
         return 2
+    setup_logging(config.worker_id)
+    manager, claim_until = None, None
+    if config.user_data is not None:
+        registration = register_worker(config)
+        if registration is None:
+            return 1
+        config = replace(config, credentials=registration.credentials)
+        manager = WorkerManagerCalls(config.root_url, registration.credentials)
+        claim_until = claim_deadline(registration.expires)
+    queue = QueueCalls(config.root_url, config.credentials)
+    claimer = make_claimer(config, queue, sqs)
     docker = docker_engine()
-    worker = Worker(config, queue, claimer, docker)
+    worker = Worker(config, queue, claimer, docker, manager=manager, claim_until=claim_until)
 
     def on_signal(signum: int, frame: object) -> None:
         worker.stop(signal.Signals(signum).name.lower())

@@ -15,10 +15,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import metadata
+from .user_data import UserData, UserDataError, is_url, load_user_data
+
 IDENTIFIER = re.compile(r"^[a-zA-Z0-9_-]{1,38}$")  # Taskcluster's workerGroup/workerId/provisionerId
 WORKER_TYPE = re.compile(r"^[a-z]([-a-z0-9]{0,36}[a-z0-9])?$")
 CLAIM_MODES = ("sqs", "claim-work")
 EC2_SPOT_NOTICE = "http://169.254.169.254/latest/meta-data/spot/instance-action"
+EC2_USER_DATA = "http://169.254.169.254/latest/user-data"
 
 DESCRIPTION = """\
 The reference worker: claims tasks of one task queue (<provisioner-id>/<worker-type>), runs their
@@ -31,9 +35,19 @@ the worker reads its task queue's SQS hint queues with the usual AWS settings (A
 AWS_DEFAULT_REGION, credentials chain) and claims each hinted run with claimTask; in claim-work
 mode it only uses the queue API's claimWork, so it works against any Taskcluster queue.
 
+A provisioned worker (--user-data) instead reads its root URL, task queue (the workerPoolId) and
+worker group from the user data its provider gave it, registers with worker-manager (registerWorker,
+with the user data's one-time registration token) and uses the credentials that returns; the
+TASKCLUSTER_* credentials are then ignored. It does not reregister: it stops claiming a minute
+before those credentials expire and exits once its running tasks end. Between tasks, when it has
+a free slot and nothing to do, it asks worker-manager whether to terminate (shouldWorkerTerminate,
+at most every --should-terminate-interval seconds) and, if told to, stops claiming and exits the
+same way. On EC2 whatever starts the worker shuts the instance down when it exits.
+
 SIGTERM or SIGINT (or a spot interruption notice) stops claiming, kills running tasks and reports
-them exception/worker-shutdown, so the queue retries them at once. Exit status: 0 after a shutdown
-or --idle-timeout, 1 when the queue refuses the worker's credentials, 2 on bad configuration."""
+them exception/worker-shutdown, so the queue retries them at once. Exit status: 0 after a shutdown,
+--idle-timeout, credentials about to expire or worker-manager's word; 1 when the queue refuses the
+worker's credentials or registration fails; 2 on bad configuration."""
 
 
 class ConfigError(ValueError):
@@ -60,6 +74,8 @@ class Config:
     max_run_time_limit: int = 86400
     spot_notice_url: str = ""  # empty: don't poll
     spot_poll_interval: float = 5.0
+    user_data: UserData | None = None  # set: a provisioned worker, which registers first
+    should_terminate_interval: float = 30.0
 
     @property
     def task_queue_id(self) -> str:
@@ -76,14 +92,23 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         prog="python -m worker", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument(
-        "--root-url",
-        default=env.get("TASKCLUSTER_ROOT_URL"),
-        help="the queue's root URL (default: $TASKCLUSTER_ROOT_URL)",
+        "--user-data",
+        metavar="SOURCE",
+        default=None,
+        help="register with worker-manager using the user data at SOURCE, a JSON file or an http(s) URL "
+        f"(on EC2: {EC2_USER_DATA}); it gives the root URL, task queue and worker group, so those flags "
+        "are not used (default: no registration)",
     )
-    p.add_argument("--provisioner-id", required=True, help="first half of the task queue id")
-    p.add_argument("--worker-type", required=True, help="second half of the task queue id")
-    p.add_argument("--worker-group", default="local", help="this worker's group (default: local)")
-    p.add_argument("--worker-id", default=None, help="this worker's id (default: <hostname>-<pid>)")
+    p.add_argument("--root-url", default=None, help="the queue's root URL (default: $TASKCLUSTER_ROOT_URL)")
+    p.add_argument("--provisioner-id", help="first half of the task queue id (required without --user-data)")
+    p.add_argument("--worker-type", help="second half of the task queue id (required without --user-data)")
+    p.add_argument("--worker-group", default=None, help="this worker's group (default: local)")
+    p.add_argument(
+        "--worker-id",
+        default=None,
+        help="this worker's id (default: <hostname>-<pid>; with --user-data from a URL, the instance id "
+        "from <that URL's scheme://host>/latest/meta-data/instance-id)",
+    )
     p.add_argument("--capacity", type=int, default=1, help="tasks run at once (default: 1)")
     p.add_argument("--claim-mode", choices=CLAIM_MODES, default="sqs", help="how to find work (default: sqs)")
     p.add_argument(
@@ -114,6 +139,12 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     p.add_argument(
         "--spot-poll-interval", type=float, default=5.0, help="seconds between spot notice polls (default: 5)"
     )
+    p.add_argument(
+        "--should-terminate-interval",
+        type=float,
+        default=30.0,
+        help="least seconds between shouldWorkerTerminate calls, --user-data only (default: 30)",
+    )
     return p
 
 
@@ -134,22 +165,19 @@ def credentials_from(env: Mapping[str, str]) -> dict[str, str]:
 def parse_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
     """The configuration from flags and environment; argparse exits 2 on unknown or missing flags."""
     env = os.environ if env is None else env
-    a = parser(env).parse_args(argv)
-    if not a.root_url:
-        raise ConfigError("no root URL: pass --root-url or set TASKCLUSTER_ROOT_URL")
-    if not re.match(r"^https?://[^/]+", a.root_url):
-        raise ConfigError(f"--root-url must be an http(s) URL, got {a.root_url!r}")
-    worker_id = a.worker_id or default_worker_id()
-    for flag, value in (
-        ("--provisioner-id", a.provisioner_id),
-        ("--worker-group", a.worker_group),
-        ("--worker-id", worker_id),
-    ):
+    p = parser(env)
+    a = p.parse_args(argv)
+    who = _provisioned(a) if a.user_data else _from_flags(p, a, env)
+    if not re.match(r"^https?://[^/]+", who.root_url):
+        raise ConfigError(f"{who.names[0]} must be an http(s) URL, got {who.root_url!r}")
+    for name, value in ((who.names[1], who.provisioner_id), (who.names[3], who.worker_group)):
         if not IDENTIFIER.match(value):
-            raise ConfigError(f"{flag} must be 1-38 characters of [a-zA-Z0-9_-], got {value!r}")
-    if not WORKER_TYPE.match(a.worker_type):
+            raise ConfigError(f"{name} must be 1-38 characters of [a-zA-Z0-9_-], got {value!r}")
+    if not IDENTIFIER.match(who.worker_id):
+        raise ConfigError(f"--worker-id must be 1-38 characters of [a-zA-Z0-9_-], got {who.worker_id!r}")
+    if not WORKER_TYPE.match(who.worker_type):
         raise ConfigError(
-            f"--worker-type must be 1-38 characters of [-a-z0-9], starting with a letter, got {a.worker_type!r}"
+            f"{who.names[2]} must be 1-38 characters of [-a-z0-9], starting with a letter, got {who.worker_type!r}"
         )
     if a.capacity < 1:
         raise ConfigError(f"--capacity must be at least 1, got {a.capacity}")
@@ -157,8 +185,8 @@ def parse_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | Non
         raise ConfigError("--idle-timeout must not be negative")
     if not 1 <= a.poll_seconds <= 20:
         raise ConfigError("--poll-seconds must be from 1 to 20 (SQS's longest wait)")
-    if a.live_log_interval <= 0 or a.spot_poll_interval <= 0:
-        raise ConfigError("--live-log-interval and --spot-poll-interval must be positive")
+    if a.live_log_interval <= 0 or a.spot_poll_interval <= 0 or a.should_terminate_interval <= 0:
+        raise ConfigError("--live-log-interval, --spot-poll-interval and --should-terminate-interval must be positive")
     if a.max_run_time_limit < 1:
         raise ConfigError("--max-run-time-limit must be at least 1")
     if a.spot_notice_url and not re.match(r"^https?://", a.spot_notice_url):
@@ -169,12 +197,12 @@ def parse_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | Non
     except OSError as e:
         raise ConfigError(f"--work-dir {work_dir} cannot be created: {e}") from None
     return Config(
-        root_url=a.root_url.rstrip("/"),
-        provisioner_id=a.provisioner_id,
-        worker_type=a.worker_type,
-        worker_group=a.worker_group,
-        worker_id=worker_id,
-        credentials=credentials_from(env),
+        root_url=who.root_url.rstrip("/"),
+        provisioner_id=who.provisioner_id,
+        worker_type=who.worker_type,
+        worker_group=who.worker_group,
+        worker_id=who.worker_id,
+        credentials=who.credentials,
         capacity=a.capacity,
         claim_mode=a.claim_mode,
         idle_timeout=a.idle_timeout,
@@ -187,4 +215,84 @@ def parse_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | Non
         max_run_time_limit=a.max_run_time_limit,
         spot_notice_url=a.spot_notice_url,
         spot_poll_interval=a.spot_poll_interval,
+        user_data=who.user_data,
+        should_terminate_interval=a.should_terminate_interval,
     )
+
+
+@dataclass(frozen=True)
+class _Identity:
+    """Where the worker works and who it is, and how to name each part in a message."""
+
+    root_url: str
+    provisioner_id: str
+    worker_type: str
+    worker_group: str
+    worker_id: str
+    credentials: dict[str, str]
+    user_data: UserData | None
+    names: tuple[str, str, str, str]  # root URL, provisioner id, worker type, worker group
+
+
+def _from_flags(p: argparse.ArgumentParser, a: argparse.Namespace, env: Mapping[str, str]) -> _Identity:
+    missing = [f for f, v in (("--provisioner-id", a.provisioner_id), ("--worker-type", a.worker_type)) if not v]
+    if missing:
+        p.error(f"the following arguments are required: {', '.join(missing)} (or --user-data)")
+    root_url = a.root_url or env.get("TASKCLUSTER_ROOT_URL")
+    if not root_url:
+        raise ConfigError("no root URL: pass --root-url or set TASKCLUSTER_ROOT_URL")
+    return _Identity(
+        root_url=root_url,
+        provisioner_id=a.provisioner_id,
+        worker_type=a.worker_type,
+        worker_group=a.worker_group or "local",
+        worker_id=a.worker_id or default_worker_id(),
+        credentials=credentials_from(env),
+        user_data=None,
+        names=("--root-url", "--provisioner-id", "--worker-type", "--worker-group"),
+    )
+
+
+def _provisioned(a: argparse.Namespace) -> _Identity:
+    """From the user data (and, read from EC2's metadata service, the instance id as worker id)."""
+    flags = {"--root-url": a.root_url, "--provisioner-id": a.provisioner_id, "--worker-type": a.worker_type}
+    given = [f for f, v in {**flags, "--worker-group": a.worker_group}.items() if v is not None]
+    if given:
+        raise ConfigError(f"--user-data gives the root URL, task queue and worker group: drop {', '.join(given)}")
+    try:
+        user_data = load_user_data(a.user_data)
+    except UserDataError as e:
+        raise ConfigError(str(e)) from None
+    provisioner_id, slash, worker_type = user_data.worker_pool_id.partition("/")
+    if not slash:
+        raise ConfigError(
+            f"workerPoolId in the user data must be <provisionerId>/<workerType>, got {user_data.worker_pool_id!r}"
+        )
+    return _Identity(
+        root_url=user_data.root_url,
+        provisioner_id=provisioner_id,
+        worker_type=worker_type,
+        worker_group=user_data.worker_group,
+        worker_id=a.worker_id or _instance_id(a.user_data),
+        credentials={},  # registration gives them; TASKCLUSTER_* are not used
+        user_data=user_data,
+        names=(
+            "rootUrl in the user data",
+            "the provisioner id in the user data's workerPoolId",
+            "the worker type in the user data's workerPoolId",
+            "workerGroup in the user data",
+        ),
+    )
+
+
+def _instance_id(source: str) -> str:
+    if not is_url(source):
+        raise ConfigError("--user-data from a file needs --worker-id (the id the provider gave this worker)")
+    base = metadata.metadata_base(source)
+    try:
+        found = metadata.instance_id(base)
+    except metadata.MetadataError as e:
+        raise ConfigError(f"no --worker-id, and no instance id from the metadata service: {e}") from None
+    if not found:
+        raise ConfigError(f"no --worker-id, and {base}/meta-data/instance-id is not there")
+    return found

@@ -1,5 +1,9 @@
 """The claim loop: keep up to `capacity` runs going, exit when idle too long, shut down cleanly.
 
+Two ways to end: a *shutdown* (signal, spot notice, refused credentials) aborts the running
+tasks at once; *finishing* (a registered worker whose credentials are about to expire, or whom
+worker-manager told to terminate) only stops claiming and exits 0 once the running tasks end.
+
 Threads: the claim loop (daemon: a blocked long poll may be abandoned), one per run (each with
 its reclaim and live-log threads), the spot-notice watcher; the main thread waits for a stop
 (signal handlers run there). Stopping for a shutdown aborts every run, which reports
@@ -12,12 +16,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, Protocol
 
+from . import metadata
 from .claiming import Claimer
 from .config import Config
 from .queue import QueueCalls, TaskclusterFailure, brief, status_code
@@ -27,6 +29,16 @@ from .task_run import TaskRun
 log = logging.getLogger("worker")
 MAX_BACKOFF = 30.0
 CLAIM_LOCK_WAIT = 60.0  # longest wait for a claim call in flight at shutdown (claimWork: ≤ 20 s)
+# A registered worker stops claiming this long before its credentials expire: a claim call (claimWork
+# long-polls up to 20 s) started just before must still be signed with valid credentials, clock skew
+# included. Runs use their claims' own credentials, so they may go on past the expiry.
+CREDENTIALS_MARGIN = 60.0
+
+
+class WorkerManager(Protocol):
+    """What the claim loop asks worker-manager (manager.WorkerManagerCalls)."""
+
+    def should_terminate(self, worker_pool_id: str, worker_group: str, worker_id: str) -> tuple[bool, str]: ...
 
 
 @dataclass
@@ -35,6 +47,8 @@ class Worker:
     queue: QueueCalls
     claimer: Claimer
     docker: bool = False
+    manager: WorkerManager | None = None  # a registered worker: asks shouldWorkerTerminate
+    claim_until: float | None = None  # time.monotonic() after which it claims nothing (credentials expire)
     stopping: threading.Event = field(default_factory=threading.Event)
     stop_reason: str = ""
     exit_code: int = 0
@@ -43,6 +57,8 @@ class Worker:
     _runs: dict[threading.Thread, TaskRun] = field(default_factory=dict)
     _slot_free: threading.Event = field(default_factory=threading.Event)
     _last_busy: float = field(default_factory=time.monotonic)
+    _finishing: str = ""  # set: claim nothing more, stop once the running tasks end
+    _asked_at: float | None = None  # the last shouldWorkerTerminate call (time.monotonic())
 
     # --- stopping ------------------------------------------------------------------------------
     def stop(self, reason: str, exit_code: int = 0) -> None:
@@ -56,6 +72,16 @@ class Worker:
         log.info("worker-stopping reason=%s running=%d", reason, len(runs))
         for run in runs:
             run.abort(Ending.SHUTDOWN)
+
+    def finish(self, reason: str) -> None:
+        """Stop claiming; exit 0 once the running tasks have ended (a shutdown still aborts them)."""
+        with self._lock:
+            if self._finishing or self.stopping.is_set():
+                return
+            self._finishing = reason
+            running = len(self._runs)
+        log.info("worker-finishing reason=%s running=%d", reason, running)
+        self._slot_free.set()
 
     def run(self) -> int:
         threading.Thread(target=self._claim_loop, name="claim", daemon=True).start()
@@ -79,15 +105,24 @@ class Worker:
             with self._lock:
                 free = self.config.capacity - len(self._runs)
                 idle_for = time.monotonic() - self._last_busy if not self._runs else 0.0
-            if free <= 0:
+                finishing, running = self._finishing, len(self._runs)
+            if finishing and not running:
+                self.stop(finishing)
+                return
+            if free <= 0 or finishing:
                 self._slot_free.wait(1.0)
                 continue
             if self.config.idle_timeout and idle_for > self.config.idle_timeout:
                 self.stop("idle-timeout")
                 return
+            if self.claim_until is not None and time.monotonic() >= self.claim_until:
+                self.finish("credentials-expiring")
+                continue
             try:
-                self._claim(free)
+                started = self._claim(free)
                 backoff = 0.0
+                if not started:
+                    self._ask_whether_to_terminate()
             except Exception as e:
                 if isinstance(e, TaskclusterFailure) and status_code(e) in (401, 403):
                     log.error("credentials-refused status=%s error=%s", status_code(e), brief(e))
@@ -97,14 +132,35 @@ class Worker:
                 log.warning("claim-error retry_in=%.0fs error=%s", backoff, brief(e))
                 self.stopping.wait(backoff)
 
-    def _claim(self, free: int) -> None:
+    def _claim(self, free: int) -> int:
+        """Claim up to `free` runs and start them; how many were started."""
         offers = self.claimer.wait_for_work(free)
         with self._claim_lock:
             if self.stopping.is_set():
                 self.claimer.release(offers)
-                return
-            for claim in self.claimer.take(offers) if offers else []:
+                return 0
+            claims = self.claimer.take(offers) if offers else []
+            for claim in claims:
                 self._start(claim)
+            return len(claims)
+
+    def _ask_whether_to_terminate(self) -> None:
+        """With a free slot and nothing claimed: ask worker-manager (at most every interval)."""
+        now = time.monotonic()
+        if self.manager is None or (
+            self._asked_at is not None and now - self._asked_at < self.config.should_terminate_interval
+        ):
+            return
+        self._asked_at = now
+        c = self.config
+        try:
+            terminate, reason = self.manager.should_terminate(c.task_queue_id, c.worker_group, c.worker_id)
+        except Exception as e:  # worker-manager unreachable: keep working, ask again later
+            log.warning("should-terminate-failed error=%s", brief(e))
+            return
+        if terminate:
+            log.info("worker-manager-says-terminate reason=%s", reason or "(none given)")
+            self.finish("worker-manager-terminate")
 
     def _start(self, claim: dict[str, Any]) -> None:
         run = TaskRun(self.config, claim, self.queue, self.docker)
@@ -138,25 +194,9 @@ class Worker:
 
 
 def spot_notice(url: str) -> str | None:
-    """The notice's body, or None. Uses an IMDSv2 session token when the endpoint gives one."""
-    headers = {}
-    parts = urlsplit(url)
-    token_req = urllib.request.Request(
-        f"{parts.scheme}://{parts.netloc}/latest/api/token",
-        method="PUT",
-        headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"},
-    )
+    """The notice's body, or None (404: no notice; an unanswered poll counts as none)."""
     try:
-        with urllib.request.urlopen(token_req, timeout=2) as r:
-            headers["X-aws-ec2-metadata-token"] = r.read().decode()
-    except OSError:
-        pass  # IMDSv1, or not EC2: ask without a token
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=2) as r:
-            body: str = r.read().decode(errors="replace")
-            return body if r.status == 200 else None
-    except urllib.error.HTTPError:
-        return None  # 404: no notice
-    except OSError as e:
+        return metadata.read(url)
+    except metadata.MetadataError as e:
         log.debug("spot-notice-poll-failed error=%s", brief(e))
         return None
