@@ -34,6 +34,7 @@ class Settings:
     graph_table: str = "taskqueue-graph"
     artifacts_table: str = "taskqueue-artifacts"
     auth_table: str = "taskqueue-auth"  # clients and roles
+    workers_table: str = "taskqueue-workers"  # the queue's view of task queues and workers
     artifact_bucket: str = "taskqueue-artifacts"  # S3 bucket of s3 artifacts (public/ ones too)
     artifact_max_days: int = 400  # longest life of an s3 artifact = the bucket's lifecycle backstop; 0: none
     event_bus: str = "taskqueue-events"
@@ -53,6 +54,7 @@ class Settings:
     root_secret_arn: str = ""  # Secrets Manager secret {"clientId", "accessToken", "tokenKey"?} (AWS)
     token_key: str = field(default="", repr=False)  # key client tokens derive from; default: from the root token
     auth_cache_seconds: float = 10.0  # how long a Lambda trusts a cached client or role set
+    quarantine_cache_seconds: float = 5.0  # how long a Lambda trusts a cached worker quarantine
 
     @property
     def release_queue(self) -> str:
@@ -76,6 +78,7 @@ class Settings:
             graph_table=env.get("TASKQUEUE_GRAPH_TABLE", d.graph_table),
             artifacts_table=env.get("TASKQUEUE_ARTIFACTS_TABLE", d.artifacts_table),
             auth_table=env.get("TASKQUEUE_AUTH_TABLE", d.auth_table),
+            workers_table=env.get("TASKQUEUE_WORKERS_TABLE", d.workers_table),
             artifact_bucket=env.get("TASKQUEUE_ARTIFACT_BUCKET", d.artifact_bucket),
             artifact_max_days=_int(env, "TASKQUEUE_ARTIFACT_MAX_DAYS", d.artifact_max_days),
             event_bus=env.get("TASKQUEUE_EVENT_BUS", d.event_bus),
@@ -95,4 +98,5 @@ class Settings:
             root_secret_arn=env.get("TASKQUEUE_ROOT_SECRET_ARN", d.root_secret_arn),
             token_key=env.get("TASKQUEUE_TOKEN_KEY", d.token_key),
             auth_cache_seconds=_float(env, "TASKQUEUE_AUTH_CACHE_SECONDS", d.auth_cache_seconds),
+            quarantine_cache_seconds=_float(env, "TASKQUEUE_QUARANTINE_CACHE_SECONDS", d.quarantine_cache_seconds),
         )

@@ -94,6 +94,7 @@ class StageNames:
     artifact_bucket: str
     artifact_max_days: int
     auth_table: str
+    workers_table: str
 
     @property
     def dispatch_dlq(self) -> str:
@@ -141,6 +142,7 @@ def stage_names(stage: str, config_from_disk: dict[str, Any] | None = None) -> S
                 settings.artifact_bucket,
                 settings.artifact_max_days,
                 settings.auth_table,
+                settings.workers_table,
             )
         )
     if len(found) != 1:
@@ -458,6 +460,7 @@ def generate(stage: str, region: str) -> dict[str, Any]:
         graph_table=names.graph_table,
         artifacts_table=names.artifacts_table,
         auth_table=names.auth_table,
+        workers_table=names.workers_table,
         region=region,
     )
     return build_template(names, all_tables(settings))

@@ -28,6 +28,18 @@ range of its task's partition, so listArtifacts is one Query):
   purgeShard/purgeAt       when the sweeper may delete the row (and its object): index `byPurge`
   ttl                      DynamoDB's TTL as a backstop behind the sweeper (s3 rows a week later,
                            so the sweeper deletes the object first)
+
+The workers table (key pk = taskQueueId + sk): the queue's view of task queues and workers
+(reference §1.6; domain/worker_info.py). Written by the stream (claims, reclaims, new tasks) and by
+quarantineWorker/declareWorker, always with UpdateItem on these attributes only, guarded by `version`:
+  <taskQueueId> / #queue                           a task queue: expires, lastDateActive, and
+                                                   kind = "queue": index `byKind` (kind, pk) lists
+                                                   the task queues (and so the provisioners and
+                                                   worker types) with one Query
+  <taskQueueId> / worker/<workerGroup>/<workerId>  a worker: firstClaim, lastDateActive, expires,
+                                                   recentTasks (JSON, ≤ 20, oldest first, with the
+                                                   claim time), quarantineUntil, quarantineDetails (JSON)
+  version      counts writes; ttl  epoch seconds of expires (a worker: or of its quarantine's end)
 """
 
 from __future__ import annotations
@@ -41,7 +53,7 @@ from pynamodb.attributes import (
     NumberAttribute,
     UnicodeAttribute,
 )
-from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
 
 from ..config import Settings
@@ -202,6 +214,40 @@ class AuthRow(Model):
     ttl = NumberAttribute(null=True)  # set when deleteOnExpiration: DynamoDB removes the row after expiry
 
 
+class ByKindIndex(GlobalSecondaryIndex["WorkerInfoRow"]):  # type: ignore[no-untyped-call]
+    """Sparse: only task-queue rows have `kind`, so the index holds the task queues, by id."""
+
+    class Meta:
+        index_name = "byKind"
+        projection = AllProjection()
+
+    kind = UnicodeAttribute(hash_key=True)
+    pk = UnicodeAttribute(range_key=True)
+
+
+class WorkerInfoRow(Model):
+    """Abstract row of the workers table (task queues and workers); use `workers_model(...)`."""
+
+    class Meta:
+        table_name = "unbound"
+        billing_mode = "PAY_PER_REQUEST"
+
+    pk = UnicodeAttribute(hash_key=True)  # the taskQueueId
+    sk = UnicodeAttribute(range_key=True)  # "#queue", or "worker/<workerGroup>/<workerId>"
+    kind = UnicodeAttribute(null=True)  # "queue" on task-queue rows only
+    version = NumberAttribute(default=0)
+    expires = UnicodeAttribute(null=True)
+    lastDateActive = UnicodeAttribute(null=True)
+    ttl = NumberAttribute(null=True)
+    # workers only
+    firstClaim = UnicodeAttribute(null=True)
+    recentTasks = UnicodeAttribute(null=True)  # JSON list of {taskId, runId, claimed}
+    quarantineUntil = UnicodeAttribute(null=True)
+    quarantineDetails = UnicodeAttribute(null=True)  # JSON list of Taskcluster's quarantine records
+
+    byKind = ByKindIndex()
+
+
 def _bind(base: type[Model], table_name: str, region: str, host: str | None) -> Any:
     """A subclass of `base` bound to `table_name` (and an endpoint, for the embedded stack)."""
     settings = {
@@ -235,6 +281,11 @@ def artifact_model(table_name: str, region: str, host: str | None = None) -> typ
 
 def auth_model(table_name: str, region: str, host: str | None = None) -> type[AuthRow]:
     model: type[AuthRow] = _bind(AuthRow, table_name, region, host)
+    return model
+
+
+def workers_model(table_name: str, region: str, host: str | None = None) -> type[WorkerInfoRow]:
+    model: type[WorkerInfoRow] = _bind(WorkerInfoRow, table_name, region, host)
     return model
 
 
@@ -272,4 +323,5 @@ def all_tables(settings: Settings, host: str | None = None) -> list[tuple[dict[s
         (create_table_params(graph_model(settings.graph_table, settings.region, host)), "ttl"),
         (create_table_params(artifact_model(settings.artifacts_table, settings.region, host)), "ttl"),
         (create_table_params(auth_model(settings.auth_table, settings.region, host)), "ttl"),
+        (create_table_params(workers_model(settings.workers_table, settings.region, host)), "ttl"),
     ]

@@ -15,6 +15,7 @@ from ..domain.model import Task, TaskState
 from ..domain.pools import PoolError, PoolWorker, WorkerPool, WorkerState
 from ..domain.provisioning import Launch
 from ..domain.transitions import RunPatch
+from ..domain.worker_info import Provisioner, QueueWorker, TaskQueue, WorkerKey
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,45 @@ class BlobStore(Protocol):
 
     def delete(self, bucket: str, keys: Sequence[str]) -> list[str]:
         """Delete objects (a missing one counts as deleted); returns the keys that could not be."""
+
+
+# --- task queues and workers, as the queue sees them -----------------------------------------------
+class WorkerStore(Protocol):
+    """The workers table (adapters/worker_store.py). `save_*` writes only the queue's own
+    attributes, if the row still has `expected_version` (None: if it does not exist yet); False
+    when that condition fails. Listings leave out expired rows."""
+
+    def task_queue(self, task_queue_id: str) -> TaskQueue | None: ...
+
+    def task_queues(
+        self, now: datetime, limit: int, continuation: str | None, provisioner_id: str | None = None
+    ) -> tuple[list[TaskQueue], str | None]: ...
+
+    def provisioners(self, now: datetime, limit: int, continuation: str | None) -> tuple[list[Provisioner], str | None]:
+        """A page of the provisioners of live task queues, by id."""
+        ...
+
+    def worker(self, key: WorkerKey) -> QueueWorker | None: ...
+
+    def workers(
+        self, task_queue_id: str, now: datetime, limit: int, continuation: str | None, quarantined: bool | None
+    ) -> tuple[list[QueueWorker], str | None]:
+        """A page of the task queue's visible workers (all, or only those (not) quarantined now)."""
+        ...
+
+    def quarantine_until(self, key: WorkerKey) -> datetime | None:
+        """Only the worker's quarantineUntil (None: none, or no such worker): a small read."""
+        ...
+
+    def load(
+        self, task_queue_ids: Iterable[str], workers: Iterable[WorkerKey]
+    ) -> tuple[dict[str, TaskQueue], dict[WorkerKey, QueueWorker]]:
+        """Many rows at once (BatchGetItem, strongly consistent)."""
+        ...
+
+    def save_task_queue(self, queue: TaskQueue, expected_version: int | None) -> bool: ...
+
+    def save_worker(self, worker: QueueWorker, expected_version: int | None) -> bool: ...
 
 
 # --- worker pools (worker-manager) ----------------------------------------------------------------
