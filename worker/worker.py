@@ -109,15 +109,15 @@ class Worker:
             if finishing and not running:
                 self.stop(finishing)
                 return
+            if not finishing and self.claim_until is not None and time.monotonic() >= self.claim_until:
+                self.finish("credentials-expiring")
+                continue
             if free <= 0 or finishing:
                 self._slot_free.wait(1.0)
                 continue
             if self.config.idle_timeout and idle_for > self.config.idle_timeout:
                 self.stop("idle-timeout")
                 return
-            if self.claim_until is not None and time.monotonic() >= self.claim_until:
-                self.finish("credentials-expiring")
-                continue
             try:
                 started = self._claim(free)
                 backoff = 0.0
