@@ -20,8 +20,9 @@ from .adapters.graph_store import DynamoGraphStore
 from .adapters.hint_queues import SqsHintQueues
 from .adapters.s3 import S3Blobs
 from .adapters.secrets import read_root_secret
-from .adapters.tables import TaskRow, artifact_model, auth_model, graph_model, task_model
+from .adapters.tables import TaskRow, artifact_model, auth_model, graph_model, task_model, workers_model
 from .adapters.task_store import DynamoTaskStore
+from .adapters.worker_store import DynamoWorkerStore
 from .clock import Clock, SystemClock
 from .config import Settings
 from .domain.credentials import token_key_from
@@ -31,6 +32,7 @@ from .services.graph import TaskGraph
 from .services.outbox import Outbox
 from .services.queue import QueueService
 from .services.sweeper import Sweeper
+from .services.worker_info import WorkerInfo
 
 
 @dataclass
@@ -44,6 +46,7 @@ class Container:
     sweeper: Sweeper
     artifacts: ArtifactService
     auth: Auth
+    workers: WorkerInfo
 
 
 def build(settings: Settings, clock: Clock | None = None) -> Container:
@@ -63,7 +66,9 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
     bus = EventBridgeBus(boto3.client("events", region_name=settings.region, config=boto_config), settings.event_bus)
     graph_store = DynamoGraphStore(graph_model(settings.graph_table, settings.region, host=endpoint))
     graph = TaskGraph(store, graph_store, bus, SqsReleaseQueue(sqs, settings.release_queue), clock)
-    queue = QueueService(store, hints, graph, clock, settings)
+    worker_store = DynamoWorkerStore(workers_model(settings.workers_table, settings.region, host=endpoint))
+    workers = WorkerInfo(worker_store, clock, settings.claim_timeout_delta, settings.quarantine_cache_seconds)
+    queue = QueueService(store, hints, graph, clock, settings, quarantined=workers.quarantined)
     # Presigned URLs must be SigV4 (boto3's default presigns SigV2-style); they use the endpoint
     # clients reach: S3's on AWS, the stand-in's (AWS_ENDPOINT_URL) on the embedded stack.
     s3 = boto3.client("s3", region_name=settings.region, config=boto_config.merge(Config(signature_version="s3v4")))
@@ -74,7 +79,8 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
     sweeper = Sweeper(queue, artifacts)
     auth_store = DynamoAuthStore(auth_model(settings.auth_table, settings.region, host=endpoint))
     auth = Auth(auth_store, clock, root_credentials(settings, boto_config), settings.auth_cache_seconds)
-    return Container(settings, clock, model, queue, graph, Outbox(hints, bus, graph), sweeper, artifacts, auth)
+    outbox = Outbox(hints, bus, graph, workers)
+    return Container(settings, clock, model, queue, graph, outbox, sweeper, artifacts, auth, workers)
 
 
 def root_credentials(settings: Settings, boto_config: Config) -> RootCredentials:

@@ -290,6 +290,26 @@ ENDPOINT_SCOPES: dict[str, ScopeExpr | None] = {
     "taskQueueCounts": {"AllOf": ["queue:pending-count:<taskQueueId>", "queue:claimed-count:<taskQueueId>"]},
     "listPendingTasks": "queue:pending-list:<taskQueueId>",
     "listClaimedTasks": "queue:claimed-list:<taskQueueId>",
+    # worker metadata (reference §1.6)
+    "listProvisioners": "queue:list-provisioners",
+    "getProvisioner": "queue:get-provisioner:<provisionerId>",
+    "listWorkerTypes": "queue:list-worker-types:<provisionerId>",
+    "getWorkerType": "queue:get-worker-type:<provisionerId>/<workerType>",
+    "listTaskQueues": "queue:list-task-queues",
+    "getTaskQueue": "queue:get-task-queue:<taskQueueId>",
+    "listWorkers": "queue:list-workers:<provisionerId>/<workerType>",
+    "getWorker": "queue:get-worker:<provisionerId>/<workerType>/<workerGroup>/<workerId>",
+    "quarantineWorker": {"AllOf": ["queue:quarantine-worker:<provisionerId>/<workerType>/<workerGroup>/<workerId>"]},
+    # one scope per property of the body: deferred to the handler, which knows them
+    "declareWorker": {
+        "AllOf": [
+            {
+                "for": "property",
+                "in": "properties",
+                "each": "queue:declare-worker:<provisionerId>/<workerType>/<workerGroup>/<workerId>#<property>",
+            }
+        ]
+    },
     "getTaskGroup": "queue:list-task-group:<taskGroupId>",
     "listTaskGroup": "queue:list-task-group:<taskGroupId>",
     "sealTaskGroup": "queue:seal-task-group:<schedulerId>/<taskGroupId>",

@@ -52,6 +52,7 @@ def tasks_stream(event: DynamoDBEvent) -> dict[str, Any]:
         "hints": len(report.hints),
         "events": len(report.events),
         "released": len(report.released),
+        "seen": report.seen_written,
     }
 
 

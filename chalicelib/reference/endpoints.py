@@ -48,7 +48,15 @@ SERVICES: dict[str, Service] = {
             "This is Taskcluster's Queue v1 on AWS: the same paths, bodies, scopes and errors, so the"
             " official clients work unchanged. Task events are published on EventBridge instead of Pulse."
         ),
-        categories=("Monitoring", "Tasks", "Task Groups", "Worker Interface", "Task Queues", "Artifacts"),
+        categories=(
+            "Monitoring",
+            "Tasks",
+            "Task Groups",
+            "Worker Interface",
+            "Task Queues",
+            "Worker Metadata",
+            "Artifacts",
+        ),
     ),
     "auth": Service(
         title="Authentication API",

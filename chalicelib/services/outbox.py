@@ -3,7 +3,9 @@
 - a change that makes (or re-announces) a pending run puts a dispatch hint on its task queue;
 - every change publishes its task events (task-defined, task-pending, task-running, …);
 - a task resolved for good leaves its group's unresolved set (an emptied group publishes
-  task-group-resolved) and releases its dependents.
+  task-group-resolved) and releases its dependents;
+- new tasks, claims and reclaims mark their task queue and worker as seen (services/worker_info.py),
+  so the API's claim path writes nothing for it.
 
 Records are at-least-once and may come out of order across tasks: hints are re-checked by the
 claim, events are at-least-once by contract, and every release step is idempotent.
@@ -11,6 +13,7 @@ claim, events are at-least-once by contract, and every release step is idempoten
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -19,6 +22,9 @@ from ..domain.events import Event, resolution, task_events
 from ..domain.model import Task, TaskState
 from .graph import RELEASE_MARGIN, TaskGraph
 from .ports import EventBus, HintQueues
+from .worker_info import WorkerInfo
+
+log = logging.getLogger("taskqueue.outbox")
 
 INLINE_RELEASE_SECONDS = 5.0  # release work a stream invocation does before handing on the rest
 
@@ -34,13 +40,17 @@ class OutboxReport:
     hints: list[Hint] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
+    seen_written: int = 0  # task-queue and worker rows written
 
 
 class Outbox:
-    def __init__(self, hints: HintQueues, events: EventBus, graph: TaskGraph) -> None:
+    def __init__(
+        self, hints: HintQueues, events: EventBus, graph: TaskGraph, workers: WorkerInfo | None = None
+    ) -> None:
         self.hints = hints
         self.events = events
         self.graph = graph
+        self.workers = workers
 
     def process(self, changes: Sequence[RowChange], time_left: Callable[[], float]) -> OutboxReport:
         report = OutboxReport()
@@ -69,4 +79,12 @@ class Outbox:
             return min(time_left(), RELEASE_MARGIN + INLINE_RELEASE_SECONDS - spent)
 
         report.released += self.graph.release_all([(t.task_id, s) for t, s in resolved], inline_left)
+        # Last: who was seen is informational, and must not delay dependents becoming pending.
+        if self.workers is not None:
+            try:
+                report.seen_written = self.workers.record_seen([(c.old, c.new) for c in changes])
+            except Exception:
+                # Failing the batch would re-send its hints and events; a worker's next claim
+                # or reclaim records it again.
+                log.exception("could not record the task queues and workers seen")
         return report

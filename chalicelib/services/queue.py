@@ -7,6 +7,7 @@ that needs no read — and so one conditional write.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -27,13 +28,30 @@ CLAIM_CONCURRENCY = 16  # claims claimWork makes at once
 CLAIM_MARGIN = 2.0  # seconds: claimWork starts no claim this close to its request's end
 
 
+def _never_quarantined(task_queue_id: str, worker: Worker) -> bool:
+    return False
+
+
 class QueueService:
-    def __init__(self, store: TaskStore, hints: HintQueues, graph: TaskGraph, clock: Clock, settings: Settings) -> None:
+    def __init__(
+        self,
+        store: TaskStore,
+        hints: HintQueues,
+        graph: TaskGraph,
+        clock: Clock,
+        settings: Settings,
+        quarantined: Callable[[str, Worker], bool] = _never_quarantined,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.store = store
         self.hints = hints
         self.graph = graph
         self.clock = clock
         self.settings = settings
+        # Whether a worker is quarantined (services/worker_info.py: cached per process, so
+        # asking costs a read at most every few seconds per worker).
+        self.quarantined = quarantined
+        self._sleep = sleep
         self._pool = ThreadPoolExecutor(max_workers=CLAIM_CONCURRENCY, thread_name_prefix="claim")
 
     # --- plumbing ------------------------------------------------------------------------------
@@ -119,6 +137,17 @@ class QueueService:
     # --- workers -------------------------------------------------------------------------------
     def claim_task(self, task_id: str, run_id: int, worker: Worker, task: Task | None = None) -> Task:
         timeout = self.settings.claim_timeout_delta
+        task = task or self._load(task_id)
+        if self.quarantined(task.task_queue_id, worker):
+            # Taskcluster answers `{}` here, which its own output schema refuses (reference §11.2):
+            # a 409 tells the worker the same — this run is not for it — in Taskcluster's shape.
+            raise RequestConflict(
+                f"Worker {worker.worker_group}/{worker.worker_id} is quarantined and may not claim tasks",
+                taskId=task_id,
+                runId=run_id,
+                workerGroup=worker.worker_group,
+                workerId=worker.worker_id,
+            )
         return self.transition(task_id, lambda t, now: transitions.claim(t, run_id, worker, now, timeout), task).task
 
     def claim_work(
@@ -138,6 +167,11 @@ class QueueService:
         timeout = self.settings.claim_timeout_delta
         claimed: list[tuple[Task, int]] = []
         while True:
+            if self.quarantined(task_queue_id, worker):
+                # As Taskcluster: a quarantined worker waits out its long poll (so it does not
+                # call again at once) and gets nothing.
+                self._sleep(max(0.0, wait_left()))
+                return claimed
             received = self.hints.receive(task_queue_id, wanted - len(claimed), max(0.0, wait_left()))
             # Hints left unused for lack of time stay on the queue: SQS shows them again later.
             used = received if time_left() > CLAIM_MARGIN else []

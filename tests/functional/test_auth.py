@@ -380,6 +380,7 @@ def _setup(stack: Harness) -> dict[str, str]:
     running = stack.create(taskQueueId="proj/busy")
     [claim] = stack.claim("proj/busy")
     assert claim["status"]["taskId"] == running
+    stack.pump.step()  # the stream records the worker wg/w1 of proj/busy
     link = {
         "storageType": "reference",
         "url": "https://example.com/a",
@@ -405,6 +406,7 @@ def _setup(stack: Harness) -> dict[str, str]:
     }
 
 
+BUSY_WORKERS = "/provisioners/proj/worker-types/busy/workers"
 CASES: list[tuple[str, str, str, Any, list[str]]] = [
     # (endpoint, method, path template, body, the exact scopes it needs)
     ("task", "GET", "/task/{task}", None, ["queue:get-task:{task}"]),
@@ -531,6 +533,28 @@ CASES: list[tuple[str, str, str, Any, list[str]]] = [
         "/task/{running}/artifact-info/private%2Fa",
         None,
         ["queue:list-artifacts:{running}"],
+    ),
+    ("listProvisioners", "GET", "/provisioners", None, ["queue:list-provisioners"]),
+    ("getProvisioner", "GET", "/provisioners/proj", None, ["queue:get-provisioner:proj"]),
+    ("listWorkerTypes", "GET", "/provisioners/proj/worker-types", None, ["queue:list-worker-types:proj"]),
+    ("getWorkerType", "GET", "/provisioners/proj/worker-types/busy", None, ["queue:get-worker-type:proj/busy"]),
+    ("listTaskQueues", "GET", "/task-queues", None, ["queue:list-task-queues"]),
+    ("getTaskQueue", "GET", "/task-queues/proj%2Fbusy", None, ["queue:get-task-queue:proj/busy"]),
+    ("listWorkers", "GET", BUSY_WORKERS, None, ["queue:list-workers:proj/busy"]),
+    ("getWorker", "GET", f"{BUSY_WORKERS}/wg/w1", None, ["queue:get-worker:proj/busy/wg/w1"]),
+    (
+        "quarantineWorker",
+        "PUT",
+        f"{BUSY_WORKERS}/wg/w1",
+        {"quarantineUntil": "2000-01-01T00:00:00.000Z"},
+        ["queue:quarantine-worker:proj/busy/wg/w1"],
+    ),
+    (
+        "declareWorker",
+        "PUT",
+        "/provisioners/proj/worker-types/busy/wg/w2",
+        {"expires": "3000-01-01T00:00:00.000Z"},
+        ["queue:declare-worker:proj/busy/wg/w2#expires"],
     ),
 ]
 

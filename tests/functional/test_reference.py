@@ -148,6 +148,21 @@ def test_real_responses_match_the_output_schemas_of_their_entries(stack: Harness
     check("createTask", "PUT", f"/task/{unscheduled}", _task(stack, dependencies=[unscheduled]))
     check("scheduleTask", "POST", f"/task/{unscheduled}/schedule")
 
+    stack.pump.step()  # the stream records the task queues and workers seen
+    check("listTaskQueues", "GET", "/task-queues")
+    check("getTaskQueue", "GET", f"/task-queues/{tq}")
+    check("listProvisioners", "GET", "/provisioners?limit=1")
+    check("getProvisioner", "GET", "/provisioners/proj")
+    check("listWorkerTypes", "GET", "/provisioners/proj/worker-types")
+    check("getWorkerType", "GET", "/provisioners/proj/worker-types/linux")
+    workers = "/provisioners/proj/worker-types/linux/workers"
+    until = format_date(clock.now() + timedelta(hours=1))
+    check("quarantineWorker", "PUT", f"{workers}/wg/w1", {"quarantineUntil": until, "quarantineInfo": "a test"})
+    assert len(check("listWorkers", "GET", f"{workers}?limit=1")["workers"]) == 1
+    assert check("getWorker", "GET", f"{workers}/wg/w1")["recentTasks"]
+    expires = format_date(clock.now() + timedelta(days=2))
+    check("declareWorker", "PUT", "/provisioners/proj/worker-types/linux/wg/w3", {"expires": expires})
+
     with_output = {name for name, e in check.entries.items() if e.output}
     assert check.checked == with_output, f"no response checked for {sorted(with_output - check.checked)}"
 

@@ -332,6 +332,7 @@ DEFERRED = {
     "sealTaskGroup": {"schedulerId"},
     "cancelTaskGroup": {"schedulerId"},
     "changeTaskGroupPriority": {"schedulerId"},
+    "declareWorker": {"properties"},  # one scope per property of the body
     "createClient": {"scopes"},
     "updateClient": {"scopes"},
     "createRole": {"scopes"},
@@ -442,6 +443,28 @@ def test_expressions_need_only_route_parameters_unless_documented_as_deferred() 
         ("listLatestArtifacts", {"taskId": "t"}, "queue:list-artifacts:t"),
         ("artifactInfo", {"taskId": "t", "runId": "2"}, "queue:list-artifacts:t:2"),
         ("latestArtifactInfo", {"taskId": "t"}, "queue:list-artifacts:t"),
+        ("listProvisioners", {}, "queue:list-provisioners"),
+        ("getProvisioner", {"provisionerId": "p"}, "queue:get-provisioner:p"),
+        ("listWorkerTypes", {"provisionerId": "p"}, "queue:list-worker-types:p"),
+        ("getWorkerType", {"provisionerId": "p", "workerType": "w"}, "queue:get-worker-type:p/w"),
+        ("listTaskQueues", {}, "queue:list-task-queues"),
+        ("getTaskQueue", {"taskQueueId": "p/w"}, "queue:get-task-queue:p/w"),
+        ("listWorkers", {"provisionerId": "p", "workerType": "w"}, "queue:list-workers:p/w"),
+        (
+            "getWorker",
+            {"provisionerId": "p", "workerType": "w", "workerGroup": "g", "workerId": "w1"},
+            "queue:get-worker:p/w/g/w1",
+        ),
+        (
+            "quarantineWorker",
+            {"provisionerId": "p", "workerType": "w", "workerGroup": "g", "workerId": "w1"},
+            {"AllOf": ["queue:quarantine-worker:p/w/g/w1"]},
+        ),
+        (
+            "declareWorker",
+            {"provisionerId": "p", "workerType": "w", "workerGroup": "g", "workerId": "w1", "properties": ["expires"]},
+            {"AllOf": ["queue:declare-worker:p/w/g/w1#expires"]},
+        ),
     ],
 )
 def test_each_endpoint_requires_taskclusters_scopes(name: str, params: dict[str, Any], expected: ScopeExpr) -> None:
@@ -455,7 +478,7 @@ def test_a_client_with_exactly_an_endpoints_scopes_passes_and_missing_any_one_fa
         if expr is None:
             continue
         needs = {
-            p: ["x", "y"] if p in ("taskIds", "names", "scopes", "routes", "priorities") else "v"
+            p: ["x", "y"] if p in ("taskIds", "names", "scopes", "routes", "priorities", "properties") else "v"
             for p in parameters(expr)
         }
         rendered = render(expr, needs)
