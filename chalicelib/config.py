@@ -35,6 +35,7 @@ class Settings:
     artifacts_table: str = "taskqueue-artifacts"
     auth_table: str = "taskqueue-auth"  # clients and roles
     workers_table: str = "taskqueue-workers"  # the queue's view of task queues and workers
+    pools_table: str = "taskqueue-pools"  # worker-manager: worker pools, their workers and errors
     artifact_bucket: str = "taskqueue-artifacts"  # S3 bucket of s3 artifacts (public/ ones too)
     artifact_max_days: int = 400  # longest life of an s3 artifact = the bucket's lifecycle backstop; 0: none
     event_bus: str = "taskqueue-events"
@@ -79,6 +80,7 @@ class Settings:
             artifacts_table=env.get("TASKQUEUE_ARTIFACTS_TABLE", d.artifacts_table),
             auth_table=env.get("TASKQUEUE_AUTH_TABLE", d.auth_table),
             workers_table=env.get("TASKQUEUE_WORKERS_TABLE", d.workers_table),
+            pools_table=env.get("TASKQUEUE_POOLS_TABLE", d.pools_table),
             artifact_bucket=env.get("TASKQUEUE_ARTIFACT_BUCKET", d.artifact_bucket),
             artifact_max_days=_int(env, "TASKQUEUE_ARTIFACT_MAX_DAYS", d.artifact_max_days),
             event_bus=env.get("TASKQUEUE_EVENT_BUS", d.event_bus),

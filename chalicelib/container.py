@@ -18,9 +18,18 @@ from .adapters.auth_store import DynamoAuthStore
 from .adapters.event_bus import EventBridgeBus, SqsReleaseQueue
 from .adapters.graph_store import DynamoGraphStore
 from .adapters.hint_queues import SqsHintQueues
+from .adapters.pool_store import DynamoPoolStore
 from .adapters.s3 import S3Blobs
 from .adapters.secrets import read_root_secret
-from .adapters.tables import TaskRow, artifact_model, auth_model, graph_model, task_model, workers_model
+from .adapters.tables import (
+    TaskRow,
+    artifact_model,
+    auth_model,
+    graph_model,
+    pools_model,
+    task_model,
+    workers_model,
+)
 from .adapters.task_store import DynamoTaskStore
 from .adapters.worker_store import DynamoWorkerStore
 from .clock import Clock, SystemClock
@@ -33,6 +42,7 @@ from .services.outbox import Outbox
 from .services.queue import QueueService
 from .services.sweeper import Sweeper
 from .services.worker_info import WorkerInfo
+from .services.worker_manager import WorkerManager
 
 
 @dataclass
@@ -47,6 +57,8 @@ class Container:
     artifacts: ArtifactService
     auth: Auth
     workers: WorkerInfo
+    pool_store: DynamoPoolStore
+    worker_manager: WorkerManager
 
 
 def build(settings: Settings, clock: Clock | None = None) -> Container:
@@ -80,7 +92,11 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
     auth_store = DynamoAuthStore(auth_model(settings.auth_table, settings.region, host=endpoint))
     auth = Auth(auth_store, clock, root_credentials(settings, boto_config), settings.auth_cache_seconds)
     outbox = Outbox(hints, bus, graph, workers)
-    return Container(settings, clock, model, queue, graph, outbox, sweeper, artifacts, auth, workers)
+    pool_store = DynamoPoolStore(pools_model(settings.pools_table, settings.region, host=endpoint))
+    worker_manager = WorkerManager(pool_store, clock)
+    return Container(
+        settings, clock, model, queue, graph, outbox, sweeper, artifacts, auth, workers, pool_store, worker_manager
+    )
 
 
 def root_credentials(settings: Settings, boto_config: Config) -> RootCredentials:

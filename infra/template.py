@@ -95,6 +95,7 @@ class StageNames:
     artifact_max_days: int
     auth_table: str
     workers_table: str
+    pools_table: str
 
     @property
     def dispatch_dlq(self) -> str:
@@ -143,6 +144,7 @@ def stage_names(stage: str, config_from_disk: dict[str, Any] | None = None) -> S
                 settings.artifact_max_days,
                 settings.auth_table,
                 settings.workers_table,
+                settings.pools_table,
             )
         )
     if len(found) != 1:
@@ -461,6 +463,7 @@ def generate(stage: str, region: str) -> dict[str, Any]:
         artifacts_table=names.artifacts_table,
         auth_table=names.auth_table,
         workers_table=names.workers_table,
+        pools_table=names.pools_table,
         region=region,
     )
     return build_template(names, all_tables(settings))

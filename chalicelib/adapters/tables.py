@@ -40,6 +40,21 @@ quarantineWorker/declareWorker, always with UpdateItem on these attributes only,
                                                    recentTasks (JSON, ≤ 20, oldest first, with the
                                                    claim time), quarantineUntil, quarantineDetails (JSON)
   version      counts writes; ttl  epoch seconds of expires (a worker: or of its quarantine's end)
+
+The pools table (key workerPoolId + sk): worker-manager's worker pools, their workers and errors
+(reference provisioning-and-workers §1.2, §1.6, §1.9; domain/pools.py). A pool's items share its
+partition, so a pool and its workers are read with Queries of one partition:
+  <workerPoolId> / #pool                           the pool: providerId, previousProviderIds (JSON),
+                                                   description, owner, emailOnError, config (JSON
+                                                   text, as the user wrote it), created,
+                                                   lastModified; and kind = "pool": index `byKind`
+                                                   (kind, workerPoolId) lists the pools with one Query
+  <workerPoolId> / worker/<workerGroup>/<workerId>  a worker: every PoolWorker field (providerData as
+                                                   JSON text); `workerId` keys the sparse index
+                                                   `byWorkerId` (keys only), as EC2's events name
+                                                   only the instance; ttl = its expires
+  <workerPoolId> / error/<reported>/<errorId>      an error: errorKind, title, description, extra
+                                                   (JSON), launchConfigId; ttl = reported + 7 days
 """
 
 from __future__ import annotations
@@ -248,6 +263,71 @@ class WorkerInfoRow(Model):
     byKind = ByKindIndex()
 
 
+class PoolsByKindIndex(GlobalSecondaryIndex["PoolRow"]):  # type: ignore[no-untyped-call]
+    """Sparse: only pool items have `kind`, so the index holds the pools, by id."""
+
+    class Meta:
+        index_name = "byKind"
+        projection = AllProjection()
+
+    kind = UnicodeAttribute(hash_key=True)
+    workerPoolId = UnicodeAttribute(range_key=True)
+
+
+class PoolsByWorkerIdIndex(GlobalSecondaryIndex["PoolRow"]):  # type: ignore[no-untyped-call]
+    """Sparse: only worker items have `workerId`. Keys only: the item is then read consistently."""
+
+    class Meta:
+        index_name = "byWorkerId"
+        projection = KeysOnlyProjection()
+
+    workerId = UnicodeAttribute(hash_key=True)
+
+
+class PoolRow(Model):
+    """Abstract row of the pools table (pools, their workers and errors); use `pools_model(...)`."""
+
+    class Meta:
+        table_name = "unbound"
+        billing_mode = "PAY_PER_REQUEST"
+
+    workerPoolId = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)  # "#pool", "worker/<group>/<id>" or "error/<reported>/<errorId>"
+    kind = UnicodeAttribute(null=True)  # "pool" on pool items only
+    ttl = NumberAttribute(null=True)
+    created = UnicodeAttribute(null=True)
+    lastModified = UnicodeAttribute(null=True)
+    providerId = UnicodeAttribute(null=True)
+    launchConfigId = UnicodeAttribute(null=True)
+    # pools
+    previousProviderIds = UnicodeAttribute(null=True)  # JSON list
+    description = UnicodeAttribute(null=True)
+    owner = UnicodeAttribute(null=True)
+    emailOnError = BooleanAttribute(null=True)
+    config = UnicodeAttribute(null=True)  # JSON, as the user wrote it
+    # workers
+    workerGroup = UnicodeAttribute(null=True)
+    workerId = UnicodeAttribute(null=True)
+    state = UnicodeAttribute(null=True)
+    capacity = NumberAttribute(null=True)
+    lastChecked = UnicodeAttribute(null=True)
+    expires = UnicodeAttribute(null=True)
+    terminateAfter = UnicodeAttribute(null=True)
+    providerData = UnicodeAttribute(null=True)  # JSON
+    registrationHash = UnicodeAttribute(null=True)
+    registered = UnicodeAttribute(null=True)
+    shouldTerminate = UnicodeAttribute(null=True)
+    # errors
+    errorId = UnicodeAttribute(null=True)
+    reported = UnicodeAttribute(null=True)
+    errorKind = UnicodeAttribute(null=True)  # `kind` is the index key: an error's kind has its own name
+    title = UnicodeAttribute(null=True)
+    extra = UnicodeAttribute(null=True)  # JSON
+
+    byKind = PoolsByKindIndex()
+    byWorkerId = PoolsByWorkerIdIndex()
+
+
 def _bind(base: type[Model], table_name: str, region: str, host: str | None) -> Any:
     """A subclass of `base` bound to `table_name` (and an endpoint, for the embedded stack)."""
     settings = {
@@ -289,6 +369,11 @@ def workers_model(table_name: str, region: str, host: str | None = None) -> type
     return model
 
 
+def pools_model(table_name: str, region: str, host: str | None = None) -> type[PoolRow]:
+    model: type[PoolRow] = _bind(PoolRow, table_name, region, host)
+    return model
+
+
 def _key_schema(keys: Any) -> list[dict[str, str]]:
     return sorted(keys, key=lambda k: k["KeyType"] != "HASH")  # DynamoDB wants HASH first
 
@@ -324,4 +409,5 @@ def all_tables(settings: Settings, host: str | None = None) -> list[tuple[dict[s
         (create_table_params(artifact_model(settings.artifacts_table, settings.region, host)), "ttl"),
         (create_table_params(auth_model(settings.auth_table, settings.region, host)), "ttl"),
         (create_table_params(workers_model(settings.workers_table, settings.region, host)), "ttl"),
+        (create_table_params(pools_model(settings.pools_table, settings.region, host)), "ttl"),
     ]
