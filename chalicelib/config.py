@@ -55,6 +55,9 @@ class Settings:
     root_secret_arn: str = ""  # Secrets Manager secret {"clientId", "accessToken", "tokenKey"?} (AWS)
     token_key: str = field(default="", repr=False)  # key client tokens derive from; default: from the root token
     auth_cache_seconds: float = 10.0  # how long a Lambda trusts a cached client or role set
+    public_root_url: str = ""  # the API's root URL as workers reach it (written into their user data)
+    worker_instance_profile: str = ""  # ARN of the instance profile EC2 workers get (sqs claim mode)
+    provision_interval: float = 60.0  # seconds between provisioner runs in the embedded stack
     quarantine_cache_seconds: float = 5.0  # how long a Lambda trusts a cached worker quarantine
 
     @property
@@ -100,5 +103,8 @@ class Settings:
             root_secret_arn=env.get("TASKQUEUE_ROOT_SECRET_ARN", d.root_secret_arn),
             token_key=env.get("TASKQUEUE_TOKEN_KEY", d.token_key),
             auth_cache_seconds=_float(env, "TASKQUEUE_AUTH_CACHE_SECONDS", d.auth_cache_seconds),
+            public_root_url=env.get("TASKQUEUE_PUBLIC_ROOT_URL", d.public_root_url),
+            worker_instance_profile=env.get("TASKQUEUE_WORKER_INSTANCE_PROFILE", d.worker_instance_profile),
+            provision_interval=_float(env, "TASKQUEUE_PROVISION_INTERVAL", d.provision_interval),
             quarantine_cache_seconds=_float(env, "TASKQUEUE_QUARANTINE_CACHE_SECONDS", d.quarantine_cache_seconds),
         )

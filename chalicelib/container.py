@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import boto3
@@ -15,6 +16,7 @@ from botocore.config import Config
 
 from .adapters.artifact_store import DynamoArtifactStore
 from .adapters.auth_store import DynamoAuthStore
+from .adapters.ec2_provider import Ec2Provider
 from .adapters.event_bus import EventBridgeBus, SqsReleaseQueue
 from .adapters.graph_store import DynamoGraphStore
 from .adapters.hint_queues import SqsHintQueues
@@ -35,10 +37,13 @@ from .adapters.worker_store import DynamoWorkerStore
 from .clock import Clock, SystemClock
 from .config import Settings
 from .domain.credentials import token_key_from
+from .domain.pools import QueueActivity
+from .domain.worker_info import WorkerKey
 from .services.artifacts import ArtifactService
 from .services.auth import Auth, RootCredentials
 from .services.graph import TaskGraph
 from .services.outbox import Outbox
+from .services.provisioner import Provisioner, QueueServiceFacts
 from .services.queue import QueueService
 from .services.sweeper import Sweeper
 from .services.worker_info import WorkerInfo
@@ -59,6 +64,7 @@ class Container:
     workers: WorkerInfo
     pool_store: DynamoPoolStore
     worker_manager: WorkerManager
+    provisioner: Provisioner
 
 
 def build(settings: Settings, clock: Clock | None = None) -> Container:
@@ -94,8 +100,33 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
     outbox = Outbox(hints, bus, graph, workers)
     pool_store = DynamoPoolStore(pools_model(settings.pools_table, settings.region, host=endpoint))
     worker_manager = WorkerManager(pool_store, clock)
+    ec2 = Ec2Provider(
+        lambda region: boto3.client("ec2", region_name=region, config=boto_config), settings.worker_instance_profile
+    )
+
+    def activity(task_queue_id: str, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], QueueActivity]:
+        _, found = worker_store.load([], [WorkerKey(task_queue_id, g, i) for g, i in keys])
+        return {
+            (k.worker_group, k.worker_id): QueueActivity(w.first_claim, w.last_date_active, w.quarantine_until)
+            for k, w in found.items()
+        }
+
+    facts = QueueServiceFacts(queue, activity)
+    provisioner = Provisioner(pool_store, {ec2.provider_id: ec2}, facts, auth, clock, settings.public_root_url)
     return Container(
-        settings, clock, model, queue, graph, outbox, sweeper, artifacts, auth, workers, pool_store, worker_manager
+        settings,
+        clock,
+        model,
+        queue,
+        graph,
+        outbox,
+        sweeper,
+        artifacts,
+        auth,
+        workers,
+        pool_store,
+        worker_manager,
+        provisioner,
     )
 
 

@@ -54,9 +54,11 @@ def _tag_specifications(spec: dict[str, Any], tags: list[dict[str, str]]) -> lis
 
 
 class Ec2Provider:
-    def __init__(self, ec2: Callable[[str], Any], provider_id: str = "aws") -> None:
-        """`ec2(region)` returns a boto3 EC2 client for that region."""
+    def __init__(self, ec2: Callable[[str], Any], instance_profile: str = "", provider_id: str = "aws") -> None:
+        """`ec2(region)` returns a boto3 EC2 client for that region; `instance_profile` (an ARN)
+        gives the workers AWS credentials to read their SQS queues (claim mode sqs)."""
         self.ec2 = ec2
+        self.instance_profile = instance_profile
         self.provider_id = provider_id
 
     def launch(self, pool: WorkerPool, launch: Launch, user_data: dict[str, Any], token: str) -> list[Launched]:
@@ -67,6 +69,8 @@ class Ec2Provider:
         if market:
             spec["InstanceMarketOptions"] = market
         spec.setdefault("InstanceInitiatedShutdownBehavior", "terminate")
+        if self.instance_profile:
+            spec["IamInstanceProfile"] = {"Arn": self.instance_profile}
         spec.update(
             MinCount=launch.instances,
             MaxCount=launch.instances,
