@@ -10,6 +10,7 @@ from chalicelib.handlers.graph_api import graph_bp
 from chalicelib.handlers.queue_api import queue_bp
 from chalicelib.handlers.reference_api import reference_bp
 from chalicelib.handlers.worker_info_api import worker_info_bp
+from chalicelib.handlers.worker_manager_api import worker_manager_bp
 
 app = Chalice(app_name="taskqueue", configure_logs=False)
 observability.install(app)
@@ -20,3 +21,4 @@ app.register_blueprint(artifact_bp)
 app.register_blueprint(auth_bp)
 app.register_blueprint(reference_bp)
 app.register_blueprint(worker_info_bp)
+app.register_blueprint(worker_manager_bp)

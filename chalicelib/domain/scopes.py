@@ -340,6 +340,20 @@ ENDPOINT_SCOPES: dict[str, ScopeExpr | None] = {
     "deleteRole": "auth:delete-role:<roleId>",
     "expandScopes": None,
     "currentScopes": {"AllOf": []},  # nothing required, but the caller is authenticated to be answered
+    # worker-manager (handlers/worker_manager_api.py); `ping` is shared with the other services.
+    # providerId comes from the body: deferred to the handler.
+    "createWorkerPool": {
+        "AllOf": ["worker-manager:manage-worker-pool:<workerPoolId>", "worker-manager:provider:<providerId>"]
+    },
+    "updateWorkerPool": {
+        "AllOf": ["worker-manager:manage-worker-pool:<workerPoolId>", "worker-manager:provider:<providerId>"]
+    },
+    "deleteWorkerPool": "worker-manager:manage-worker-pool:<workerPoolId>",
+    "workerPool": "worker-manager:get-worker-pool:<workerPoolId>",
+    "listWorkerPools": "worker-manager:list-worker-pools",
+    "listWorkerPoolErrors": "worker-manager:list-worker-pool-errors:<workerPoolId>",
+    "listWorkersForWorkerPool": "worker-manager:list-workers:<workerPoolId>",
+    "worker": "worker-manager:get-worker:<workerPoolId>/<workerGroup>/<workerId>",
     # the served API reference and schemas (handlers/reference_api.py): documents, always public
     "reference_manifest": None,
     "reference_api": None,

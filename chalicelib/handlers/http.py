@@ -45,6 +45,7 @@ PARAM_PATTERNS: dict[str, re.Pattern[str]] = {
         "taskId": SLUGID,
         "taskGroupId": SLUGID,
         "taskQueueId": r"^[a-zA-Z0-9-_]{1,38}/[a-z]([-a-z0-9]{0,36}[a-z0-9])?$",
+        "workerPoolId": r"^[a-zA-Z0-9-_]{1,38}/[a-z]([-a-z0-9]{0,36}[a-z0-9])?$",
         "provisionerId": r"^[a-zA-Z0-9-_]{1,38}$",
         "workerType": r"^[a-zA-Z0-9-_]{1,38}$",
         "workerGroup": r"^[a-zA-Z0-9-_]{1,38}$",

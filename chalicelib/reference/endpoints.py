@@ -67,6 +67,17 @@ SERVICES: dict[str, Service] = {
         ),
         categories=("Monitoring", "Clients", "Roles", "Scopes"),
     ),
+    "worker-manager": Service(
+        title="Worker Manager Service",
+        description=(
+            "This service manages workers, including provisioning for dynamic worker pools.\n\n"
+            "This is Taskcluster's worker-manager on AWS: worker pools are defined with the same paths,"
+            " bodies and scopes, so `taskcluster.WorkerManager` works unchanged. A pool's id is the id of"
+            " the task queue it serves; its workers are EC2 (spot) instances (provider `aws`), or"
+            " processes of this machine on the embedded stack (provider `local`)."
+        ),
+        categories=("Monitoring", "Worker Pools", "Workers"),
+    ),
 }
 
 PING = Doc(

@@ -19,6 +19,7 @@ import taskcluster
 from taskcluster.exceptions import TaskclusterAuthFailure, TaskclusterRestFailure
 
 from chalicelib.domain.model import format_date
+from chalicelib.domain.pools import PoolWorker, WorkerState
 from tests.harness import Harness, task_def
 
 AUTH = "/api/auth/v1"
@@ -396,6 +397,23 @@ def _setup(stack: Harness) -> dict[str, str]:
     assert stack.call("POST", f"/task-group/{sealed}/seal").status_code == 200
     make_client(stack, "victim", [])
     make_role(stack, "r2", [])
+    assert stack.call("PUT", f"{WM}/worker-pool/proj%2Fpool", POOL_DEF).status_code == 200
+    now = stack.clock.now()
+    stack.c.pool_store.put_worker(
+        PoolWorker(
+            worker_pool_id="proj/pool",
+            worker_group="wg",
+            worker_id="w1",
+            provider_id="aws",
+            launch_config_id="lc",
+            state=WorkerState.RUNNING,
+            capacity=1,
+            created=now,
+            last_modified=now,
+            last_checked=now,
+            expires=now + timedelta(days=1),
+        )
+    )
     return {
         "task": task_id,
         "group": group,
@@ -407,6 +425,19 @@ def _setup(stack: Harness) -> dict[str, str]:
 
 
 BUSY_WORKERS = "/provisioners/proj/worker-types/busy/workers"
+WM = "/api/worker-manager/v1"
+POOL_DEF = {
+    "providerId": "aws",
+    "description": "d",
+    "owner": "o@example.com",
+    "emailOnError": False,
+    "config": {
+        "minCapacity": 0,
+        "maxCapacity": 1,
+        "launchConfigs": [{"region": "r", "launchConfig": {"ImageId": "i"}}],
+    },
+}
+MANAGE_POOL = "worker-manager:manage-worker-pool:proj/pool"
 CASES: list[tuple[str, str, str, Any, list[str]]] = [
     # (endpoint, method, path template, body, the exact scopes it needs)
     ("task", "GET", "/task/{task}", None, ["queue:get-task:{task}"]),
@@ -556,6 +587,32 @@ CASES: list[tuple[str, str, str, Any, list[str]]] = [
         {"expires": "3000-01-01T00:00:00.000Z"},
         ["queue:declare-worker:proj/busy/wg/w2#expires"],
     ),
+    (
+        "createWorkerPool",
+        "PUT",
+        f"{WM}/worker-pool/proj%2Fnew",
+        POOL_DEF,
+        ["worker-manager:manage-worker-pool:proj/new", "worker-manager:provider:aws"],
+    ),
+    (
+        "updateWorkerPool",
+        "POST",
+        f"{WM}/worker-pool/proj%2Fpool",
+        {**POOL_DEF, "providerId": "local"},
+        [MANAGE_POOL, "worker-manager:provider:local"],
+    ),
+    ("deleteWorkerPool", "DELETE", f"{WM}/worker-pool/proj%2Fpool", None, [MANAGE_POOL]),
+    ("workerPool", "GET", f"{WM}/worker-pool/proj%2Fpool", None, ["worker-manager:get-worker-pool:proj/pool"]),
+    ("listWorkerPools", "GET", f"{WM}/worker-pools", None, ["worker-manager:list-worker-pools"]),
+    (
+        "listWorkerPoolErrors",
+        "GET",
+        f"{WM}/worker-pool-errors/proj%2Fpool",
+        None,
+        ["worker-manager:list-worker-pool-errors:proj/pool"],
+    ),
+    ("listWorkersForWorkerPool", "GET", f"{WM}/workers/proj%2Fpool", None, ["worker-manager:list-workers:proj/pool"]),
+    ("worker", "GET", f"{WM}/workers/proj%2Fpool/wg/w1", None, ["worker-manager:get-worker:proj/pool/wg/w1"]),
 ]
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import taskcluster.generated.auth
 import taskcluster.generated.queue
+import taskcluster.generated.workermanager
 
 from app import app
 from chalicelib import reference
@@ -26,7 +27,11 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS_DIR = ROOT / "docs"
 DOCUMENT_ROUTES = ("/references/", "/schemas/")  # served documents, not API endpoints
 SPLAT_TAIL = re.compile(r"\{[A-Za-z0-9]+" + SPLAT_SEP + r"[0-9]+\}")  # the extra routes of a splat endpoint
-CLIENTS = {"queue": taskcluster.generated.queue.Queue, "auth": taskcluster.generated.auth.Auth}
+CLIENTS = {
+    "queue": taskcluster.generated.queue.Queue,
+    "auth": taskcluster.generated.auth.Auth,
+    "worker-manager": taskcluster.generated.workermanager.WorkerManager,
+}
 
 reference.load_app()
 

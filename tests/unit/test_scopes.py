@@ -337,6 +337,8 @@ DEFERRED = {
     "updateClient": {"scopes"},
     "createRole": {"scopes"},
     "updateRole": {"scopes"},
+    "createWorkerPool": {"providerId"},  # from the body
+    "updateWorkerPool": {"providerId"},
     **{
         name: {"names"}
         for name in ("getArtifact", "getLatestArtifact", "artifact", "latestArtifact")  # the name and those linked

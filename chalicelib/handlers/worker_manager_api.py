@@ -1,0 +1,199 @@
+"""Worker-manager v1 routes: worker pools, their workers and errors (services/worker_manager.py).
+
+Paths, bodies and scopes are Taskcluster's, so `taskcluster.WorkerManager` works unchanged. A
+`workerPoolId` holds a `/`: the official clients send it as `%2F` within one segment, which every
+route takes; the routes Taskcluster declares with `(*)` (worker-pool, worker-pool-errors) take a
+raw `/` too. `/workers/<workerPoolId>` does not: it shares its shape with the worker route
+`/workers/<workerPoolId>/<workerGroup>/<workerId>`, and API Gateway cannot tell them apart.
+Each endpoint's documentation is its docstring (first line: the title).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from chalice import Blueprint
+
+from .. import container
+from ..domain.errors import InvalidRequestArguments
+from ..domain.pools import WorkerState
+from ..services.worker_manager import WorkerManager
+from .http import Api, Call
+
+worker_manager_bp = Blueprint(__name__)
+api = Api(worker_manager_bp, "/api/worker-manager/v1")
+PAGED = ("continuationToken", "limit")
+POOLS, WORKERS = "Worker Pools", "Workers"
+_started = time.monotonic()
+
+
+def _wm() -> WorkerManager:
+    return container.get().worker_manager
+
+
+@api.route("GET", "/ping", "ping", category="Monitoring")
+def ping(call: Call) -> dict[str, Any]:
+    """Ping Server
+
+    Respond without doing anything. This endpoint is used to check that the service is up."""
+    return {"alive": True, "uptime": time.monotonic() - _started}
+
+
+# --- worker pools ---------------------------------------------------------------------------------
+@api.route(
+    "PUT",
+    "/worker-pool/{workerPoolId}",
+    "createWorkerPool",
+    input="create-worker-pool-request",
+    splat=True,
+    output="worker-pool-full",
+    category=POOLS,
+)
+def create_worker_pool(call: Call) -> dict[str, Any]:
+    """Create Worker Pool
+
+    Create a new worker pool. Creating it again with the same definition (providerId,
+    description, config, owner, emailOnError) answers the pool as it is; a different definition
+    under an id already taken is 409 `RequestConflict`. A `config` breaking a rule its schema
+    cannot express (minCapacity above maxCapacity, a launch specification setting `UserData`,
+    `IamInstanceProfile`, `MinCount` or `MaxCount`, repeated launchConfigIds) is 400 `InputError`."""
+    call.authorize(providerId=call.body["providerId"])
+    return _wm().create_worker_pool(call.params["workerPoolId"], call.body)
+
+
+@api.route(
+    "POST",
+    "/worker-pool/{workerPoolId}",
+    "updateWorkerPool",
+    input="update-worker-pool-request",
+    splat=True,
+    output="worker-pool-full",
+    stability="experimental",
+    category=POOLS,
+)
+def update_worker_pool(call: Call) -> dict[str, Any]:
+    """Update Worker Pool
+
+    Given an existing worker pool definition, this will modify it and return the new definition.
+    Changing `providerId` moves the old provider to `previousProviderIds`, until the provisioner
+    has removed that provider's workers.
+
+    To delete a worker pool, set its `providerId` to `"null-provider"` (or call
+    `deleteWorkerPool`). After any existing workers have exited, the provisioner removes the
+    pool; until then it can be updated again, such as to set its `providerId` to a real provider.
+    404 when the pool does not exist."""
+    call.authorize(providerId=call.body["providerId"])
+    return _wm().update_worker_pool(call.params["workerPoolId"], call.body)
+
+
+@api.route(
+    "DELETE",
+    "/worker-pool/{workerPoolId}",
+    "deleteWorkerPool",
+    splat=True,
+    output="worker-pool-full",
+    category=POOLS,
+)
+def delete_worker_pool(call: Call) -> dict[str, Any]:
+    """Delete Worker Pool
+
+    Mark a worker pool for deletion. This is the same as updating the pool to set its
+    providerId to `"null-provider"`, but does not require scope
+    `worker-manager:provider:null-provider`. The pool stays listed until the provisioner has
+    removed its workers, then it is gone. 404 when the pool does not exist."""
+    return _wm().delete_worker_pool(call.params["workerPoolId"])
+
+
+@api.route(
+    "GET",
+    "/worker-pool/{workerPoolId}",
+    "workerPool",
+    splat=True,
+    output="worker-pool-full",
+    category=POOLS,
+)
+def worker_pool(call: Call) -> dict[str, Any]:
+    """Get Worker Pool
+
+    Fetch an existing worker pool definition, with the counts and capacity of its workers by
+    state. 404 when the pool does not exist."""
+    return _wm().worker_pool(call.params["workerPoolId"])
+
+
+@api.route("GET", "/worker-pools", "listWorkerPools", output="worker-pool-list", query=PAGED, category=POOLS)
+def list_worker_pools(call: Call) -> dict[str, Any]:
+    """List All Worker Pools
+
+    Get the list of all the existing worker pools, by id (pools pending deletion included).
+
+    Results come in pages of at most `limit` (default and maximum 1000); a `continuationToken`
+    in the answer means more may follow: call again with it until none is returned."""
+    return _wm().list_worker_pools(call.limit(), call.continuation)
+
+
+@api.route(
+    "GET",
+    "/worker-pool-errors/{workerPoolId}",
+    "listWorkerPoolErrors",
+    splat=True,
+    output="worker-pool-error-list",
+    query=(*PAGED, "launchConfigId", "errorId"),
+    category=POOLS,
+)
+def list_worker_pool_errors(call: Call) -> dict[str, Any]:
+    """List Worker Pool Errors
+
+    Get the list of worker pool errors of the last 7 days (older ones are deleted), newest
+    first; `launchConfigId` and `errorId` narrow it down.
+
+    Results come in pages of at most `limit` (default and maximum 1000); a `continuationToken`
+    in the answer means more may follow: call again with it until none is returned."""
+    q = call.query
+    return _wm().list_errors(
+        call.params["workerPoolId"], call.limit(), call.continuation, q.get("launchConfigId"), q.get("errorId")
+    )
+
+
+# --- workers --------------------------------------------------------------------------------------
+STATES = tuple(s.value for s in WorkerState)
+
+
+@api.route(
+    "GET",
+    "/workers/{workerPoolId}",
+    "listWorkersForWorkerPool",
+    output="worker-list",
+    query=(*PAGED, "launchConfigId", "state"),
+    category=WORKERS,
+)
+def list_workers_for_worker_pool(call: Call) -> dict[str, Any]:
+    """Workers in a Worker Pool
+
+    Get the list of all the existing workers in a given worker pool, stopped ones included until
+    they expire; `state` (requested, running, stopping, stopped) and `launchConfigId` narrow it
+    down. 404 when the pool does not exist.
+
+    Results come in pages of at most `limit` (default and maximum 1000); a `continuationToken`
+    in the answer means more may follow: call again with it until none is returned."""
+    state = call.query.get("state")
+    if state is not None and state not in STATES:
+        raise InvalidRequestArguments(f"Invalid query parameter state: {state!r} is not one of {', '.join(STATES)}")
+    return _wm().list_workers(
+        call.params["workerPoolId"], call.limit(), call.continuation, state, call.query.get("launchConfigId")
+    )
+
+
+@api.route(
+    "GET",
+    "/workers/{workerPoolId}/{workerGroup}/{workerId}",
+    "worker",
+    output="worker-full",
+    category=WORKERS,
+)
+def worker(call: Call) -> dict[str, Any]:
+    """Get a Worker
+
+    Get a single worker. 404 when there is no such worker."""
+    p = call.params
+    return _wm().worker(p["workerPoolId"], p["workerGroup"], p["workerId"])
