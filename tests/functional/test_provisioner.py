@@ -1,0 +1,137 @@
+"""The provisioner end to end on the AWS stand-in: a burst of 100 tasks on a pool of maxCapacity 10.
+
+The pool uses the EC2 provider (moto's EC2); the queue, the stores and the provisioner are the
+real ones; time is the injected clock. Each step prints the capacity decision it made.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import boto3
+
+from chalicelib.domain.pools import WorkerState
+from tests.harness import Harness
+
+POOL = "proj/linux"
+REGION = "us-east-1"
+
+
+def pool_body(image: str) -> dict[str, Any]:
+    return {
+        "providerId": "aws",
+        "description": "burst test",
+        "owner": "ops@example.com",
+        "emailOnError": False,
+        "config": {
+            "minCapacity": 0,
+            "maxCapacity": 10,
+            "scalingRatio": 1.0,
+            "lifecycle": {"registrationTimeout": 600, "queueInactivityTimeout": 1200},
+            "launchConfigs": [
+                {
+                    "region": REGION,
+                    "launchConfig": {"ImageId": image, "InstanceType": "m5.large"},
+                    "workerManager": {"launchConfigId": "m5", "capacityPerInstance": 2},
+                }
+            ],
+        },
+    }
+
+
+def instances(ec2: Any, states: tuple[str, ...] = ("pending", "running")) -> list[dict[str, Any]]:
+    pages = ec2.describe_instances(Filters=[{"Name": "tag:WorkerPoolId", "Values": [POOL]}])["Reservations"]
+    return [i for r in pages for i in r["Instances"] if i["State"]["Name"] in states]
+
+
+def register_all(stack: Harness, ec2: Any) -> None:
+    for instance in instances(ec2):
+        raw = ec2.describe_instance_attribute(InstanceId=instance["InstanceId"], Attribute="userData")
+        data = json.loads(base64.b64decode(raw["UserData"]["Value"]))
+        answer = stack.c.provisioner.register(
+            {
+                "workerPoolId": data["workerPoolId"],
+                "providerId": data["providerId"],
+                "workerGroup": data["workerGroup"],
+                "workerId": instance["InstanceId"],
+                "workerIdentityProof": {"registrationToken": data["registrationToken"]},
+            }
+        )
+        assert answer["credentials"]["clientId"].startswith(f"worker/aws/{POOL}/{REGION}/")
+
+
+def claim(stack: Harness, worker_id: str, tasks: int) -> list[dict[str, Any]]:
+    stack.pump.step()
+    r = stack.call(
+        "POST",
+        f"/claim-work/{POOL.replace('/', '%2F')}",
+        {"workerGroup": REGION, "workerId": worker_id, "tasks": tasks},
+    )
+    assert r.status_code == 200, r.body
+    claims: list[dict[str, Any]] = r.json_body["tasks"]
+    return claims
+
+
+def test_a_burst_of_100_tasks_scales_to_10_and_back_to_zero(stack: Harness, capsys: Any) -> None:
+    ec2 = boto3.client("ec2", region_name=REGION)
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    stack.c.worker_manager.create_worker_pool(POOL, pool_body(image))
+    p = stack.c.provisioner
+    task_ids = [stack.create() for _ in range(100)]
+
+    def decide(run: str) -> int:
+        [report] = p.provision(run)
+        print("decision:", report.line())
+        return report.launched
+
+    assert decide("run-1") == 10  # 5 instances of capacity 2
+    assert len(instances(ec2)) == 5
+    assert decide("run-1") == 0  # a retried invocation: nothing twice
+    assert decide("run-2") == 0  # 10 requested = the maximum
+    assert len(instances(ec2)) == 5
+
+    register_all(stack, ec2)
+    workers = stack.c.pool_store.alive_workers(POOL)
+    assert {w.state for w in workers} == {WorkerState.RUNNING}
+    held = {w.worker_id: claim(stack, w.worker_id, 2) for w in workers}
+    assert sum(len(c) for c in held.values()) == 10
+    assert decide("run-3") == 0  # 90 pending, 10 claimed, all 10 busy: at the maximum
+    [scan] = p.scan()
+    assert scan.removed == []
+
+    # a spot interruption: that worker's runs retry at once
+    doomed = workers[0]
+    assert p.interrupted(doomed.worker_id, "terminate")
+    for c in held[doomed.worker_id]:
+        status = stack.status(c["status"]["taskId"])
+        assert status["runs"][0]["reasonResolved"] == "worker-shutdown"
+        assert status["runs"][1]["state"] == "pending"
+    assert stack.c.pool_store.get_worker(POOL, REGION, doomed.worker_id).state is WorkerState.STOPPING  # type: ignore[union-attr]
+    assert decide("run-4") == 0  # the stopping capacity still counts against the maximum
+
+    # the queue drains: everything resolved or cancelled
+    for worker_id, claims in held.items():
+        if worker_id == doomed.worker_id:
+            continue
+        for c in claims:
+            r = stack.call("POST", f"/task/{c['status']['taskId']}/runs/{c['runId']}/completed")
+            assert r.status_code == 200, r.body
+    for task_id in task_ids:
+        stack.call("POST", f"/task/{task_id}/cancel")
+    stack.pump.step()
+    ec2.terminate_instances(InstanceIds=[doomed.worker_id])  # EC2 ends the interrupted instance
+    [scan] = p.scan()
+    print("scan:", scan.line(), "stopped", scan.stopped)
+    marked = [w for w in stack.c.pool_store.alive_workers(POOL) if w.should_terminate]
+    assert len(marked) == 4 and scan.stopped == 1  # told to stop; the interrupted one is gone
+    assert decide("run-5") == 0
+    [scan] = p.scan()  # still idle at the next scan: terminated
+    print("scan:", scan.line())
+    assert len(scan.removed) == 4
+    assert instances(ec2) == []
+    [scan] = p.scan()  # EC2 reports them terminated
+    assert stack.c.pool_store.alive_workers(POOL) == []
+    out = capsys.readouterr().out
+    assert "to_spawn=10" in out
