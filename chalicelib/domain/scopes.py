@@ -354,6 +354,8 @@ ENDPOINT_SCOPES: dict[str, ScopeExpr | None] = {
     "listWorkerPoolErrors": "worker-manager:list-worker-pool-errors:<workerPoolId>",
     "listWorkersForWorkerPool": "worker-manager:list-workers:<workerPoolId>",
     "worker": "worker-manager:get-worker:<workerPoolId>/<workerGroup>/<workerId>",
+    "registerWorker": None,  # the registration token is the proof
+    "shouldWorkerTerminate": "worker-manager:should-worker-terminate:<workerPoolId>/<workerGroup>/<workerId>",
     # the served API reference and schemas (handlers/reference_api.py): documents, always public
     "reference_manifest": None,
     "reference_api": None,

@@ -197,3 +197,40 @@ def worker(call: Call) -> dict[str, Any]:
     Get a single worker. 404 when there is no such worker."""
     p = call.params
     return _wm().worker(p["workerPoolId"], p["workerGroup"], p["workerId"])
+
+
+# --- the worker's side ----------------------------------------------------------------------------
+@api.route(
+    "POST",
+    "/worker/register",
+    "registerWorker",
+    input="register-worker-request",
+    output="register-worker-response",
+    category=WORKERS,
+)
+def register_worker(call: Call) -> dict[str, Any]:
+    """Register a running worker
+
+    A launched worker joins its pool: it proves its launch with the one-time `registrationToken`
+    of its user data (`workerIdentityProof`), becomes `running`, and gets temporary credentials
+    with its pool's worker scopes until the pool's `reregistrationTimeout`. Registration is
+    one-time (409 once registered) and only before `registrationTimeout` (400 after). No
+    credentials are needed: the token is the proof."""
+    return container.get().provisioner.register(call.body)
+
+
+@api.route(
+    "GET",
+    "/workers/{workerPoolId}/{workerGroup}/{workerId}/should-terminate",
+    "shouldWorkerTerminate",
+    output="should-worker-terminate-response",
+    category=WORKERS,
+)
+def should_worker_terminate(call: Call) -> dict[str, Any]:
+    """Determine whether a worker should terminate
+
+    The scanner's decision for this worker: `terminate: true` when the pool is over its scale-in
+    target (newest workers kept), the worker's launch config was removed, or it is stopping.
+    The reference worker asks between tasks and exits by itself. 404 when there is no such worker."""
+    p = call.params
+    return container.get().provisioner.should_terminate(p["workerPoolId"], p["workerGroup"], p["workerId"])

@@ -46,20 +46,33 @@ def instances(ec2: Any, states: tuple[str, ...] = ("pending", "running")) -> lis
     return [i for r in pages for i in r["Instances"] if i["State"]["Name"] in states]
 
 
+def registration(ec2: Any, instance_id: str, token: str | None = None) -> dict[str, Any]:
+    raw = ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
+    data = json.loads(base64.b64decode(raw["UserData"]["Value"]))
+    return {
+        "workerPoolId": data["workerPoolId"],
+        "providerId": data["providerId"],
+        "workerGroup": data["workerGroup"],
+        "workerId": instance_id,
+        "workerIdentityProof": {"registrationToken": token or data["registrationToken"]},
+    }
+
+
 def register_all(stack: Harness, ec2: Any) -> None:
     for instance in instances(ec2):
-        raw = ec2.describe_instance_attribute(InstanceId=instance["InstanceId"], Attribute="userData")
-        data = json.loads(base64.b64decode(raw["UserData"]["Value"]))
-        answer = stack.c.provisioner.register(
-            {
-                "workerPoolId": data["workerPoolId"],
-                "providerId": data["providerId"],
-                "workerGroup": data["workerGroup"],
-                "workerId": instance["InstanceId"],
-                "workerIdentityProof": {"registrationToken": data["registrationToken"]},
-            }
+        body = registration(ec2, instance["InstanceId"])
+        wrong = stack.call(
+            "POST",
+            "/api/worker-manager/v1/worker/register",
+            {**body, "workerIdentityProof": {"registrationToken": "guess"}},
+            credentials=None,
         )
-        assert answer["credentials"]["clientId"].startswith(f"worker/aws/{POOL}/{REGION}/")
+        assert wrong.status_code == 400 and wrong.json_body["code"] == "InputError"
+        r = stack.call("POST", "/api/worker-manager/v1/worker/register", body, credentials=None)
+        assert r.status_code == 200, r.body
+        assert r.json_body["credentials"]["clientId"].startswith(f"worker/aws/{POOL}/{REGION}/")
+        again = stack.call("POST", "/api/worker-manager/v1/worker/register", body, credentials=None)
+        assert again.status_code == 409  # one-time
 
 
 def claim(stack: Harness, worker_id: str, tasks: int) -> list[dict[str, Any]]:
@@ -126,6 +139,11 @@ def test_a_burst_of_100_tasks_scales_to_10_and_back_to_zero(stack: Harness, caps
     print("scan:", scan.line(), "stopped", scan.stopped)
     marked = [w for w in stack.c.pool_store.alive_workers(POOL) if w.should_terminate]
     assert len(marked) == 4 and scan.stopped == 1  # told to stop; the interrupted one is gone
+    asked = stack.call(
+        "GET",
+        f"/api/worker-manager/v1/workers/{POOL.replace('/', '%2F')}/{REGION}/{marked[0].worker_id}/should-terminate",
+    )
+    assert asked.status_code == 200 and asked.json_body == {"terminate": True, "reason": "over capacity"}
     assert decide("run-5") == 0
     [scan] = p.scan()  # still idle at the next scan: terminated
     print("scan:", scan.line())
