@@ -261,10 +261,13 @@ def test_policy_grants_no_wildcard_actions_and_no_account_wide_resources_beyond_
     for statement in POLICY["Statement"]:
         actions = as_list(statement["Action"])
         assert all("*" not in a for a in actions)
-        assert {a.split(":")[0] for a in actions} <= {"dynamodb", "sqs", "logs", "events", "s3", "secretsmanager"}
+        services = {"dynamodb", "sqs", "logs", "events", "s3", "secretsmanager", "ec2", "iam"}
+        assert {a.split(":")[0] for a in actions} <= services
         if "*" in as_list(statement["Resource"]):
             # These actions have no resource-level permissions in IAM.
-            assert set(actions) <= {"dynamodb:ListStreams", "sqs:ListQueues"}
+            assert set(actions) <= {"dynamodb:ListStreams", "sqs:ListQueues", "ec2:DescribeInstances"}
+        if any(a.startswith("iam:") for a in actions):  # only passing the workers' own role
+            assert actions == ["iam:PassRole"] and as_list(statement["Resource"]) == ["arn:aws:iam::*:role/taskqueue-*"]
 
 
 SQS_BATCH_ACTIONS = {
