@@ -18,7 +18,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 install: $(VENV)/.installed  ## create .venv with everything (once; again when requirements change)
 
 test: install  ## run the whole test suite (unit, functional, end-to-end)
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2
 
 lint: install  ## ruff and mypy
 	$(PY) -m ruff check .
