@@ -57,7 +57,7 @@ class Settings:
     auth_cache_seconds: float = 10.0  # how long a Lambda trusts a cached client or role set
     public_root_url: str = ""  # the API's root URL as workers reach it (written into their user data)
     worker_instance_profile: str = ""  # ARN of the instance profile EC2 workers get (sqs claim mode)
-    provision_interval: float = 60.0  # seconds between provisioner runs in the embedded stack
+    provision_interval: float = 3.0  # seconds between provisioner runs in the embedded stack
     quarantine_cache_seconds: float = 5.0  # how long a Lambda trusts a cached worker quarantine
 
     @property

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import boto3
@@ -43,6 +43,7 @@ from .services.artifacts import ArtifactService
 from .services.auth import Auth, RootCredentials
 from .services.graph import TaskGraph
 from .services.outbox import Outbox
+from .services.ports import Provider
 from .services.provisioner import Provisioner, QueueServiceFacts
 from .services.queue import QueueService
 from .services.sweeper import Sweeper
@@ -67,7 +68,8 @@ class Container:
     provisioner: Provisioner
 
 
-def build(settings: Settings, clock: Clock | None = None) -> Container:
+def build(settings: Settings, clock: Clock | None = None, providers: Mapping[str, Provider] | None = None) -> Container:
+    """`providers`: worker providers beside EC2's `aws` (the embedded stack adds its `local` one)."""
     clock = clock or SystemClock()
     # Retries must fit the API's 29 s (reference: reliability §2.3): few attempts, short timeouts.
     boto_config = Config(
@@ -112,7 +114,8 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
         }
 
     facts = QueueServiceFacts(queue, activity)
-    provisioner = Provisioner(pool_store, {ec2.provider_id: ec2}, facts, auth, clock, settings.public_root_url)
+    all_providers: dict[str, Provider] = {ec2.provider_id: ec2, **(providers or {})}
+    provisioner = Provisioner(pool_store, all_providers, facts, auth, clock, settings.public_root_url)
     return Container(
         settings,
         clock,

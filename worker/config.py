@@ -109,7 +109,9 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="this worker's id (default: <hostname>-<pid>; with --user-data from a URL, the instance id "
         "from <that URL's scheme://host>/latest/meta-data/instance-id)",
     )
-    p.add_argument("--capacity", type=int, default=1, help="tasks run at once (default: 1)")
+    p.add_argument(
+        "--capacity", type=int, default=None, help="tasks run at once (default: the user data's capacity, else 1)"
+    )
     p.add_argument("--claim-mode", choices=CLAIM_MODES, default="sqs", help="how to find work (default: sqs)")
     p.add_argument(
         "--idle-timeout", type=float, default=0, help="exit after this many seconds with no task (default: 0, never)"
@@ -179,7 +181,7 @@ def parse_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | Non
         raise ConfigError(
             f"{who.names[2]} must be 1-38 characters of [-a-z0-9], starting with a letter, got {who.worker_type!r}"
         )
-    if a.capacity < 1:
+    if a.capacity is not None and a.capacity < 1:
         raise ConfigError(f"--capacity must be at least 1, got {a.capacity}")
     if a.idle_timeout < 0:
         raise ConfigError("--idle-timeout must not be negative")
@@ -203,7 +205,7 @@ def parse_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | Non
         worker_group=who.worker_group,
         worker_id=who.worker_id,
         credentials=who.credentials,
-        capacity=a.capacity,
+        capacity=a.capacity or (who.user_data.capacity if who.user_data else 1),
         claim_mode=a.claim_mode,
         idle_timeout=a.idle_timeout,
         work_dir=work_dir.resolve(),

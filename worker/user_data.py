@@ -1,7 +1,8 @@
 """What a provisioned worker is told at launch: its user data, from a file or a URL.
 
 The provisioner writes it (services/provisioner.py `_launch`): `rootUrl`, `workerPoolId`,
-`providerId`, `workerGroup`, `launchConfigId`, `workerConfig`, the one-time `registrationToken`,
+`providerId`, `workerGroup`, `launchConfigId`, `workerConfig`, `capacity` (the launch config's
+capacityPerInstance: tasks run at once), the one-time `registrationToken`,
 plus the launch config's `additionalUserData`. On EC2 the source is the metadata service
 (`http://169.254.169.254/latest/user-data`); the local provider writes a file.
 """
@@ -34,6 +35,7 @@ class UserData:
     registration_token: str = field(repr=False)
     launch_config_id: str = ""
     worker_config: dict[str, Any] = field(default_factory=dict)
+    capacity: int = 1
 
 
 def is_url(source: str) -> bool:
@@ -73,6 +75,9 @@ def parse_user_data(text: str, source: str) -> UserData:
     worker_config = raw.get("workerConfig") or {}
     if not isinstance(worker_config, dict):
         raise UserDataError(f"--user-data {source}: workerConfig must be an object")
+    capacity = raw.get("capacity", 1)
+    if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+        raise UserDataError(f"--user-data {source}: capacity must be a positive integer")
     return UserData(
         root_url=raw["rootUrl"].rstrip("/"),
         worker_pool_id=raw["workerPoolId"],
@@ -81,6 +86,7 @@ def parse_user_data(text: str, source: str) -> UserData:
         registration_token=raw["registrationToken"],
         launch_config_id=str(raw.get("launchConfigId") or ""),
         worker_config=worker_config,
+        capacity=capacity,
     )
 
 

@@ -11,6 +11,7 @@ stops everything the command started.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -30,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
         if name == "run":
             p.add_argument("--exit", action="store_true", help="stop after the demo instead of serving on")
-            p.add_argument("--workers", type=int, default=2, help="local worker processes to start (default 2)")
+            p.add_argument(
+                "--workers", type=int, default=2, help="most worker processes the demo's pool may run (default 2)"
+            )
     events = sub.add_parser(
         "events",
         help="print a running stack's task events as they happen",
@@ -42,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "events":
         return follow_events(args.aws, args.once)
 
+    if args.command == "run":  # the demo shows tasks and workers itself; warnings and errors still show
+        os.environ.setdefault("TASKQUEUE_LOG_LEVEL", "WARNING")
     stack = EmbeddedStack(port=args.port, host=args.host)
     started = time.monotonic()
 
@@ -59,15 +64,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  root client: TASKCLUSTER_CLIENT_ID={creds['clientId']}", flush=True)
         print(f"               TASKCLUSTER_ACCESS_TOKEN={creds['accessToken']}", flush=True)
         if args.command == "run":
-            from .demo import local_workers, run_demo
+            from .demo import TASK_QUEUE, run_demo
 
-            with local_workers(stack.root_url, creds, count=args.workers) as workers:
-                ok = run_demo(stack.root_url, creds, workers, stack._stop)
-                if args.exit:
-                    return 0 if ok else 1
-                if not stack._stop.is_set():  # not interrupted during the demo
-                    print("serving (the workers keep taking tasks on demo/linux); press Ctrl-C to stop", flush=True)
-                    stack.wait()
+            ok = run_demo(stack.root_url, creds, stack._stop, args.workers, stack.provider.work_dir)
+            if args.exit:
+                return 0 if ok else 1
+            if not stack._stop.is_set():  # not interrupted during the demo
+                print(f"serving (the provisioner starts workers again for new tasks on {TASK_QUEUE}); "
+                      "press Ctrl-C to stop", flush=True)  # fmt: skip
+                stack.wait()
             return 0
         print("serving; press Ctrl-C to stop", flush=True)
         stack.wait()

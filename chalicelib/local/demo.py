@@ -4,37 +4,34 @@
 
 `build` produces an artifact; each test downloads it through the queue's API (the 303 to S3) and
 checks it; test-3 asks for a retry on its first run (exit code 75, listed in onExitStatus.retry);
-`report` gathers the tests' results into an artifact of its own. Local `python -m worker`
-processes run them (`local_workers`: the one place that starts and stops them, until the local
-provisioner does), and the progress shows live: a table redrawn in place on a terminal, one
-plain line per change otherwise (CI=true, TERM=dumb, or output not a terminal).
+`report` gathers the tests' results into an artifact of its own. Nobody starts a worker by hand:
+the demo defines the worker pool `demo/linux` on the local provider (minCapacity 0), and the
+embedded stack's provisioner starts `python -m worker` processes as tasks wait and ends them once
+the pool is idle. The progress of tasks and workers shows live: a table redrawn in place on a
+terminal, one plain line per change otherwise (CI=true, TERM=dumb, or output not a terminal).
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 import taskcluster
+from taskcluster.exceptions import TaskclusterRestFailure
 from taskcluster.utils import slugId
-
-from .stack import PROJECT_DIR
 
 PROVISIONER_ID, WORKER_TYPE = "demo", "linux"
 TASK_QUEUE = f"{PROVISIONER_ID}/{WORKER_TYPE}"
 GRAPH_TIMEOUT = 180.0  # seconds before the demo gives up on the graph
-WORKER_STOP_TIMEOUT = 20.0
+WORKER_CAPACITY = 2  # task slots per worker process (the launch config's capacityPerInstance)
+SCALE_IN_TIMEOUT = 60.0  # seconds the demo watches the idle pool go back to no workers
 FINAL = ("completed", "failed", "exception")
 
 BUILD = """\
@@ -79,63 +76,40 @@ print("\\n".join(lines))
 """
 
 
-# --- local workers --------------------------------------------------------------------------------
-@dataclass
-class LocalWorkers:
-    procs: list[subprocess.Popen[bytes]]
-    log_dir: Path
-
-    def stop(self) -> None:
-        """SIGTERM each worker (running tasks are reported worker-shutdown), then wait for them."""
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(timeout=WORKER_STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-
-
-@contextmanager
-def local_workers(
-    root_url: str, credentials: Mapping[str, str], count: int = 2, capacity: int = 2
-) -> Iterator[LocalWorkers]:
-    """`count` reference workers on TASK_QUEUE, as processes of this machine, stopped on exit.
-
-    They inherit this process's AWS settings (the embedded stack's stand-in) for the SQS hints,
-    and get the given Taskcluster credentials. Each runs in its own session, so a Ctrl-C in the
-    terminal reaches only `make run`, which then stops them in order."""
-    log_dir = Path(tempfile.mkdtemp(prefix="taskqueue-run-"))
-    env = {
-        **os.environ,
-        "TASKCLUSTER_ROOT_URL": root_url,
-        "TASKCLUSTER_CLIENT_ID": credentials["clientId"],
-        "TASKCLUSTER_ACCESS_TOKEN": credentials["accessToken"],
-        "PYTHONUNBUFFERED": "1",
+# --- the worker pool -----------------------------------------------------------------------------
+def pool_definition(max_workers: int, capacity: int = WORKER_CAPACITY) -> dict[str, Any]:
+    """TASK_QUEUE's worker pool on the local provider: none while idle, up to `max_workers`
+    reference-worker processes of `capacity` task slots each while there is work."""
+    return {
+        "providerId": "local",
+        "description": "make run's workers: reference-worker processes the provisioner starts and stops",
+        "owner": "demo@example.com",
+        "emailOnError": False,
+        "config": {
+            "minCapacity": 0,
+            "maxCapacity": max_workers * capacity,
+            "lifecycle": {"registrationTimeout": 120, "queueInactivityTimeout": 1200},
+            "launchConfigs": [
+                {
+                    "region": "local",  # the worker group
+                    "launchConfig": {"ImageId": "local"},  # the local provider ignores the launch spec
+                    "workerManager": {"launchConfigId": "local-python", "capacityPerInstance": capacity},
+                    "workerConfig": {},
+                }
+            ],
+        },
     }
-    env.pop("TASKCLUSTER_CERTIFICATE", None)
-    workers = LocalWorkers([], log_dir)
+
+
+def ensure_pool(manager: Any, max_workers: int) -> None:
+    """Create TASK_QUEUE's pool, or make an existing one (a stack kept running) what this run says."""
+    body = pool_definition(max_workers)
     try:
-        for n in range(1, count + 1):
-            argv = [sys.executable, "-m", "worker", "--provisioner-id", PROVISIONER_ID, "--worker-type", WORKER_TYPE]
-            argv += ["--worker-group", "local", "--worker-id", f"worker-{n}", "--capacity", str(capacity)]
-            argv += ["--work-dir", str(log_dir / f"work-{n}"), "--live-log-interval", "1"]
-            with (log_dir / f"worker-{n}.log").open("wb") as out:
-                proc = subprocess.Popen(
-                    argv,
-                    cwd=PROJECT_DIR,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            workers.procs.append(proc)
-        yield workers
-    finally:
-        workers.stop()
+        manager.createWorkerPool(TASK_QUEUE, body)
+    except TaskclusterRestFailure as e:
+        if e.status_code != 409:
+            raise
+        manager.updateWorkerPool(TASK_QUEUE, body)
 
 
 # --- the graph ------------------------------------------------------------------------------------
@@ -214,10 +188,14 @@ class Progress:
     states: dict[str, str] = field(default_factory=dict)
     runs: dict[str, int] = field(default_factory=dict)
     last: dict[str, str] = field(default_factory=dict)  # name -> its runs, as shown
+    workers: dict[str, str] = field(default_factory=dict)  # the pool's workers: id -> state
     _drawn: int = 0
 
     def done(self) -> int:
         return sum(1 for s in self.states.values() if s in FINAL)
+
+    def live_workers(self) -> list[str]:
+        return [w for w, state in self.workers.items() if state != "stopped"]
 
     def bar(self, width: int = 30) -> str:
         n = len(self.ids)
@@ -226,29 +204,32 @@ class Progress:
             f"[{'#' * filled}{'.' * (width - filled)}] {self.done()}/{n} done  {time.monotonic() - self.started:5.1f}s"
         )
 
-    def update(self, statuses: dict[str, dict[str, Any]]) -> None:
-        changed = []
+    def update(self, statuses: dict[str, dict[str, Any]], workers: dict[str, str]) -> None:
+        lines = []
+        for worker_id, state in workers.items():
+            if state != self.workers.get(worker_id):
+                lines.append(f"worker  {worker_id} {self.workers.get(worker_id, '-')} -> {state}")
+                self.workers[worker_id] = state
         for name, task_id in self.ids.items():
             status = statuses.get(task_id)
             if status is None:
                 continue
             state, runs = status["state"], len(status["runs"])
             if (state, runs) != (self.states.get(name), self.runs.get(name)):
-                changed.append((name, self.states.get(name, "-"), state, status))
+                lines.append(f"{name:7} {self.states.get(name, '-'):>11} -> {state}{_runs(status)}")
                 self.states[name], self.runs[name], self.last[name] = state, runs, _runs(status)
-        if not changed:
-            if self.fancy:
-                self._draw()  # the clock moves
-            return
         if self.fancy:
-            self._draw()
+            self._draw()  # on every poll: the clock moves
             return
-        for name, old, new, status in changed:
-            print(f"{time.monotonic() - self.started:6.1f}s  {name:7} {old:>11} -> {new}{_runs(status)}", file=self.out)
-        print(f"{'':8}{self.bar()}", file=self.out, flush=True)
+        if lines:
+            for line in lines:
+                print(f"{time.monotonic() - self.started:6.1f}s  {line}", file=self.out)
+            print(f"{'':8}{self.bar()}", file=self.out, flush=True)
 
     def _draw(self) -> None:
         lines = [f"  {name:7} {self.states.get(name, '-'):11}{self.last.get(name, '')}" for name in self.ids]
+        live = self.live_workers()
+        lines.append(f"  workers {len(live)}: {', '.join(f'{w} {self.workers[w]}' for w in live) or '-'}")
         lines.append(f"  {self.bar()}")
         if self._drawn:
             self.out.write(f"\x1b[{self._drawn}F")
@@ -259,7 +240,7 @@ class Progress:
 
 
 def _runs(status: dict[str, Any]) -> str:
-    """E.g. "  run 1 on worker-2 (run 0: exception/intermittent-task)": the latest run, then earlier ones."""
+    """E.g. "  run 1 on local-0a1b2c3d (run 0: exception/intermittent-task)": the latest run, then earlier ones."""
     runs = status["runs"]
     if not runs:
         return ""
@@ -273,41 +254,76 @@ def _runs(status: dict[str, Any]) -> str:
     return text + (f" ({', '.join(earlier)})" if earlier else "")
 
 
-def watch(queue: Any, group: str, ids: dict[str, str], stop: threading.Event, out: TextIO) -> Progress:
+def pool_workers(manager: Any) -> dict[str, str]:
+    """TASK_QUEUE's workers as worker-manager lists them: id -> state."""
+    listed = manager.listWorkersForWorkerPool(TASK_QUEUE)
+    return {w["workerId"]: w["state"] for w in listed["workers"]}
+
+
+def watch(queue: Any, manager: Any, group: str, ids: dict[str, str], stop: threading.Event, out: TextIO) -> Progress:
     """Show the graph's progress until every task is resolved for good (or GRAPH_TIMEOUT)."""
     progress = Progress(ids, out, fancy_output(out))
     end = time.monotonic() + GRAPH_TIMEOUT
     while not stop.is_set() and time.monotonic() < end:
         listed = queue.listTaskGroup(group)
-        progress.update({t["status"]["taskId"]: t["status"] for t in listed["tasks"]})
+        progress.update({t["status"]["taskId"]: t["status"] for t in listed["tasks"]}, pool_workers(manager))
         if progress.done() == len(ids):
             break
         stop.wait(0.2)
     return progress
 
 
+def watch_scale_in(manager: Any, progress: Progress, stop: threading.Event) -> float | None:
+    """Keep showing the pool's workers until none is left (the provisioner ends idle workers of a
+    pool with minCapacity 0); seconds that took, or None if not within SCALE_IN_TIMEOUT."""
+    idle_from = time.monotonic()
+    while not stop.is_set() and time.monotonic() - idle_from < SCALE_IN_TIMEOUT:
+        progress.update({}, pool_workers(manager))
+        if not progress.live_workers():
+            return time.monotonic() - idle_from
+        stop.wait(0.2)
+    return None
+
+
 # --- the demo -------------------------------------------------------------------------------------
-def run_demo(root_url: str, credentials: Mapping[str, str], workers: LocalWorkers, stop: threading.Event) -> bool:
-    """Submit the graph, show its progress, say where to look; True when every task completed."""
+def run_demo(
+    root_url: str, credentials: Mapping[str, str], stop: threading.Event, max_workers: int, worker_logs: Path
+) -> bool:
+    """Define the pool, submit the graph, show tasks and workers until the pool is idle again, say
+    where to look; True when every task completed."""
     out = sys.stdout
-    queue = taskcluster.Queue({"rootUrl": root_url, "credentials": dict(credentials)})
+    options = {"rootUrl": root_url, "credentials": dict(credentials)}
+    queue, manager = taskcluster.Queue(options), taskcluster.WorkerManager(options)
+    ensure_pool(manager, max_workers)
     print(f"\n== example task graph on {TASK_QUEUE}: build -> test-1, test-2, test-3 -> report", file=out)
-    print(f"   run by {len(workers.procs)} local workers (python -m worker, capacity 2 each)", file=out, flush=True)
+    print(
+        f"   worker pool {TASK_QUEUE} (provider local): 0 to {max_workers} workers (python -m worker, capacity "
+        f"{WORKER_CAPACITY} each), started by the provisioner while tasks wait",
+        file=out,
+        flush=True,
+    )
     started = time.monotonic()
     group, ids = submit_graph(queue)
-    progress = watch(queue, group, ids, stop, out)
+    progress = watch(queue, manager, group, ids, stop, out)
     elapsed = time.monotonic() - started
     ok = all(progress.states.get(n) == "completed" for n in ids)
+    scale_in = watch_scale_in(manager, progress, stop) if ok else None
     final = ", ".join(f"{n}={progress.states.get(n, '?')}" for n in ids)
     print(f"\ntask group {group}: {final}", file=out)
     print(f"{'all completed' if ok else 'NOT all completed'} in {elapsed:.1f}s (submit to last resolution)", file=out)
+    if scale_in is not None:
+        print(
+            f"worker pool {TASK_QUEUE}: {len(progress.workers)} worker(s) started for the graph, all stopped "
+            f"{scale_in:.1f}s after the last task (idle, over the pool's target of 0)",
+            file=out,
+        )
     api = f"{root_url}/api/queue/v1"
     print("\nlogs and artifacts (latest run of each task; public/, so plain GETs work, e.g. curl -L):", file=out)
     for name, task_id in ids.items():
         print(f"  {name:7} {api}/task/{task_id}/artifacts/public/logs/live.log", file=out)
     print(f"  build   {api}/task/{ids['build']}/artifacts/public/build/app.txt", file=out)
     print(f"  report  {api}/task/{ids['report']}/artifacts/public/report.txt", file=out)
-    print(f"  worker logs: {workers.log_dir}/worker-*.log", file=out)
+    print(f"  worker logs: {worker_logs}/local-*/worker.log", file=out)
     if progress.states.get("report") == "completed":
         content = queue.latestArtifact(ids["report"], "public/report.txt")
         with urllib.request.urlopen(content["url"], timeout=30) as r:

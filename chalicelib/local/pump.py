@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -69,9 +69,10 @@ class EventPump:
     sqs: Any
     region: str
     table_for_stream: Callable[[str], str]  # configured stream ARN -> table name
-    schedule_every: float = 60.0
+    schedule_every: float = 60.0  # seconds between runs of each schedule...
+    schedule_intervals: dict[str, float] = field(default_factory=dict)  # ...unless named here
     _shards: list[_Shard] = field(default_factory=list)
-    _last_tick: float = 0.0
+    _last_ticks: dict[str, float] = field(default_factory=dict)  # schedule name -> time.monotonic()
     idle_since: float = 0.0  # time.monotonic() when a pass last found nothing to deliver
     _queues: dict[str, tuple[str, str]] = field(default_factory=dict)
 
@@ -161,9 +162,10 @@ class EventPump:
         return self._queues[name]
 
     # --- schedules -----------------------------------------------------------------------------
-    def tick(self) -> None:
+    def tick(self, names: Collection[str] | None = None) -> None:
+        """Run the app's schedules (those named; default: all) once, as EventBridge would."""
         for source in self.app.event_sources:
-            if isinstance(source, ScheduledEventConfig):
+            if isinstance(source, ScheduledEventConfig) and (names is None or source.name in names):
                 event = {
                     "id": str(uuid.uuid4()),
                     "detail-type": "Scheduled Event",
@@ -177,6 +179,17 @@ class EventPump:
                 }
                 self._invoke(source.name, event)
 
+    def due_schedules(self, now: float) -> list[str]:
+        """The schedules whose interval has passed since they last ran (or since the pump started)."""
+        due = []
+        for source in self.app.event_sources:
+            if isinstance(source, ScheduledEventConfig):
+                every = self.schedule_intervals.get(source.name, self.schedule_every)
+                if now - self._last_ticks.setdefault(source.name, now) >= every:
+                    self._last_ticks[source.name] = now
+                    due.append(source.name)
+        return due
+
     def _invoke(self, name: str, event: dict[str, Any]) -> Any:
         return self.app.handler_map[name](event, self._context(name))
 
@@ -185,12 +198,13 @@ class EventPump:
         return self.pump_streams() + self.pump_queues()
 
     def run(self, stop: threading.Event, idle_sleep: float = 0.02, queue_every: float = 0.25) -> None:
-        """Deliver continuously, ticking schedules every `schedule_every` seconds, until `stop` is set.
+        """Deliver continuously, running each schedule at its interval, until `stop` is set.
 
         The stream is read every `idle_sleep` seconds when idle (dispatch latency rides on it); SQS
         sources, which carry only overflow work, every `queue_every` seconds.
         """
-        self._last_tick = time.monotonic()
+        self._last_ticks.clear()
+        self.due_schedules(time.monotonic())  # each schedule's first run is one interval from now
         last_queues = 0.0
         while not stop.is_set():
             try:
@@ -198,9 +212,9 @@ class EventPump:
                 if time.monotonic() - last_queues >= queue_every:
                     last_queues = time.monotonic()
                     busy += self.pump_queues()
-                if time.monotonic() - self._last_tick >= self.schedule_every:
-                    self._last_tick = time.monotonic()
-                    self.tick()
+                due = self.due_schedules(time.monotonic())
+                if due:
+                    self.tick(due)
             except Exception:
                 # Lambda would retry the batch; so do we, after a pause.
                 log.exception("event pump: handler failed; retrying")

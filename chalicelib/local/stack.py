@@ -3,7 +3,10 @@
 - the AWS stand-in: moto in server mode, in a child process (`motoserver`);
 - the Chalice app serving HTTP (chalice's local server, threaded);
 - the event pump feeding the tasks stream (and any SQS sources) into the app's handlers, and
-  ticking the sweeper every TASKQUEUE_SWEEP_INTERVAL seconds.
+  running the sweeper every TASKQUEUE_SWEEP_INTERVAL seconds and the provisioner every
+  TASKQUEUE_PROVISION_INTERVAL seconds;
+- the local provider (`provider.py`) in place of EC2: worker pools with providerId `local` get
+  reference-worker processes of this machine, ended when the stack stops.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ import secrets
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +106,7 @@ class EmbeddedStack:
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _pump: Any = None
+    provider: Any = None  # the local provider (after start())
 
     @property
     def root_url(self) -> str:
@@ -146,15 +151,20 @@ class EmbeddedStack:
         from chalicelib.config import Settings
 
         from .bootstrap import create_resources
+        from .provider import LocalProvider
         from .pump import EventPump
 
         settings = Settings.from_env()
+        # Launched workers reach the API where this stack serves it, unless configured otherwise.
+        settings = replace(settings, public_root_url=settings.public_root_url or self.root_url)
         region = settings.region
         ddb = boto3.client("dynamodb", region_name=region)
         sqs = boto3.client("sqs", region_name=region)
         streams = boto3.client("dynamodbstreams", region_name=region)
         create_resources(settings, ddb, sqs, boto3.client("events", region_name=settings.region))
-        container.configure(container.build(settings))
+        # Workers find work through the SQS hints (a stopping worker need not wait out a claimWork poll).
+        self.provider = LocalProvider(Path(tempfile.mkdtemp(prefix="taskqueue-workers-")), claim_mode="sqs")
+        container.configure(container.build(settings, providers={self.provider.provider_id: self.provider}))
         grant_anonymous(container.get().auth, os.environ.get("TASKQUEUE_ANONYMOUS_SCOPES"))
 
         pump = EventPump(
@@ -165,6 +175,7 @@ class EmbeddedStack:
             region,
             table_for_stream=lambda arn: settings.tasks_table,
             schedule_every=settings.sweep_interval,
+            schedule_intervals={"provisioner": settings.provision_interval},
         )
         self._pump = pump
         config = CLIFactory(str(PROJECT_DIR)).create_config_obj(chalice_stage_name="dev")
@@ -188,6 +199,9 @@ class EmbeddedStack:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.provider is not None:
+            # First, while the API still answers: workers report their running tasks as they end.
+            self.provider.close()
         if self._server is not None:
             self._server.server.shutdown()
             self._server.server.server_close()

@@ -131,7 +131,9 @@ class Provisioner:
             except Exception as err:  # one broken pool must not starve the others
                 log.exception("provisioning %s failed", pool.worker_pool_id)
                 report.errors.append(str(err))
-            log.info("provision %s", report.line())
+            # A line per pool that changed (on the embedded stack the provisioner runs every few seconds).
+            log.log(logging.INFO if report.launched or report.removed or report.errors else logging.DEBUG,
+                    "provision %s", report.line())  # fmt: skip
             reports.append(report)
         return reports
 
@@ -174,6 +176,7 @@ class Provisioner:
             "workerGroup": lc.region,
             "launchConfigId": lc.launch_config_id,
             "workerConfig": lc.worker_config,
+            "capacity": lc.capacity_per_instance,  # tasks the worker runs at once
             "registrationToken": registration,
         }
         now = self.clock.now()

@@ -1,5 +1,6 @@
-"""`make run`'s demo, end to end: the embedded stack and local workers come up, the example task
-graph runs to the end, everything stops."""
+"""`make run`'s demo, end to end: the embedded stack comes up, the provisioner starts local workers
+for the example task graph, which runs to the end, the idle pool goes back to no workers, everything
+stops."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from tests.e2e.test_embedded_stack import running
 PROJECT = Path(__file__).resolve().parents[2]
 
 
-def test_the_demo_runs_the_task_graph_on_local_workers_and_stops_them() -> None:
+def test_the_demo_runs_the_task_graph_on_provisioned_workers_which_stop_when_idle() -> None:
     env = {**os.environ, "CI": "true"}  # plain lines, as in CI
     env.pop("AWS_ENDPOINT_URL", None)
     result = subprocess.run(
@@ -34,7 +35,7 @@ def test_the_demo_runs_the_task_graph_on_local_workers_and_stops_them() -> None:
     assert re.search(r"all completed in \d+\.\ds", out), out
     # Progress, one line per change: a dependent waits, then runs; test-3's first run asks for a retry.
     # (The display polls: it may catch the report pending, or miss its run and see it completed.)
-    assert re.search(r"report\s+unscheduled -> (pending|running\s+run 0 on worker-\d|completed\s+run 0)", out), out
+    assert re.search(r"report\s+unscheduled -> (pending|running\s+run 0 on local-[0-9a-f]{8}|completed\s+run 0)", out), out
     assert re.search(r"report\s+\w+ -> completed\s+run 0", out), out
     assert re.search(r"test-3 .*-> completed\s+run 1 \(run 0: exception/intermittent-task\)", out), out
     assert "[##############################] 5/5 done" in out
@@ -44,12 +45,22 @@ def test_the_demo_runs_the_task_graph_on_local_workers_and_stops_them() -> None:
     assert re.search(r"build\s+http://127\.0\.0\.1:\d+/api/queue/v1/task/\S+/artifacts/public/build/app\.txt", out)
     assert out.rstrip().endswith("stopped")
 
-    found = re.search(r"worker logs: (\S+)/worker-\*\.log", out)
+    # Nobody started a worker: the provisioner did, for the graph, and ended them once idle.
+    started = re.findall(r"worker  (local-[0-9a-f]{8}) - -> requested", out)
+    assert 1 <= len(started) <= 2, out  # --workers 2 (the default): the pool's maximum
+    for worker_id in started:
+        assert re.search(rf"worker  {worker_id} requested -> running", out), out
+        assert re.search(rf"worker  {worker_id} \w+ -> stopped", out), out
+    assert re.search(r"worker pool demo/linux: [12] worker\(s\) started for the graph, all stopped \d+\.\ds after", out)
+
+    found = re.search(r"worker logs: (\S+)/local-\*/worker\.log", out)
     assert found, out
     log_dir = found.group(1)
-    logs = sorted(Path(log_dir).glob("worker-*.log"))
-    assert [p.name for p in logs] == ["worker-1.log", "worker-2.log"]
+    logs = sorted(Path(log_dir).glob("local-*/worker.log"))
+    assert sorted(p.parent.name for p in logs) == sorted(started)
     for log in logs:
-        assert "worker-stopped reason=sigterm exit=0" in log.read_text(), log.read_text()
+        text = log.read_text()
+        assert "registered worker_pool=demo/linux provider=local" in text, text
+        assert "worker-stopped reason=sigterm exit=0" in text, text
     assert not running(lambda cmd: "-m worker" in cmd and log_dir in cmd)
     shutil.rmtree(log_dir)

@@ -78,6 +78,18 @@ def test_user_data_gives_the_root_url_task_queue_and_worker_group(tmp_path: Path
 
 
 @pytest.mark.parametrize(
+    ("args", "changes", "capacity"),
+    [([], {"capacity": 4}, 4), ([], {}, 1), (["--capacity", "3"], {"capacity": 4}, 3)],
+)
+def test_capacity_is_the_user_datas_capacity_per_instance_unless_given(
+    args: list[str], changes: dict[str, Any], capacity: int, tmp_path: Path
+) -> None:
+    source = write(tmp_path, user_data(**changes))
+    config = parse_config(["--user-data", source, "--worker-id", "w-1", "--work-dir", str(tmp_path), *args], {})
+    assert config.capacity == capacity
+
+
+@pytest.mark.parametrize(
     ("args", "data", "message"),
     [
         ([], user_data(), "--user-data from a file needs --worker-id"),
@@ -88,6 +100,8 @@ def test_user_data_gives_the_root_url_task_queue_and_worker_group(tmp_path: Path
         (["--worker-id", "w"], user_data(workerPoolId="nopool"), "must be <provisionerId>/<workerType>"),
         (["--worker-id", "w"], user_data(workerPoolId="proj/Linux"), "the worker type in the user data"),
         (["--worker-id", "w"], user_data(rootUrl="ftp://x"), "rootUrl in the user data must be an http"),
+        (["--worker-id", "w"], user_data(capacity=0), "capacity must be a positive integer"),
+        (["--worker-id", "w"], user_data(capacity="2"), "capacity must be a positive integer"),
     ],
 )
 def test_unusable_user_data_is_refused_with_a_message(args: list[str], data: Any, message: str, tmp_path: Path) -> None:
