@@ -35,7 +35,8 @@ def test_the_demo_runs_the_task_graph_on_provisioned_workers_which_stop_when_idl
     assert re.search(r"all completed in \d+\.\ds", out), out
     # Progress, one line per change: a dependent waits, then runs; test-3's first run asks for a retry.
     # (The display polls: it may catch the report pending, or miss its run and see it completed.)
-    assert re.search(r"report\s+unscheduled -> (pending|running\s+run 0 on local-[0-9a-f]{8}|completed\s+run 0)", out), out
+    first_change = r"report\s+unscheduled -> (pending|running\s+run 0 on local-[0-9a-f]{8}|completed\s+run 0)"
+    assert re.search(first_change, out), out
     assert re.search(r"report\s+\w+ -> completed\s+run 0", out), out
     assert re.search(r"test-3 .*-> completed\s+run 1 \(run 0: exception/intermittent-task\)", out), out
     assert "[##############################] 5/5 done" in out

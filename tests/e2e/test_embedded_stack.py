@@ -18,6 +18,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -172,9 +173,10 @@ def _stop(served: Served) -> None:
         served.reader.join(timeout=5)
 
 
-@pytest.fixture(scope="module")
-def served() -> Iterator[Served]:
-    env = {**os.environ, **ENV, "PYTHONUNBUFFERED": "1"}
+@contextmanager
+def serving(settings: dict[str, str]) -> Iterator[Served]:
+    """`python -m chalicelib.local serve` with these TASKQUEUE_* settings, answering; always stopped."""
+    env = {**os.environ, **settings, "PYTHONUNBUFFERED": "1"}
     env.pop("AWS_ENDPOINT_URL", None)  # the stack points its clients at its own moto server
     port = free_port()
     proc = subprocess.Popen(
@@ -191,10 +193,17 @@ def served() -> Iterator[Served]:
     served.reader.start()
     try:
         eventually(lambda: _pings(served), READY_TIMEOUT, f"GET {served.root_url}/api/queue/v1/ping")
+        eventually(lambda: "AWS stand-in: " in served.text(), 10, "the stand-in's URL")
         served.children = descendants(proc.pid)
         yield served
     finally:
         _stop(served)
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[Served]:
+    with serving(ENV) as s:
+        yield s
 
 
 # --- helpers --------------------------------------------------------------------------------------

@@ -29,20 +29,7 @@ import requests
 import slugid
 from taskcluster.exceptions import TaskclusterRestFailure
 
-from tests.e2e.test_embedded_stack import (
-    READY_TIMEOUT,
-    ROOT_TOKEN,
-    Served,
-    _pings,
-    _read_output,
-    _stop,
-    descendants,
-    eventually,
-    free_port,
-    iso,
-    running,
-    runs,
-)
+from tests.e2e.test_embedded_stack import ROOT_TOKEN, Served, eventually, iso, running, runs, serving
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 PROVISIONER = "e2e-worker"
@@ -59,28 +46,8 @@ WORKER_EXIT = 20.0
 # --- the stack and workers ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def served() -> Iterator[Served]:
-    env = {**os.environ, **ENV, "PYTHONUNBUFFERED": "1"}
-    env.pop("AWS_ENDPOINT_URL", None)
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "chalicelib.local", "serve", "--port", str(port)],
-        cwd=PROJECT_DIR,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    served = Served(proc, port)
-    served.reader = threading.Thread(target=_read_output, args=(served,), daemon=True)
-    served.reader.start()
-    try:
-        eventually(lambda: _pings(served), READY_TIMEOUT, "the stack to answer ping")
-        eventually(lambda: "AWS stand-in: " in served.text(), 10, "the stand-in's URL")
-        served.children = descendants(proc.pid)
-        yield served
-    finally:
-        _stop(served)
+    with serving(ENV) as s:
+        yield s
 
 
 @dataclass
