@@ -110,13 +110,16 @@ class DynamoGraphStore:
                 batch.delete(self._model(f"dependents#{required_id}", dependent_id))
                 batch.delete(self._model(f"requires#{dependent_id}", required_id))
 
-    def satisfy(self, dependent_id: str, required_ids: Sequence[str]) -> None:
-        """Mark edges satisfied: their requirement items go (deleting twice is harmless)."""
-        if len(required_ids) == 1:
-            self._model(f"requires#{dependent_id}", required_ids[0]).delete()
+    def satisfy(self, edges: Iterable[tuple[str, str]]) -> None:
+        """Mark (dependent, required) edges satisfied: their requirement items go, 25 to a
+        BatchWriteItem (deleting twice is harmless)."""
+        unique = list(dict.fromkeys(edges))  # a batch may not name an item twice
+        if len(unique) == 1:
+            dependent_id, required_id = unique[0]
+            self._model(f"requires#{dependent_id}", required_id).delete()
             return
         with self._model.batch_write() as batch:
-            for required_id in dict.fromkeys(required_ids):
+            for dependent_id, required_id in unique:
                 batch.delete(self._model(f"requires#{dependent_id}", required_id))
 
     def requirements(self, dependent_id: str, limit: int | None = None) -> list[str]:

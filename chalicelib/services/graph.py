@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from ..domain import transitions
 from ..domain.errors import InputError, RequestConflict, ResourceNotFound
@@ -32,6 +32,7 @@ RELEASE_PAGE = 100
 RELEASE_CONCURRENCY = 16
 RELEASE_MARGIN = 5.0  # seconds of an invocation left when release hands on what remains
 BATCH_GET = 100
+T = TypeVar("T")
 
 
 @dataclass
@@ -53,7 +54,6 @@ class TaskGraph:
         self._groups: dict[str, tuple[float, TaskGroup]] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=RELEASE_CONCURRENCY, thread_name_prefix="release")
-        self._outer = ThreadPoolExecutor(max_workers=RELEASE_CONCURRENCY, thread_name_prefix="releases")
 
     # --- createTask ----------------------------------------------------------------------------
     def admit(self, task: Task) -> None:
@@ -89,9 +89,7 @@ class TaskGraph:
         expires = task.expires
         self.graph.add_edges(task.task_id, requires, deps, expires)
         others = [d for d in deps if d != task.task_id]
-        found: dict[str, Task] = {}
-        for i in range(0, len(others), BATCH_GET):
-            found.update(self.store.get_many(others[i : i + BATCH_GET], consistent=True))
+        found = self._read(others)
         missing = [d for d in others if d not in found]
         expiring = [d for d in others if d in found and found[d].expires < task.deadline]
         if missing or expiring:
@@ -104,7 +102,7 @@ class TaskGraph:
             )
         done = [d for d in others if satisfied_by(found[d], requires)]
         if done:
-            self.graph.satisfy(task.task_id, done)
+            self.graph.satisfy([(task.task_id, d) for d in done])
         done_set = set(done)
         return [d for d in deps if d not in done_set]
 
@@ -118,56 +116,83 @@ class TaskGraph:
             return self._schedule(task.task_id).task
         return task
 
-    def _schedule(self, task_id: str) -> Transitioned:
+    def _schedule(self, task_id: str, read: Task | None = None) -> Transitioned:
         def step(t: Task, now: datetime) -> Task:
             try:
                 return transitions.schedule(t, now)
             except RequestConflict:
                 return t  # past its deadline: the sweeper resolves it
 
-        return transition(self.store, self.clock, task_id, step)
+        return transition(self.store, self.clock, task_id, step, read)
 
     # --- resolution ----------------------------------------------------------------------------
     def release(
         self, task_id: str, resolved: TaskState, continuation: str | None, time_left: Callable[[], float]
     ) -> ReleaseReport:
         """Satisfy the edges of `task_id`'s dependents that its resolution satisfies, a page at a time."""
-        report = ReleaseReport()
-        cursor = continuation
-        while True:
-            page, cursor = self.graph.dependents(task_id, RELEASE_PAGE, cursor)
-            # e.g. all-completed and it failed: those dependents wait (or time out at their deadline)
-            due = [dependent_id for dependent_id, requires in page if satisfies(resolved, requires)]
-            # Each edge is independent and idempotent: release them side by side.
-            for dependent_id, released in zip(
-                due, self._pool.map(lambda d: self._satisfy(d, task_id), due), strict=True
-            ):
-                report.satisfied += 1
-                if released:
-                    report.released.append(dependent_id)
-            if cursor is None:
-                return report
-            if time_left() < RELEASE_MARGIN:
-                report.continuation = cursor
-                self.releases.enqueue([{"taskId": task_id, "resolved": resolved.value, "continuation": cursor}])
-                return report
-
-    def _satisfy(self, dependent_id: str, required_id: str) -> bool:
-        """Satisfy one edge; schedule the dependent if it was the last. True if it was scheduled."""
-        self.graph.satisfy(dependent_id, [required_id])
-        if self.graph.requirements(dependent_id, limit=1):
-            return False
-        try:
-            return self._schedule(dependent_id).changed
-        except ResourceNotFound:
-            return False  # an edge left by a createTask that failed: nothing to release
+        return self._release([(task_id, resolved, continuation)], time_left)
 
     def release_all(self, resolved: Sequence[tuple[str, TaskState]], time_left: Callable[[], float]) -> list[str]:
-        """Release the dependents of many resolutions (a stream batch's) side by side."""
-        if len(resolved) <= 1:
-            return [d for task_id, state in resolved for d in self.release(task_id, state, None, time_left).released]
-        reports = self._outer.map(lambda r: self.release(r[0], r[1], None, time_left), resolved)
-        return [d for report in reports for d in report.released]
+        """Release the dependents of many resolutions (a stream batch's) together."""
+        walks = [(task_id, state, None) for task_id, state in dict.fromkeys(resolved)]
+        return self._release(walks, time_left).released
+
+    def _release(
+        self, walks: Sequence[tuple[str, TaskState, str | None]], time_left: Callable[[], float]
+    ) -> ReleaseReport:
+        """Walk the dependents of resolved tasks a page of each at a time; the edges of a round are
+        satisfied in batches, each dependent among them is checked once, and those left with no
+        requirement are read in batches and scheduled. A walk not done when time runs short is
+        handed on to the release queue."""
+        report = ReleaseReport()
+        while walks:
+            pages = list(self._map(lambda w: self.graph.dependents(w[0], RELEASE_PAGE, w[2]), walks))
+            # e.g. all-completed and it failed: those dependents wait (or time out at their deadline)
+            edges = [
+                (dependent_id, task_id)
+                for (task_id, resolved, _), (page, _) in zip(walks, pages, strict=True)
+                for dependent_id, requires in page
+                if satisfies(resolved, requires)
+            ]
+            report.satisfied += len(edges)
+            report.released += self._satisfy(edges)
+            walks = [(w[0], w[1], cursor) for w, (_, cursor) in zip(walks, pages, strict=True) if cursor is not None]
+            if walks and time_left() < RELEASE_MARGIN:
+                self.releases.enqueue([{"taskId": t, "resolved": s.value, "continuation": c} for t, s, c in walks])
+                report.continuation = walks[0][2]
+                return report
+        return report
+
+    def _satisfy(self, edges: Sequence[tuple[str, str]]) -> list[str]:
+        """Satisfy (dependent, required) edges; schedule the dependents left with no requirement.
+        Returns those scheduled. Every step is idempotent: a retried batch does no harm."""
+        if not edges:
+            return []
+        self.graph.satisfy(edges)
+        dependents = list(dict.fromkeys(d for d, _ in edges))
+        left = self._map(self._has_requirements, dependents)
+        unblocked = [d for d, blocked in zip(dependents, left, strict=True) if not blocked]
+        found = self._read(unblocked)
+        ready = [found[d] for d in unblocked if d in found]  # not found: an edge of a failed createTask
+        scheduled = self._map(lambda t: self._schedule(t.task_id, t).changed, ready)
+        return [t.task_id for t, changed in zip(ready, scheduled, strict=True) if changed]
+
+    def _has_requirements(self, dependent_id: str) -> bool:
+        return bool(self.graph.requirements(dependent_id, limit=1))
+
+    def _read(self, task_ids: Sequence[str]) -> dict[str, Task]:
+        """Strongly consistent reads of tasks, in batches (those that do not exist are left out)."""
+        found: dict[str, Task] = {}
+        for i in range(0, len(task_ids), BATCH_GET):
+            found.update(self.store.get_many(task_ids[i : i + BATCH_GET], consistent=True))
+        return found
+
+    def _map(self, fn: Callable[[Any], T], items: Iterable[Any]) -> list[T]:
+        """`fn` over `items` side by side (each is one independent request or chain of them)."""
+        items = list(items)
+        if len(items) <= 1:
+            return [fn(i) for i in items]
+        return list(self._pool.map(fn, items))
 
     def resolved_for_good(self, tasks: Sequence[Task]) -> list[Event]:
         """Tasks resolved for good leave their groups' unresolved sets; emptied groups are resolved."""
@@ -190,12 +215,10 @@ class TaskGraph:
         """The sweeper's backstop for an unscheduled dependent: settle what a lost release missed."""
         remaining = self.graph.requirements(task.task_id)
         others = [d for d in remaining if d != task.task_id]
-        found: dict[str, Task] = {}
-        for i in range(0, len(others), BATCH_GET):
-            found.update(self.store.get_many(others[i : i + BATCH_GET], consistent=True))
+        found = self._read(others)
         done = [d for d in others if d in found and satisfied_by(found[d], task.definition["requires"])]
         if done:
-            self.graph.satisfy(task.task_id, done)
+            self.graph.satisfy([(task.task_id, d) for d in done])
         if set(remaining) - set(done):
             return task
         return self._schedule(task.task_id).task
@@ -282,4 +305,3 @@ def _cancel_unless_done(task: Task, now: datetime) -> Task:
 
 def _sealed(group: TaskGroup) -> str | None:
     return format_date(group.sealed) if group.sealed else None
-

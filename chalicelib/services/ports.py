@@ -74,7 +74,8 @@ class GraphStore(Protocol):
 
     def delete_edges(self, dependent_id: str, required_ids: Sequence[str]) -> None: ...
 
-    def satisfy(self, dependent_id: str, required_ids: Sequence[str]) -> None: ...
+    def satisfy(self, edges: Iterable[tuple[str, str]]) -> None:
+        """(dependent, required) edges satisfied: idempotent."""
 
     def requirements(self, dependent_id: str, limit: int | None = None) -> list[str]: ...
 

@@ -75,8 +75,11 @@ def test_a_min_0_pool_scales_up_under_a_burst_within_its_maximum_and_back_to_zer
     assert ran_on <= set(seen) and len(ran_on) > 1  # provisioned workers ran them, several at once
 
     # Idle: over the target of 0, every worker is ended and seen gone.
-    listed = eventually(lambda: (ws := observe()) and all(w["state"] == "stopped" for w in ws) and ws, 60,
-                        "every worker of the idle pool to be stopped")  # fmt: skip
+    def all_stopped() -> list[dict[str, Any]] | None:
+        listed = observe()
+        return listed if listed and all(w["state"] == "stopped" for w in listed) else None
+
+    listed = eventually(all_stopped, 60, "every worker of the idle pool to be stopped")
     assert len(listed) == len(seen) >= MAX_WORKERS
     for worker_id, states in seen.items():
         assert "running" in states and "stopped" in states, (worker_id, states)  # it registered, then ended
