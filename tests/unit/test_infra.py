@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -9,7 +10,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -218,10 +219,14 @@ def test_merge_template_lands_on_the_resources_chalice_generates(packaged: Path)
 
 def test_every_function_role_carries_policy_json(packaged: Path) -> None:
     resources = json.loads(packaged.read_text())["Resources"]
-    roles = [r for r in resources.values() if r["Type"] == "AWS::IAM::Role"]
-    assert roles
-    for role in roles:
-        assert [p["PolicyDocument"] for p in role["Properties"]["Policies"]] == [POLICY]
+    function_roles = {
+        r["Properties"]["Role"]["Fn::GetAtt"][0] for r in resources.values() if r["Type"] == "AWS::Serverless::Function"
+    }
+    assert template.PROVISIONER_FUNCTION_ID + "Role" in function_roles
+    roles = {rid for rid, r in resources.items() if r["Type"] == "AWS::IAM::Role"}
+    assert roles == function_roles | {template.WORKER_ROLE_ID}  # the workers' role is the merge's own
+    for role_id in function_roles:
+        assert [p["PolicyDocument"] for p in resources[role_id]["Properties"]["Policies"]] == [POLICY]
 
 
 def test_packaged_template_passes_cfn_lint(packaged: Path) -> None:
@@ -239,9 +244,10 @@ def as_list(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else value
 
 
-def allowed(action: str, resource: str) -> bool:
-    """Whether policy.json allows `action` on `resource` (Allow statements with Action/Resource only)."""
-    for statement in POLICY["Statement"]:
+def allowed(action: str, resource: str, policy: dict[str, Any] = POLICY) -> bool:
+    """Whether the policy (policy.json by default) allows `action` on `resource` (Allow statements with
+    Action/Resource only)."""
+    for statement in policy["Statement"]:
         if statement["Effect"] != "Allow":
             continue
         if any(fnmatchcase(action.lower(), a.lower()) for a in as_list(statement["Action"])) and any(
@@ -450,7 +456,7 @@ def test_artifact_bucket_is_private_named_per_account_and_given_to_the_functions
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_the_root_client_comes_from_a_generated_secret_only_the_api_function_may_read(stage: str) -> None:
+def test_the_root_client_is_a_generated_secret_only_the_api_and_provisioner_functions_read(stage: str) -> None:
     resources = merge_template(stage)["Resources"]
     secret = resources[template.ROOT_SECRET_ID]
     assert secret["Type"] == "AWS::SecretsManager::Secret"
@@ -463,10 +469,12 @@ def test_the_root_client_comes_from_a_generated_secret_only_the_api_function_may
         for rid, r in resources.items()
         if "TASKQUEUE_ROOT_SECRET_ARN" in r.get("Properties", {}).get("Environment", {}).get("Variables", {})
     }
-    assert holders == {"APIHandler"}
-    assert resources["APIHandler"]["Properties"]["Environment"]["Variables"]["TASKQUEUE_ROOT_SECRET_ARN"] == {
-        "Ref": template.ROOT_SECRET_ID
-    }
+    # The provisioner derives the launches' registration tokens from it; ec2_events never needs it.
+    assert holders == {"APIHandler", "Provisioner"}
+    for holder in holders:
+        assert resources[holder]["Properties"]["Environment"]["Variables"]["TASKQUEUE_ROOT_SECRET_ARN"] == {
+            "Ref": template.ROOT_SECRET_ID
+        }
     name = secret["Properties"]["Name"]
     assert allowed("secretsmanager:GetSecretValue", f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}-AbCdEf")
     assert "TASKQUEUE_ROOT_ACCESS_TOKEN" not in json.dumps(resources)
@@ -493,3 +501,244 @@ def test_packaged_functions_get_the_generated_bucket_name_beside_chalice_s_varia
         variables = resources[function_id]["Properties"]["Environment"]["Variables"]
         assert variables["TASKQUEUE_ARTIFACT_BUCKET"] == {"Ref": template.ARTIFACT_BUCKET_ID}
         assert variables["TASKQUEUE_TASKS_TABLE"] == stage_env("dev")["TASKQUEUE_TASKS_TABLE"]
+
+
+# --- the provisioner and its workers ------------------------------------------------------------
+
+
+class Cfn:
+    """Evaluates the intrinsics the templates use, for one deployment's parameters (a value that is
+    an intrinsic, or a list of them; other dicts are returned as they are)."""
+
+    def __init__(self, tmpl: dict[str, Any], parameters: dict[str, str] | None = None) -> None:
+        self.conditions = tmpl.get("Conditions", {})
+        self.refs = {
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            **{name: p.get("Default", "") for name, p in tmpl.get("Parameters", {}).items()},
+            **(parameters or {}),
+        }
+        # What Ref / GetAtt give for the resources these tests look at.
+        self.refs.update({"RestAPI": "abc123defg", template.ROOT_SECRET_ID: self.secret_arn(tmpl)})
+        self.attributes = {
+            (template.WORKER_INSTANCE_PROFILE_ID, "Arn"): f"arn:aws:iam::{ACCOUNT}:instance-profile/"
+            + tmpl["Resources"][template.WORKER_INSTANCE_PROFILE_ID]["Properties"]["InstanceProfileName"]
+        }
+
+    @staticmethod
+    def secret_arn(tmpl: dict[str, Any]) -> str:
+        name = tmpl["Resources"][template.ROOT_SECRET_ID]["Properties"]["Name"]
+        return f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}-AbCdEf"
+
+    def condition(self, name: str) -> bool:
+        return bool(self(self.conditions[name]))
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self(v) for v in value]
+        if not isinstance(value, dict) or len(value) != 1:
+            return value
+        [(fn, arg)] = value.items()
+        if fn == "Ref":
+            return self.refs[arg]
+        if fn == "Fn::GetAtt":
+            return self.attributes[tuple(arg)]
+        if fn == "Fn::Sub":
+            return re.sub(r"\$\{([^}]+)\}", lambda m: str(self.refs[m[1]]), arg)
+        if fn == "Fn::If":
+            return self(arg[1] if self.condition(arg[0]) else arg[2])
+        if fn == "Fn::Not":
+            return not self(arg[0])
+        if fn == "Fn::Equals":
+            return self(arg[0]) == self(arg[1])
+        return value
+
+
+def environment(resources: dict[str, Any], function_id: str) -> dict[str, Any]:
+    variables: dict[str, Any] = resources[function_id]["Properties"]["Environment"]["Variables"]
+    return variables
+
+
+def api_gateway_path(url: str, stage: str) -> str:
+    """The path Chalice routes for a request to `url` on API Gateway (the stage's own path removed)."""
+    match = re.fullmatch(rf"https://abc123defg\.execute-api\.{REGION}\.amazonaws\.com/{stage}(/.*)", url)
+    assert match, url
+    return match[1]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_provisioner_functions_write_the_stage_api_url_into_user_data_unless_an_operator_gives_one(stage: str) -> None:
+    import taskcluster
+
+    from app import app
+
+    merge = merge_template(stage)
+    resources = merge["Resources"]
+    api_stage = CHALICE_CONFIG["stages"][stage]["api_gateway_stage"]
+    for function_id in ("Provisioner", "Ec2Events"):
+        root_url = environment(resources, function_id)["TASKQUEUE_PUBLIC_ROOT_URL"]
+        deployed = Cfn(merge)(root_url)
+        assert deployed == f"https://abc123defg.execute-api.{REGION}.amazonaws.com/{api_stage}"
+        # The clients' URLs under that root reach the app's routes (no stage path dropped or doubled).
+        for client, method in ((taskcluster.Queue, "ping"), (taskcluster.WorkerManager, "ping")):
+            url = client({"rootUrl": deployed}).buildUrl(method)
+            assert api_gateway_path(url, api_stage) in app.routes, url
+        # A custom domain (or any other front) replaces it: one stack parameter.
+        custom = Cfn(merge, {template.PUBLIC_ROOT_URL_PARAM: "https://tc.example.com"})
+        assert custom(root_url) == "https://tc.example.com"
+    assert merge["Parameters"][template.PUBLIC_ROOT_URL_PARAM]["Default"] == ""
+    pattern = merge["Parameters"][template.PUBLIC_ROOT_URL_PARAM]["AllowedPattern"]
+    for good in ("", "https://tc.example.com", "https://abc.execute-api.us-east-1.amazonaws.com/api"):
+        assert re.fullmatch(pattern, good), good
+    for bad in ("tc.example.com", "https://tc.example.com/", "ftp://tc.example.com"):
+        assert not re.fullmatch(pattern, bad), bad
+    assert "TASKQUEUE_PUBLIC_ROOT_URL" not in environment(resources, "APIHandler")  # it launches nothing
+
+
+def test_packaged_root_url_is_chalice_s_endpoint_url_without_its_trailing_slash(packaged: Path) -> None:
+    sam = json.loads(packaged.read_text())
+    assert sam["Resources"][template.REST_API_ID]["Type"] == "AWS::Serverless::Api"
+    root_url = environment(sam["Resources"], "Provisioner")["TASKQUEUE_PUBLIC_ROOT_URL"]
+    endpoint = Cfn(sam)(sam["Outputs"]["EndpointURL"]["Value"])
+    assert endpoint.endswith("/")
+    assert Cfn(sam)(root_url) == endpoint.rstrip("/")
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_workers_role_is_assumed_by_ec2_and_passable_by_the_provisioner(stage: str) -> None:
+    resources = merge_template(stage)["Resources"]
+    role = resources[template.WORKER_ROLE_ID]
+    assert role["Type"] == "AWS::IAM::Role"
+    assert role["Properties"]["AssumeRolePolicyDocument"] == {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+    }
+    assert "ManagedPolicyArns" not in role["Properties"]
+    name = role["Properties"]["RoleName"]
+    assert name == stage_env(stage)["TASKQUEUE_QUEUE_PREFIX"] + "worker"
+    assert allowed("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/{name}")  # policy.json: RunInstances passes it
+
+
+def worker_policy(stage: str) -> dict[str, Any]:
+    """The workers' role policy, its intrinsics evaluated."""
+    merge = merge_template(stage)
+    [policy] = merge["Resources"][template.WORKER_ROLE_ID]["Properties"]["Policies"]
+    document: dict[str, Any] = copy.deepcopy(policy["PolicyDocument"])
+    for statement in document["Statement"]:
+        statement["Resource"] = Cfn(merge)(statement["Resource"])
+        assert set(statement) <= {"Sid", "Effect", "Action", "Resource"}
+        assert statement["Effect"] == "Allow"
+    return document
+
+
+def reference_worker_sqs_operations() -> set[str]:
+    """The SQS operations worker/ calls (`self.sqs.<op>(` and paginators)."""
+    operations = {xform_name(op): op for op in botocore.session.get_session().get_service_model("sqs").operation_names}
+    used: set[str] = set()
+    for path in (PROJECT / "worker").rglob("*.py"):
+        text = path.read_text()
+        used.update(operations[m] for m in re.findall(r"sqs\.([a-z_]+)\(", text) if m in operations)
+        used.update(operations[m] for m in re.findall(r"get_paginator\(\"([a-z_]+)\"\)", text) if m in operations)
+    return used
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_workers_may_take_hints_from_the_stage_dispatch_queues_and_nothing_else(stage: str) -> None:
+    policy = worker_policy(stage)
+    prefix = stage_env(stage)["TASKQUEUE_QUEUE_PREFIX"]
+    names = template.stage_names(stage)
+    used = reference_worker_sqs_operations()
+    assert {"ReceiveMessage", "DeleteMessageBatch", "ChangeMessageVisibility", "ListQueues"} <= used
+    # Exactly the actions the reference worker's calls are authorised as, no more.
+    actions = {a for s in policy["Statement"] for a in as_list(s["Action"])}
+    needed = {
+        action for op in used for action, _ in iam_requests("sqs", op, {"QueueName": queue_name(prefix, "p/w", "high")})
+    }
+    assert actions == needed
+    for statement in policy["Statement"]:
+        if "*" in as_list(statement["Resource"]):
+            assert as_list(statement["Action"]) == ["sqs:ListQueues"]  # no resource-level permissions
+
+    def arn(queue: str) -> str:
+        return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}"
+
+    task_queues = ("proj/linux", "aws-provisioner-v1/gecko-t-win10-64", "p" * 38 + "/" + "w" * 38)  # the last: hashed
+    dispatch = [queue_name(prefix, tq, p) for tq in task_queues for p in ("highest", "high", "low", "lowest")]
+    for op in used:
+        for queue in dispatch:
+            [(action, resource)] = iam_requests("sqs", op, {"QueueName": queue} if op != "ListQueues" else {})
+            assert allowed(action, resource, policy), (action, resource)
+    others = [names.dispatch_dlq, names.release_queue, names.release_dlq, names.stream_failure_queue]
+    others += [queue_name(f"taskqueue-{s}-", "proj/linux", "high") for s in STAGES if s != stage]
+    for queue in others:
+        for action in sorted(needed - {"sqs:ListQueues"}):
+            assert not allowed(action, arn(queue), policy), (action, queue)
+    for action in ("sqs:SendMessage", "sqs:PurgeQueue", "sqs:DeleteQueue", "sqs:CreateQueue", "sqs:GetQueueUrl"):
+        assert not allowed(action, arn(dispatch[0]), policy), action
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_instance_profile_holds_the_workers_role_and_the_provisioner_launches_with_its_arn(stage: str) -> None:
+    merge = merge_template(stage)
+    resources = merge["Resources"]
+    profile = resources[template.WORKER_INSTANCE_PROFILE_ID]
+    assert profile["Type"] == "AWS::IAM::InstanceProfile"
+    assert profile["Properties"]["Roles"] == [{"Ref": template.WORKER_ROLE_ID}]
+    assert profile["Properties"]["InstanceProfileName"] == resources[template.WORKER_ROLE_ID]["Properties"]["RoleName"]
+    for function_id in ("Provisioner", "Ec2Events"):
+        value = environment(resources, function_id)["TASKQUEUE_WORKER_INSTANCE_PROFILE"]
+        assert value == {"Fn::GetAtt": [template.WORKER_INSTANCE_PROFILE_ID, "Arn"]}
+
+    # Ec2Provider names the profile in RunInstances by what the variable holds: an ARN.
+    from chalicelib.adapters.ec2_provider import Ec2Provider
+    from chalicelib.domain.pools import LaunchConfig, WorkerPool
+    from chalicelib.domain.provisioning import Launch
+
+    profile_arn = Cfn(merge)(value)
+    assert Settings.from_env({"TASKQUEUE_WORKER_INSTANCE_PROFILE": profile_arn}).worker_instance_profile == profile_arn
+    calls: list[dict[str, Any]] = []
+
+    class FakeEc2:
+        def run_instances(self, **spec: Any) -> dict[str, Any]:
+            calls.append(spec)
+            return {"Instances": []}
+
+    now = datetime(2026, 11, 28, tzinfo=UTC)
+    pool = WorkerPool("proj/linux", "aws", "d", "ops@example.com", False, {}, now, now)
+    launch = Launch(LaunchConfig("lc1", REGION, {"ImageId": "ami-1", "InstanceType": "m5.large"}, 2), 1)
+    Ec2Provider(lambda region: FakeEc2(), profile_arn).launch(pool, launch, {}, "token")
+    assert [c["IamInstanceProfile"] for c in calls] == [{"Arn": profile_arn}]
+
+
+def test_packaged_provisioner_environment_configures_what_the_provisioner_needs(packaged: Path) -> None:
+    sam = json.loads(packaged.read_text())
+    resources = sam["Resources"]
+    cfn = Cfn(sam)
+    settings = Settings.from_env({k: cfn(v) for k, v in environment(resources, "Provisioner").items()})
+    assert settings.public_root_url == f"https://abc123defg.execute-api.{REGION}.amazonaws.com/api"
+    assert settings.root_secret_arn == Cfn.secret_arn(sam)
+    assert settings.worker_instance_profile == f"arn:aws:iam::{ACCOUNT}:instance-profile/taskqueue-dev-worker"
+    assert settings.queue_prefix == stage_env("dev")["TASKQUEUE_QUEUE_PREFIX"]  # Chalice's variables kept
+    events = Settings.from_env({k: cfn(v) for k, v in environment(resources, "Ec2Events").items()})
+    assert (events.public_root_url, events.worker_instance_profile) == (
+        settings.public_root_url,
+        settings.worker_instance_profile,
+    )
+    assert events.root_secret_arn == ""  # it launches nothing: no registration tokens to derive
+
+
+def test_packaged_provisioner_role_may_read_the_root_secret_and_pass_the_workers_role_only(packaged: Path) -> None:
+    sam = json.loads(packaged.read_text())
+    resources = sam["Resources"]
+    role_id = resources["Provisioner"]["Properties"]["Role"]["Fn::GetAtt"][0]
+    [policy] = [p["PolicyDocument"] for p in resources[role_id]["Properties"]["Policies"]]
+    secret = Cfn.secret_arn(sam)
+    assert allowed("secretsmanager:GetSecretValue", secret, policy)
+    # Scoped to taskqueue's secrets (policy.json is shared by every function; see infra/README.md).
+    assert not allowed("secretsmanager:GetSecretValue", secret.replace(":secret:taskqueue-", ":secret:other-"), policy)
+    assert not allowed("secretsmanager:ListSecrets", "*", policy)
+    role_name = resources[template.WORKER_ROLE_ID]["Properties"]["RoleName"]
+    assert allowed("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/{role_name}", policy)
+    assert not allowed("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/admin", policy)
