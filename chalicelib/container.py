@@ -115,7 +115,9 @@ def build(settings: Settings, clock: Clock | None = None, providers: Mapping[str
 
     facts = QueueServiceFacts(queue, activity)
     all_providers: dict[str, Provider] = {ec2.provider_id: ec2, **(providers or {})}
-    provisioner = Provisioner(pool_store, all_providers, facts, auth, clock, settings.public_root_url)
+    provisioner = Provisioner(
+        pool_store, all_providers, facts, auth, clock, settings.public_root_url, settings.queue_prefix, settings.region
+    )
     return Container(
         settings,
         clock,

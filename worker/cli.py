@@ -45,7 +45,9 @@ def sqs_client(config: Config) -> Any:
         raise ConfigError(
             "--claim-mode sqs needs AWS credentials (the usual AWS_* settings); or use --claim-mode claim-work"
         )
-    region = session.region_name or os.environ.get("AWS_DEFAULT_REGION")
+    # The stack's region when the provisioner said (its dispatch queues are there), else the usual.
+    from_user_data = config.user_data.aws_region if config.user_data else ""
+    region = from_user_data or session.region_name or os.environ.get("AWS_DEFAULT_REGION")
     if not region:
         raise ConfigError("--claim-mode sqs needs a region: set AWS_DEFAULT_REGION")
     return session.client("sqs", region_name=region)

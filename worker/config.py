@@ -122,8 +122,9 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     p.add_argument("--keep-task-dirs", action="store_true", help="leave task directories behind (for debugging)")
     p.add_argument(
         "--queue-prefix",
-        default=env.get("TASKQUEUE_QUEUE_PREFIX", "taskqueue-"),
-        help="prefix of the SQS hint queues, sqs mode (default: $TASKQUEUE_QUEUE_PREFIX or taskqueue-)",
+        default=None,
+        help="prefix of the SQS hint queues, sqs mode (default: the user data's queuePrefix, else "
+        "$TASKQUEUE_QUEUE_PREFIX, else taskqueue-)",
     )
     p.add_argument("--poll-seconds", type=int, default=20, help="longest SQS long poll, sqs mode (1-20, default: 20)")
     p.add_argument(
@@ -211,7 +212,9 @@ def parse_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | Non
         work_dir=work_dir.resolve(),
         keep_task_dirs=a.keep_task_dirs,
         own_work_dir=not a.work_dir,
-        queue_prefix=a.queue_prefix,
+        queue_prefix=a.queue_prefix
+        or (who.user_data.queue_prefix if who.user_data else "")
+        or env.get("TASKQUEUE_QUEUE_PREFIX", "taskqueue-"),
         poll_seconds=a.poll_seconds,
         live_log_interval=a.live_log_interval,
         max_run_time_limit=a.max_run_time_limit,

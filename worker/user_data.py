@@ -2,7 +2,8 @@
 
 The provisioner writes it (services/provisioner.py `_launch`): `rootUrl`, `workerPoolId`,
 `providerId`, `workerGroup`, `launchConfigId`, `workerConfig`, `capacity` (the launch config's
-capacityPerInstance: tasks run at once), the one-time `registrationToken`,
+capacityPerInstance: tasks run at once), `queuePrefix` and `awsRegion` (where the stack's dispatch
+queues are, for --claim-mode sqs), the one-time `registrationToken`,
 plus the launch config's `additionalUserData`. On EC2 the source is the metadata service
 (`http://169.254.169.254/latest/user-data`); the local provider writes a file.
 """
@@ -36,6 +37,8 @@ class UserData:
     launch_config_id: str = ""
     worker_config: dict[str, Any] = field(default_factory=dict)
     capacity: int = 1
+    queue_prefix: str = ""  # the stack's dispatch queues: <queuePrefix><provisionerId>_<workerType>_<level>
+    aws_region: str = ""  # ... in this region
 
 
 def is_url(source: str) -> bool:
@@ -87,6 +90,8 @@ def parse_user_data(text: str, source: str) -> UserData:
         launch_config_id=str(raw.get("launchConfigId") or ""),
         worker_config=worker_config,
         capacity=capacity,
+        queue_prefix=str(raw.get("queuePrefix") or ""),
+        aws_region=str(raw.get("awsRegion") or ""),
     )
 
 

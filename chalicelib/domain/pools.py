@@ -33,7 +33,10 @@ ERROR_WINDOW = timedelta(hours=1)  # errors this recent lower a launch config's 
 ERROR_RETENTION = timedelta(days=7)
 # Keys a launch specification may not set: the provider owns them.
 FORBIDDEN_LAUNCH_KEYS = ("IamInstanceProfile", "UserData", "MinCount", "MaxCount")
-RESERVED_USER_DATA_KEYS = ("rootUrl", "workerPoolId", "providerId", "workerGroup", "workerConfig", "capacity")
+RESERVED_USER_DATA_KEYS = (
+    *("rootUrl", "workerPoolId", "providerId", "workerGroup", "workerConfig"),
+    *("capacity", "queuePrefix", "awsRegion", "registrationToken", "launchConfigId"),
+)
 
 
 class WorkerState(StrEnum):

@@ -113,13 +113,19 @@ class Provisioner:
         auth: Auth,
         clock: Clock,
         root_url: str,
+        queue_prefix: str = "taskqueue-",
+        region: str = "",
     ) -> None:
+        """`root_url`, `queue_prefix` and `region` are what workers are told: where the API is, and
+        the dispatch queues they may read (--claim-mode sqs)."""
         self.pools = pools
         self.providers = providers
         self.queue = queue
         self.auth = auth
         self.clock = clock
         self.root_url = root_url
+        self.queue_prefix = queue_prefix
+        self.region = region
 
     # --- provisioning --------------------------------------------------------------------------
     def provision(self, run_id: str) -> list[PoolReport]:
@@ -177,6 +183,8 @@ class Provisioner:
             "launchConfigId": lc.launch_config_id,
             "workerConfig": lc.worker_config,
             "capacity": lc.capacity_per_instance,  # tasks the worker runs at once
+            "queuePrefix": self.queue_prefix,
+            "awsRegion": self.region,
             "registrationToken": registration,
         }
         now = self.clock.now()

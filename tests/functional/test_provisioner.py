@@ -153,3 +153,37 @@ def test_a_burst_of_100_tasks_scales_to_10_and_back_to_zero(stack: Harness, caps
     assert stack.c.pool_store.alive_workers(POOL) == []
     out = capsys.readouterr().out
     assert "to_spawn=10" in out
+
+
+def test_the_user_data_tells_a_worker_where_the_api_and_its_dispatch_queues_are(stack: Harness) -> None:
+    ec2 = boto3.client("ec2", region_name=REGION)
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    body = pool_body(image)
+    body["config"]["launchConfigs"][0]["workerConfig"] = {"shell": "bash"}
+    body["config"]["launchConfigs"][0]["additionalUserData"] = {"site": "eu-lab"}
+    stack.c.worker_manager.create_worker_pool(POOL, body)
+    stack.create()
+    stack.c.provisioner.provision("run-1")
+    [instance] = instances(ec2)
+    raw = ec2.describe_instance_attribute(InstanceId=instance["InstanceId"], Attribute="userData")
+    data = json.loads(base64.b64decode(raw["UserData"]["Value"]))
+    assert len(data.pop("registrationToken")) >= 32
+    assert data == {
+        "site": "eu-lab",
+        "rootUrl": stack.c.provisioner.root_url,
+        "workerPoolId": POOL,
+        "providerId": "aws",
+        "workerGroup": REGION,
+        "launchConfigId": "m5",
+        "workerConfig": {"shell": "bash"},
+        "capacity": 2,
+        "queuePrefix": stack.settings.queue_prefix,
+        "awsRegion": stack.settings.region,
+    }
+
+
+def test_additional_user_data_may_not_set_what_the_provisioner_writes(stack: Harness) -> None:
+    body = pool_body("ami-12345678")
+    body["config"]["launchConfigs"][0]["additionalUserData"] = {"queuePrefix": "elsewhere-"}
+    r = stack.call("PUT", f"/api/worker-manager/v1/worker-pool/{POOL.replace('/', '%2F')}", body)
+    assert r.status_code == 400 and "additionalUserData may not set queuePrefix" in r.json_body["message"], r.body

@@ -90,6 +90,20 @@ def test_capacity_is_the_user_datas_capacity_per_instance_unless_given(
 
 
 @pytest.mark.parametrize(
+    ("args", "changes", "prefix"),
+    [([], {"queuePrefix": "taskqueue-prod-"}, "taskqueue-prod-"), ([], {}, "from-env-"),
+     (["--queue-prefix", "flag-"], {"queuePrefix": "taskqueue-prod-"}, "flag-")],
+)  # fmt: skip
+def test_the_dispatch_queues_prefix_comes_from_the_user_data_unless_given(
+    args: list[str], changes: dict[str, Any], prefix: str, tmp_path: Path
+) -> None:
+    source = write(tmp_path, user_data(**changes))
+    env = {"TASKQUEUE_QUEUE_PREFIX": "from-env-"}
+    config = parse_config(["--user-data", source, "--worker-id", "w-1", "--work-dir", str(tmp_path), *args], env)
+    assert config.queue_prefix == prefix
+
+
+@pytest.mark.parametrize(
     ("args", "data", "message"),
     [
         ([], user_data(), "--user-data from a file needs --worker-id"),
