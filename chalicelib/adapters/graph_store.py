@@ -89,19 +89,23 @@ class DynamoGraphStore:
 
     # --- dependency edges ----------------------------------------------------------------------
     def add_edges(self, dependent_id: str, requires: str, required_ids: Sequence[str], expires: datetime) -> None:
-        ttl = _ttl(expires)
-        with self._model.batch_write() as batch:
-            for required_id in required_ids:
-                batch.save(self._model(f"dependents#{required_id}", dependent_id, requires=requires, ttl=ttl))
-                batch.save(self._model(f"requires#{dependent_id}", required_id, ttl=ttl))
+        self.add_edges_many([(dependent_id, requires, required_ids, expires)])
 
     def add_edges_many(self, edges: Iterable[tuple[str, str, Sequence[str], datetime]]) -> None:
-        """Bulk-load (dependent, requires, dependencies, expires) edges (benchmarks, not the API)."""
+        """Write (dependent, requires, dependencies, expires) edges: one pair of items per dependency."""
         with self._model.batch_write() as batch:
             for dependent_id, requires, required_ids, expires in edges:
-                for required_id in required_ids:
-                    ttl = _ttl(expires)
-                    batch.save(self._model(f"dependents#{required_id}", dependent_id, requires=requires, ttl=ttl))
+                ttl, unique = _ttl(expires), list(dict.fromkeys(required_ids))
+                for required_id in unique:
+                    batch.save(
+                        self._model(
+                            f"dependents#{required_id}",
+                            dependent_id,
+                            requires=requires,
+                            dependencies=len(unique),
+                            ttl=ttl,
+                        )
+                    )
                     batch.save(self._model(f"requires#{dependent_id}", required_id, ttl=ttl))
 
     def delete_edges(self, dependent_id: str, required_ids: Sequence[str]) -> None:
@@ -129,13 +133,17 @@ class DynamoGraphStore:
 
     def dependents(
         self, required_id: str, limit: int, continuation: str | None
-    ) -> tuple[list[tuple[str, str]], str | None]:
-        """A page of (dependent taskId, requires) of `required_id`, ordered by dependent taskId."""
+    ) -> tuple[list[tuple[str, str, int | None]], str | None]:
+        """A page of (dependent taskId, requires, its number of dependencies if recorded) of
+        `required_id`, ordered by dependent taskId."""
         result = self._model.query(
             f"dependents#{required_id}",
             limit=limit,
             last_evaluated_key=decode_token(continuation, {"pk", "sk"}),
             page_size=limit,
         )
-        page = [(r.sk, r.requires or "all-completed") for r in result]
+        page: list[tuple[str, str, int | None]] = [
+            (r.sk, r.requires or "all-completed", int(r.dependencies) if r.dependencies is not None else None)
+            for r in result
+        ]
         return page, next_token(result.last_evaluated_key, len(page), limit)

@@ -163,8 +163,10 @@ class GraphRow(Model):
     schedulerId = UnicodeAttribute(null=True)
     expires = UnicodeAttribute(null=True)
     sealed = UnicodeAttribute(null=True)
-    # dependents#: the dependent's `requires`
+    # dependents#: the dependent's `requires`, and how many distinct dependencies it has (release
+    # need not ask whether anything else is left of a dependent with one)
     requires = UnicodeAttribute(null=True)
+    dependencies = NumberAttribute(null=True)
 
 
 class ByPurgeIndex(GlobalSecondaryIndex["ArtifactRow"]):  # type: ignore[no-untyped-call]

@@ -149,9 +149,9 @@ class TaskGraph:
             pages = list(self._map(lambda w: self.graph.dependents(w[0], RELEASE_PAGE, w[2]), walks))
             # e.g. all-completed and it failed: those dependents wait (or time out at their deadline)
             edges = [
-                (dependent_id, task_id)
+                (dependent_id, task_id, dependencies == 1)
                 for (task_id, resolved, _), (page, _) in zip(walks, pages, strict=True)
-                for dependent_id, requires in page
+                for dependent_id, requires, dependencies in page
                 if satisfies(resolved, requires)
             ]
             report.satisfied += len(edges)
@@ -163,15 +163,19 @@ class TaskGraph:
                 return report
         return report
 
-    def _satisfy(self, edges: Sequence[tuple[str, str]]) -> list[str]:
-        """Satisfy (dependent, required) edges; schedule the dependents left with no requirement.
-        Returns those scheduled. Every step is idempotent: a retried batch does no harm."""
+    def _satisfy(self, edges: Sequence[tuple[str, str, bool]]) -> list[str]:
+        """Satisfy (dependent, required, it is the dependent's only dependency) edges; schedule the
+        dependents left with no requirement (asking only about those with others). Returns those
+        scheduled. Every step is idempotent: a retried batch does no harm."""
         if not edges:
             return []
-        self.graph.satisfy(edges)
-        dependents = list(dict.fromkeys(d for d, _ in edges))
-        left = self._map(self._has_requirements, dependents)
-        unblocked = [d for d, blocked in zip(dependents, left, strict=True) if not blocked]
+        self.graph.satisfy([(d, r) for d, r, _ in edges])
+        dependents = list(dict.fromkeys(d for d, _, _ in edges))
+        sole = {d for d, _, only in edges if only}
+        others = [d for d in dependents if d not in sole]
+        left = self._map(self._has_requirements, others)
+        free = sole | {d for d, blocked in zip(others, left, strict=True) if not blocked}
+        unblocked = [d for d in dependents if d in free]
         found = self._read(unblocked)
         ready = [found[d] for d in unblocked if d in found]  # not found: an edge of a failed createTask
         scheduled = self._map(lambda t: self._schedule(t.task_id, t).changed, ready)
@@ -292,8 +296,8 @@ class TaskGraph:
     # --- dependents ----------------------------------------------------------------------------
     def dependents(self, task_id: str, limit: int, continuation: str | None) -> tuple[list[Task], str | None]:
         page, token = self.graph.dependents(task_id, limit, continuation)
-        found = self.store.get_many([d for d, _ in page])
-        return [found[d] for d, _ in page if d in found], token
+        found = self.store.get_many([d for d, _, _ in page])
+        return [found[d] for d, _, _ in page if d in found], token
 
 
 def _cancel_unless_done(task: Task, now: datetime) -> Task:

@@ -81,7 +81,7 @@ class GraphStore(Protocol):
 
     def dependents(
         self, required_id: str, limit: int, continuation: str | None
-    ) -> tuple[list[tuple[str, str]], str | None]: ...
+    ) -> tuple[list[tuple[str, str, int | None]], str | None]: ...
 
 
 class EventBus(Protocol):

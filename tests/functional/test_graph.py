@@ -51,6 +51,29 @@ def test_a_dependent_of_several_waits_for_all(stack: Harness) -> None:
     assert state(stack, report_id) == "pending"
 
 
+def test_dependents_of_one_and_of_several_dependencies_released_together_each_get_their_due(
+    stack: Harness,
+) -> None:
+    a, b = stack.create(), stack.create()
+    only_a = [stack.create(dependencies=[a]) for _ in range(3)]
+    a_and_b = [stack.create(dependencies=[a, b]) for _ in range(3)]
+    finish(stack, a)
+    assert [state(stack, t) for t in only_a + a_and_b] == ["pending"] * 3 + ["unscheduled"] * 3
+    finish(stack, b)
+    assert [state(stack, t) for t in a_and_b] == ["pending"] * 3
+
+
+def test_an_edge_stored_without_its_dependents_count_still_releases(stack: Harness) -> None:
+    """Edges written before release recorded how many dependencies a dependent has."""
+    build = stack.create()
+    test = stack.create(dependencies=[build])
+    row = stack.c.graph.graph._model.get(f"dependents#{build}", test)  # type: ignore[attr-defined]
+    row.update(actions=[type(row).dependencies.remove()])
+    assert stack.c.graph.graph.dependents(build, 10, None)[0] == [(test, "all-completed", None)]
+    finish(stack, build)
+    assert state(stack, test) == "pending"
+
+
 def test_a_dependency_completed_before_the_dependent_exists_counts(stack: Harness) -> None:
     build = stack.create()
     finish(stack, build)
