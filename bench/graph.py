@@ -119,6 +119,7 @@ def _count(stack: EmbeddedStack, edges: int, act: Any, done: Any) -> dict[str, A
         "requests_per_edge_total": round(sum(ops.values()), 2),
         "resolution_write_s": round(t_resolved - t0, 2),
         "last_resolution_to_dependents_pending_s": round(t_pending - t_resolved, 2),
+        "ms_per_edge": round((t_pending - t_resolved) * 1000 / edges, 2),
         "wall_s": round(time.monotonic() - started, 1),
     }
 
