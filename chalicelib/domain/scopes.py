@@ -356,6 +356,7 @@ ENDPOINT_SCOPES: dict[str, ScopeExpr | None] = {
     "worker": "worker-manager:get-worker:<workerPoolId>/<workerGroup>/<workerId>",
     "registerWorker": None,  # the registration token is the proof
     "shouldWorkerTerminate": "worker-manager:should-worker-terminate:<workerPoolId>/<workerGroup>/<workerId>",
+    "removeWorker": "worker-manager:remove-worker:<workerPoolId>/<workerGroup>/<workerId>",
     # the served API reference and schemas (handlers/reference_api.py): documents, always public
     "reference_manifest": None,
     "reference_api": None,

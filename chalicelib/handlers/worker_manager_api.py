@@ -199,6 +199,20 @@ def worker(call: Call) -> dict[str, Any]:
     return _wm().worker(p["workerPoolId"], p["workerGroup"], p["workerId"])
 
 
+@api.route("DELETE", "/workers/{workerPoolId}/{workerGroup}/{workerId}", "removeWorker", category=WORKERS)
+def remove_worker(call: Call) -> dict[str, Any]:
+    """Remove a Worker
+
+    Terminate a worker now: its instance (or, on the embedded stack, its process) is ended and
+    it becomes `stopping`, then `stopped` once the cloud confirms; its running tasks are resolved
+    `exception/worker-shutdown` by the worker, or after their claims expire. A worker already
+    stopping or stopped is left as it is. A termination the cloud refuses is listed among the
+    pool's errors. Registered workers may remove themselves. 404 when there is no such worker."""
+    p = call.params
+    container.get().provisioner.remove_worker(p["workerPoolId"], p["workerGroup"], p["workerId"])
+    return {}
+
+
 # --- the worker's side ----------------------------------------------------------------------------
 @api.route(
     "POST",

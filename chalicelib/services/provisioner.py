@@ -351,6 +351,21 @@ class Provisioner:
             return {"terminate": True, "reason": f"worker is {worker.state}"}
         return {"terminate": bool(worker.should_terminate), "reason": worker.should_terminate or None}
 
+    def remove_worker(self, pool_id: str, worker_group: str, worker_id: str) -> None:
+        """Terminate a worker now (an operator's or the worker's own request): its instance is
+        ended and it becomes stopping, then stopped once the cloud confirms. A worker already
+        stopping or stopped is left as it is. A refused termination is listed as a pool error and
+        the worker stays as it was."""
+        worker = self.pools.get_worker(pool_id, worker_group, worker_id)
+        if worker is None:
+            raise ResourceNotFound(f"Worker {worker_group}/{worker_id} does not exist in {pool_id}")
+        if not worker.alive or worker.state is WorkerState.STOPPING:
+            return
+        pool = self.pools.get_pool(pool_id)
+        if pool is None:
+            raise ResourceNotFound(f"Worker pool {pool_id} does not exist")
+        self._remove(pool, [(worker, "removed by request (removeWorker)")], PoolReport(pool_id), set())
+
     # --- the cloud's events --------------------------------------------------------------------
     def instance_gone(self, instance_id: str, state: str) -> bool:
         """EC2 says an instance stopped or terminated: its worker is stopped, its runs retried."""

@@ -187,3 +187,24 @@ def test_additional_user_data_may_not_set_what_the_provisioner_writes(stack: Har
     body["config"]["launchConfigs"][0]["additionalUserData"] = {"queuePrefix": "elsewhere-"}
     r = stack.call("PUT", f"/api/worker-manager/v1/worker-pool/{POOL.replace('/', '%2F')}", body)
     assert r.status_code == 400 and "additionalUserData may not set queuePrefix" in r.json_body["message"], r.body
+
+
+def test_remove_worker_ends_the_instance_and_the_worker_stops(stack: Harness) -> None:
+    ec2 = boto3.client("ec2", region_name=REGION)
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    stack.c.worker_manager.create_worker_pool(POOL, pool_body(image))
+    stack.create()
+    stack.c.provisioner.provision("run-1")
+    [instance] = instances(ec2)
+    path = f"/api/worker-manager/v1/workers/{POOL.replace('/', '%2F')}/{REGION}/{instance['InstanceId']}"
+
+    r = stack.call("DELETE", path)
+    assert r.status_code == 200 and r.json_body == {}, r.body
+    assert instances(ec2) == []  # terminated
+    assert stack.call("GET", path).json_body["state"] == "stopping"
+    assert stack.call("DELETE", path).status_code == 200  # already on its way: left as it is
+    stack.c.provisioner.scan()  # EC2 reports it terminated
+    assert stack.call("GET", path).json_body["state"] == "stopped"
+
+    missing = stack.call("DELETE", path.rsplit("/", 1)[0] + "/i-0123456789abcdef0")
+    assert missing.status_code == 404 and missing.json_body["code"] == "ResourceNotFound"
