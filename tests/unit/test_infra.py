@@ -217,6 +217,19 @@ def test_merge_template_lands_on_the_resources_chalice_generates(packaged: Path)
         assert resource_id in resources
 
 
+def test_the_provisioner_runs_every_minute_and_ec2_s_interruptions_and_state_changes_reach_it(
+    packaged: Path,
+) -> None:
+    from chalicelib.handlers.provisioning import EC2_EVENT_PATTERN, SPOT_WARNING, STATE_CHANGE
+
+    resources = json.loads(packaged.read_text())["Resources"]
+    [schedule] = resources[template.PROVISIONER_FUNCTION_ID]["Properties"]["Events"].values()
+    assert schedule == {"Type": "Schedule", "Properties": {"Schedule": "rate(1 minute)"}}
+    [rule] = resources["Ec2Events"]["Properties"]["Events"].values()
+    assert rule["Type"] == "CloudWatchEvent" and rule["Properties"]["Pattern"] == EC2_EVENT_PATTERN
+    assert EC2_EVENT_PATTERN == {"source": ["aws.ec2"], "detail-type": [SPOT_WARNING, STATE_CHANGE]}
+
+
 def test_every_function_role_carries_policy_json(packaged: Path) -> None:
     resources = json.loads(packaged.read_text())["Resources"]
     function_roles = {
