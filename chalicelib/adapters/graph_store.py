@@ -6,7 +6,9 @@ something ("is anything left?") are strongly consistent queries of one partition
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from pynamodb.exceptions import UpdateError
@@ -18,6 +20,18 @@ from .tables import GraphRow
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
 GROUP_SK = "-"
+PARALLEL_CHUNK = 250  # items per writer thread: 10 BatchWriteItem requests
+WRITERS = 8
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _writers() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="graph-write")
+        return _pool
 
 
 def _ttl(expires: datetime) -> int:
@@ -93,26 +107,42 @@ class DynamoGraphStore:
 
     def add_edges_many(self, edges: Iterable[tuple[str, str, Sequence[str], datetime]]) -> None:
         """Write (dependent, requires, dependencies, expires) edges: one pair of items per dependency."""
-        with self._model.batch_write() as batch:
-            for dependent_id, requires, required_ids, expires in edges:
-                ttl, unique = _ttl(expires), list(dict.fromkeys(required_ids))
-                for required_id in unique:
-                    batch.save(
-                        self._model(
-                            f"dependents#{required_id}",
-                            dependent_id,
-                            requires=requires,
-                            dependencies=len(unique),
-                            ttl=ttl,
-                        )
-                    )
-                    batch.save(self._model(f"requires#{dependent_id}", required_id, ttl=ttl))
+        rows = []
+        for dependent_id, requires, required_ids, expires in edges:
+            ttl, unique = _ttl(expires), list(dict.fromkeys(required_ids))
+            for required_id in unique:
+                m = self._model
+                rows.append(
+                    m(f"dependents#{required_id}", dependent_id, requires=requires, dependencies=len(unique), ttl=ttl)
+                )
+                rows.append(m(f"requires#{dependent_id}", required_id, ttl=ttl))
+        self._write(rows, [])
 
     def delete_edges(self, dependent_id: str, required_ids: Sequence[str]) -> None:
+        m = self._model
+        unique = list(dict.fromkeys(required_ids))
+        self._write(
+            [],
+            [m(f"dependents#{r}", dependent_id) for r in unique] + [m(f"requires#{dependent_id}", r) for r in unique],
+        )
+
+    def _write(self, puts: Sequence[GraphRow], deletes: Sequence[GraphRow]) -> None:
+        """BatchWriteItem, 25 items a request; a large set (a createTask naming thousands of
+        dependencies) as several requests in flight at once, so it fits in an API call's time."""
+        ops = [(True, row) for row in puts] + [(False, row) for row in deletes]
+        chunks = [ops[i : i + PARALLEL_CHUNK] for i in range(0, len(ops), PARALLEL_CHUNK)]
+        if len(chunks) > 1:
+            list(_writers().map(self._write_chunk, chunks))
+        elif chunks:
+            self._write_chunk(chunks[0])
+
+    def _write_chunk(self, ops: Sequence[tuple[bool, GraphRow]]) -> None:
         with self._model.batch_write() as batch:
-            for required_id in required_ids:
-                batch.delete(self._model(f"dependents#{required_id}", dependent_id))
-                batch.delete(self._model(f"requires#{dependent_id}", required_id))
+            for put, row in ops:
+                if put:
+                    batch.save(row)
+                else:
+                    batch.delete(row)
 
     def satisfy(self, edges: Iterable[tuple[str, str]]) -> None:
         """Mark (dependent, required) edges satisfied: their requirement items go, 25 to a
@@ -122,9 +152,7 @@ class DynamoGraphStore:
             dependent_id, required_id = unique[0]
             self._model(f"requires#{dependent_id}", required_id).delete()
             return
-        with self._model.batch_write() as batch:
-            for dependent_id, required_id in unique:
-                batch.delete(self._model(f"requires#{dependent_id}", required_id))
+        self._write([], [self._model(f"requires#{dependent_id}", required_id) for dependent_id, required_id in unique])
 
     def requirements(self, dependent_id: str, limit: int | None = None) -> list[str]:
         """Strongly consistent: the dependencies of `dependent_id` not yet satisfied."""

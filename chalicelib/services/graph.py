@@ -186,9 +186,10 @@ class TaskGraph:
 
     def _read(self, task_ids: Sequence[str]) -> dict[str, Task]:
         """Strongly consistent reads of tasks, in batches (those that do not exist are left out)."""
+        chunks = [task_ids[i : i + BATCH_GET] for i in range(0, len(task_ids), BATCH_GET)]
         found: dict[str, Task] = {}
-        for i in range(0, len(task_ids), BATCH_GET):
-            found.update(self.store.get_many(task_ids[i : i + BATCH_GET], consistent=True))
+        for part in self._map(lambda ids: self.store.get_many(ids, consistent=True), chunks):
+            found.update(part)
         return found
 
     def _map(self, fn: Callable[[Any], T], items: Iterable[Any]) -> list[T]:
