@@ -14,7 +14,9 @@ Pure: no I/O. The arithmetic is in domain/provisioning.py.
 
 from __future__ import annotations
 
+import base64
 import re
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -142,6 +144,13 @@ class PoolError:
     description: str
     launch_config_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def new_error_id() -> str:
+    """A slugid (v4, as Taskcluster's errorIds are) for a pool error."""
+    raw = bytearray(uuid.uuid4().bytes)
+    raw[0] &= 0x7F  # as slugid.nice(): never starting with "-"
+    return base64.urlsafe_b64encode(bytes(raw)).decode().rstrip("=")
 
 
 def _number(config: dict[str, Any], name: str, default: Any, lo: float, hi: float | None = None) -> Any:

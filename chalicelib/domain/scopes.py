@@ -357,6 +357,8 @@ ENDPOINT_SCOPES: dict[str, ScopeExpr | None] = {
     "registerWorker": None,  # the registration token is the proof
     "shouldWorkerTerminate": "worker-manager:should-worker-terminate:<workerPoolId>/<workerGroup>/<workerId>",
     "removeWorker": "worker-manager:remove-worker:<workerPoolId>/<workerGroup>/<workerId>",
+    # workerGroup and workerId come from the body: deferred to the handler.
+    "reportWorkerError": {"AllOf": ["assume:worker-pool:<workerPoolId>", "assume:worker-id:<workerGroup>/<workerId>"]},
     # the served API reference and schemas (handlers/reference_api.py): documents, always public
     "reference_manifest": None,
     "reference_api": None,

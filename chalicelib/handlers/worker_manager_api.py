@@ -155,6 +155,26 @@ def list_worker_pool_errors(call: Call) -> dict[str, Any]:
     )
 
 
+@api.route(
+    "POST",
+    "/worker-pool-errors/{workerPoolId}",
+    "reportWorkerError",
+    input="report-worker-error-request",
+    splat=True,
+    output="worker-pool-error",
+    category=POOLS,
+)
+def report_worker_error(call: Call) -> dict[str, Any]:
+    """Report an error from a worker
+
+    Report an error that occurred on a worker: startup or configuration trouble a pool's
+    administrator should see. It is listed with the pool's other errors (listWorkerPoolErrors),
+    with the reporting worker in `extra` and its launch config when it was launched by the pool.
+    The worker's own credentials carry the scopes it needs. 404 when the pool does not exist."""
+    call.authorize(workerGroup=call.body["workerGroup"], workerId=call.body["workerId"])
+    return _wm().report_worker_error(call.params["workerPoolId"], call.body)
+
+
 # --- workers --------------------------------------------------------------------------------------
 STATES = tuple(s.value for s in WorkerState)
 

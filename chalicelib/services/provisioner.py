@@ -18,12 +18,10 @@ module only gathers those facts and carries the decisions out:
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
 import logging
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -41,6 +39,7 @@ from ..domain.pools import (
     QueueActivity,
     WorkerPool,
     WorkerState,
+    new_error_id,
     terminate_after,
     worker_credential_scopes,
 )
@@ -227,7 +226,7 @@ class Provisioner:
     def _error(
         self, pool_id: str, kind: str, title: str, description: str, lc_id: str | None = None, **extra: Any
     ) -> None:
-        error = PoolError(pool_id, _slugid(), self.clock.now(), kind, title, description, lc_id, dict(extra))
+        error = PoolError(pool_id, new_error_id(), self.clock.now(), kind, title, description, lc_id, dict(extra))
         log.warning("%s %s: %s", pool_id, kind, description)
         self.pools.add_error(error)
 
@@ -392,10 +391,6 @@ class Provisioner:
                 self.queue.worker_shutdown(task_id, run_id)
             except QueueError as err:  # resolved meanwhile: nothing to do
                 log.info("run %s/%s of %s: %s", task_id, run_id, worker.worker_id, err)
-
-
-def _slugid() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
 class QueueServiceFacts:

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from ..clock import Clock
 from ..domain.errors import InputError, RequestConflict, ResourceNotFound
 from ..domain.model import format_date
-from ..domain.pools import ERROR_RETENTION, PoolError, PoolWorker, WorkerPool, WorkerState, pool_config
+from ..domain.pools import ERROR_RETENTION, PoolError, PoolWorker, WorkerPool, WorkerState, new_error_id, pool_config
 from .ports import PoolStore
 
 NULL_PROVIDER = "null-provider"  # Taskcluster's providerId of a pool pending deletion
@@ -242,6 +242,24 @@ class WorkerManager:
         since = self.clock.now() - ERROR_RETENTION
         errors, token = self.store.errors(worker_pool_id, since, limit, continuation, launch_config_id, error_id)
         return _page("workerPoolErrors", [error_json(e) for e in errors], token)
+
+    def report_worker_error(self, worker_pool_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """A worker's own error report, listed with the pool's errors (the launch config it was
+        launched from, when known; who reported it in `extra`)."""
+        self._existing(worker_pool_id)
+        worker = self.store.get_worker(worker_pool_id, body["workerGroup"], body["workerId"])
+        error = PoolError(
+            worker_pool_id=worker_pool_id,
+            error_id=new_error_id(),
+            reported=self.clock.now(),
+            kind=body["kind"],
+            title=body["title"],
+            description=body["description"],
+            launch_config_id=worker.launch_config_id if worker is not None and worker.launch_config_id else None,
+            extra={**body["extra"], "workerGroup": body["workerGroup"], "workerId": body["workerId"]},
+        )
+        self.store.add_error(error)
+        return error_json(error)
 
     # --- helpers --------------------------------------------------------------------------------
     def _check_definition(self, body: Mapping[str, Any]) -> None:

@@ -21,7 +21,7 @@ from taskcluster.exceptions import TaskclusterRestFailure
 
 from chalicelib import reference
 from chalicelib.adapters.pool_store import DynamoPoolStore
-from chalicelib.domain.pools import PoolError, PoolWorker, WorkerPool, WorkerState
+from chalicelib.domain.pools import PoolError, PoolWorker, WorkerPool, WorkerState, worker_credential_scopes
 from tests.harness import Harness
 
 WM = "/api/worker-manager/v1"
@@ -217,6 +217,31 @@ def test_workers_and_errors_through_the_official_client(stack: Harness, wm: task
     assert wm.worker(POOL, "us-east-1", "i-0abc") == listed[0]
     [err] = wm.listWorkerPoolErrors(POOL)["workerPoolErrors"]
     assert err["kind"] == "creation-error" and set(err) == ERROR_KEYS
+
+
+def test_a_worker_reports_an_error_with_its_own_credentials(stack: Harness, wm: taskcluster.WorkerManager) -> None:
+    wm.createWorkerPool(POOL, pool_def())
+    assert store(stack).put_worker(worker(stack, "i-0abc"))
+    now = stack.clock.now()
+    temporary = taskcluster.createTemporaryCredentials(
+        stack.credentials["clientId"], stack.credentials["accessToken"], now - timedelta(minutes=5),
+        now + timedelta(hours=1), worker_credential_scopes(POOL, "us-east-1", "i-0abc"),
+    )  # fmt: skip
+    as_worker = taskcluster.WorkerManager({"rootUrl": stack.root_url(), "maxRetries": 0, "credentials": temporary})
+    report = {"workerGroup": "us-east-1", "workerId": "i-0abc", "kind": "worker-error", "title": "Disk full",
+              "description": "no space left on /var/lib/worker", "extra": {"free": 0}}  # fmt: skip
+    reported = as_worker.reportWorkerError(POOL, report)
+    assert set(reported) == ERROR_KEYS and reported["launchConfigId"] == "m6i"
+    assert reported["extra"] == {"free": 0, "workerGroup": "us-east-1", "workerId": "i-0abc"}
+    assert wm.listWorkerPoolErrors(POOL)["workerPoolErrors"] == [reported]
+
+    # Another worker's identity is not this worker's to use.
+    with pytest.raises(TaskclusterRestFailure) as refused:
+        as_worker.reportWorkerError(POOL, {**report, "workerId": "i-0def"})
+    assert refused.value.status_code == 403
+    assert wm.listWorkerPoolErrors(POOL)["workerPoolErrors"] == [reported]
+    error(stack, "POST", "/worker-pool-errors/proj%2Fnone", report, 404, "ResourceNotFound")
+    error(stack, "POST", f"/worker-pool-errors/{ENC}", {**report, "kind": "Bad Kind"}, 400, "InputValidationError")
 
 
 # --- worker pools over HTTP -----------------------------------------------------------------------

@@ -340,6 +340,7 @@ DEFERRED = {
     "updateRole": {"scopes"},
     "createWorkerPool": {"providerId"},  # from the body
     "updateWorkerPool": {"providerId"},
+    "reportWorkerError": {"workerGroup", "workerId"},  # the reporting worker, from the body
     **{
         name: {"names"}
         for name in ("getArtifact", "getLatestArtifact", "artifact", "latestArtifact")  # the name and those linked
