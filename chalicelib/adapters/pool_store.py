@@ -93,6 +93,7 @@ def _worker(row: PoolRow) -> PoolWorker:
         terminate_after=_date(row.terminateAfter),
         provider_data=json.loads(row.providerData or "{}"),
         registration_hash=row.registrationHash or "",
+        secret_hash=row.secretHash or "",
         registered=_date(row.registered),
         should_terminate=row.shouldTerminate or "",
     )
@@ -238,7 +239,9 @@ class DynamoPoolStore:
         )
         return [WorkerTally(WorkerState(r.state), int(r.capacity or 0)) for r in rows]
 
-    def put_worker(self, worker: PoolWorker, *, expected_state: WorkerState | None = None) -> bool:
+    def put_worker(
+        self, worker: PoolWorker, *, expected_state: WorkerState | None = None, expected_secret_hash: str | None = None
+    ) -> bool:
         m = self.model
         row = m(
             worker.worker_pool_id,
@@ -256,11 +259,14 @@ class DynamoPoolStore:
             terminateAfter=format_date(worker.terminate_after) if worker.terminate_after else None,
             providerData=_json(worker.provider_data),
             registrationHash=worker.registration_hash or None,
+            secretHash=worker.secret_hash or None,
             registered=format_date(worker.registered) if worker.registered else None,
             shouldTerminate=worker.should_terminate or None,
             ttl=int(worker.expires.timestamp()),
         )
         condition = m.sk.does_not_exist() if expected_state is None else m.state == expected_state.value
+        if expected_secret_hash is not None:
+            condition &= m.secretHash == expected_secret_hash
         return self._conditional(lambda: row.save(condition=condition), PutError)
 
     # --- errors ---------------------------------------------------------------------------------

@@ -317,6 +317,7 @@ class PoolRow(Model):
     terminateAfter = UnicodeAttribute(null=True)
     providerData = UnicodeAttribute(null=True)  # JSON
     registrationHash = UnicodeAttribute(null=True)
+    secretHash = UnicodeAttribute(null=True)
     registered = UnicodeAttribute(null=True)
     shouldTerminate = UnicodeAttribute(null=True)
     # errors

@@ -114,6 +114,7 @@ class PoolWorker:
     terminate_after: datetime | None = None  # removed unconditionally after this
     provider_data: dict[str, Any] = field(default_factory=dict)
     registration_hash: str = ""  # sha256 of the one-time registration token (never the token)
+    secret_hash: str = ""  # sha256 of the one-time secret for the next reregisterWorker (never the secret)
     registered: datetime | None = None
     should_terminate: str = ""  # the scanner's decision ("" = keep), read by shouldWorkerTerminate
 

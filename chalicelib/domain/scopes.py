@@ -355,6 +355,8 @@ ENDPOINT_SCOPES: dict[str, ScopeExpr | None] = {
     "listWorkersForWorkerPool": "worker-manager:list-workers:<workerPoolId>",
     "worker": "worker-manager:get-worker:<workerPoolId>/<workerGroup>/<workerId>",
     "registerWorker": None,  # the registration token is the proof
+    # the worker named in the body: deferred to the handler
+    "reregisterWorker": "worker-manager:reregister-worker:<workerPoolId>/<workerGroup>/<workerId>",
     "shouldWorkerTerminate": "worker-manager:should-worker-terminate:<workerPoolId>/<workerGroup>/<workerId>",
     "removeWorker": "worker-manager:remove-worker:<workerPoolId>/<workerGroup>/<workerId>",
     # workerGroup and workerId come from the body: deferred to the handler.

@@ -254,6 +254,28 @@ def register_worker(call: Call) -> dict[str, Any]:
 
 
 @api.route(
+    "POST",
+    "/worker/reregister",
+    "reregisterWorker",
+    input="reregister-worker-request",
+    output="reregister-worker-response",
+    category=WORKERS,
+)
+def reregister_worker(call: Call) -> dict[str, Any]:
+    """Reregister a Worker
+
+    A running worker renews its credentials before they expire: it proves itself with its
+    current credentials (scope `worker-manager:reregister-worker:<pool>/<group>/<id>`) and the
+    one-time `secret` of its last registerWorker or reregisterWorker answer, and gets new
+    credentials until `reregistrationTimeout` from now, a new secret, and a later terminateAfter.
+    400 for a wrong or used secret or an expired registration, 409 when the worker is not running,
+    404 when there is no such worker."""
+    b = call.body
+    call.authorize(workerPoolId=b["workerPoolId"], workerGroup=b["workerGroup"], workerId=b["workerId"])
+    return container.get().provisioner.reregister(b)
+
+
+@api.route(
     "GET",
     "/workers/{workerPoolId}/{workerGroup}/{workerId}/should-terminate",
     "shouldWorkerTerminate",

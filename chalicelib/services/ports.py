@@ -223,9 +223,12 @@ class PoolStore(Protocol):
         """Every worker of the pool not yet stopped (all pages)."""
         ...
 
-    def put_worker(self, worker: PoolWorker, *, expected_state: WorkerState | None = None) -> bool:
-        """Write a worker; with `expected_state`, only if it is still in that state (else False).
-        Without it, only if no such worker exists yet (a launch)."""
+    def put_worker(
+        self, worker: PoolWorker, *, expected_state: WorkerState | None = None, expected_secret_hash: str | None = None
+    ) -> bool:
+        """Write a worker; with `expected_state`, only if it is still in that state (and, with
+        `expected_secret_hash`, still has that secret) — else False. Without it, only if no such
+        worker exists yet (a launch)."""
         ...
 
     def add_error(self, error: PoolError) -> None: ...

@@ -22,9 +22,10 @@ import hashlib
 import hmac
 import json
 import logging
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from ..clock import Clock
@@ -328,19 +329,54 @@ class Provisioner:
         if worker.terminate_after is not None and now > worker.terminate_after:
             raise InputError("The registration window of this worker has passed")
         expires = now + timedelta(seconds=pool.settings.reregistration_timeout)
-        running = replace(worker, state=WorkerState.RUNNING, registered=now, terminate_after=expires, last_modified=now)
+        secret = secrets.token_urlsafe(33)  # 44 characters, as Taskcluster's
+        running = replace(
+            worker,
+            state=WorkerState.RUNNING,
+            registered=now,
+            terminate_after=expires,
+            last_modified=now,
+            secret_hash=token_hash(secret),
+        )
         if not self.pools.put_worker(running, expected_state=WorkerState.REQUESTED):
             raise RequestConflict("Worker changed state while registering")
-        name = f"worker/{provider_id}/{pool_id}/{worker.worker_group}/{worker.worker_id}"
-        credentials = self.auth.worker_credentials(
-            name, worker_credential_scopes(pool_id, worker.worker_group, worker.worker_id), expires
-        )
         lc = pool.settings.launch_config(worker.launch_config_id)
         return {
             "expires": format_date(expires),
-            "credentials": credentials or {},
+            "credentials": self._credentials(worker, expires),
             "workerConfig": lc.worker_config if lc else {},
+            "secret": secret,
         }
+
+    def reregister(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """New credentials for a running worker before its current ones expire, against the
+        one-time secret of its last (re)registration, which is replaced; terminateAfter moves on."""
+        pool_id = body["workerPoolId"]
+        pool = self.pools.get_pool(pool_id)
+        worker = self.pools.get_worker(pool_id, body["workerGroup"], body["workerId"])
+        if pool is None or worker is None:
+            raise ResourceNotFound(f"Worker {body['workerGroup']}/{body['workerId']} does not exist in {pool_id}")
+        if not worker.secret_hash or not hmac.compare_digest(token_hash(body["secret"]), worker.secret_hash):
+            raise InputError("secret does not match this worker's last registration (it is one-time)")
+        now = self.clock.now()
+        if worker.state is not WorkerState.RUNNING:
+            raise RequestConflict(f"Worker is {worker.state}: only a running worker reregisters")
+        if worker.terminate_after is not None and now > worker.terminate_after:
+            raise InputError("This worker's registration has expired")
+        expires = now + timedelta(seconds=pool.settings.reregistration_timeout)
+        secret = secrets.token_urlsafe(33)
+        renewed = replace(worker, terminate_after=expires, last_modified=now, secret_hash=token_hash(secret))
+        if not self.pools.put_worker(
+            renewed, expected_state=WorkerState.RUNNING, expected_secret_hash=worker.secret_hash
+        ):
+            raise RequestConflict("Worker changed while reregistering (its secret is one-time)")
+        return {"expires": format_date(expires), "credentials": self._credentials(worker, expires), "secret": secret}
+
+    def _credentials(self, worker: PoolWorker, expires: datetime) -> dict[str, str]:
+        """Temporary credentials with the pool's worker scopes (worker-manager's createCredentials)."""
+        pool_id, group, worker_id = worker.worker_pool_id, worker.worker_group, worker.worker_id
+        name = f"worker/{worker.provider_id}/{pool_id}/{group}/{worker_id}"
+        return self.auth.worker_credentials(name, worker_credential_scopes(pool_id, group, worker_id), expires) or {}
 
     def should_terminate(self, pool_id: str, worker_group: str, worker_id: str) -> dict[str, Any]:
         worker = self.pools.get_worker(pool_id, worker_group, worker_id)

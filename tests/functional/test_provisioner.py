@@ -208,3 +208,37 @@ def test_remove_worker_ends_the_instance_and_the_worker_stops(stack: Harness) ->
 
     missing = stack.call("DELETE", path.rsplit("/", 1)[0] + "/i-0123456789abcdef0")
     assert missing.status_code == 404 and missing.json_body["code"] == "ResourceNotFound"
+
+
+def test_a_registered_worker_reregisters_with_its_one_time_secret(stack: Harness) -> None:
+    ec2 = boto3.client("ec2", region_name=REGION)
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    stack.c.worker_manager.create_worker_pool(POOL, pool_body(image))
+    stack.create()
+    stack.c.provisioner.provision("run-1")
+    [instance] = instances(ec2)
+    registered = stack.call(
+        "POST", "/api/worker-manager/v1/worker/register", registration(ec2, instance["InstanceId"]), credentials=None
+    )
+    assert registered.status_code == 200, registered.body
+    first = registered.json_body
+    assert len(first["secret"]) == 44
+    body = {"workerPoolId": POOL, "workerGroup": REGION, "workerId": instance["InstanceId"], "secret": first["secret"]}
+    path = "/api/worker-manager/v1/worker/reregister"
+
+    stack.advance(3600)
+    renewed = stack.call("POST", path, body, credentials=first["credentials"])
+    assert renewed.status_code == 200, renewed.body
+    assert set(renewed.json_body) == {"expires", "credentials", "secret"}
+    assert renewed.json_body["expires"] > first["expires"] and renewed.json_body["secret"] != first["secret"]
+    worker = stack.c.pool_store.get_worker(POOL, REGION, instance["InstanceId"])
+    assert worker is not None and worker.terminate_after is not None
+    assert worker.terminate_after.isoformat()[:19] == renewed.json_body["expires"][:19]
+
+    used = stack.call("POST", path, body, credentials=renewed.json_body["credentials"])  # the secret is one-time
+    assert used.status_code == 400 and used.json_body["code"] == "InputError", used.body
+    again = {**body, "secret": renewed.json_body["secret"]}
+    other = {**again, "workerId": "i-0123456789abcdef0"}  # another worker's name: not in these credentials
+    refused = stack.call("POST", path, other, credentials=renewed.json_body["credentials"])
+    assert refused.status_code == 403 and refused.json_body["code"] == "InsufficientScopes"
+    assert stack.call("POST", path, again, credentials=renewed.json_body["credentials"]).status_code == 200

@@ -341,6 +341,7 @@ DEFERRED = {
     "createWorkerPool": {"providerId"},  # from the body
     "updateWorkerPool": {"providerId"},
     "reportWorkerError": {"workerGroup", "workerId"},  # the reporting worker, from the body
+    "reregisterWorker": {"workerPoolId", "workerGroup", "workerId"},  # the worker, from the body
     **{
         name: {"names"}
         for name in ("getArtifact", "getLatestArtifact", "artifact", "latestArtifact")  # the name and those linked
