@@ -146,7 +146,7 @@ class TaskGraph:
         handed on to the release queue."""
         report = ReleaseReport()
         while walks:
-            pages = list(self._map(lambda w: self.graph.dependents(w[0], RELEASE_PAGE, w[2]), walks))
+            pages = self._map(lambda w: self.graph.dependents(w[0], RELEASE_PAGE, w[2]), walks)
             # e.g. all-completed and it failed: those dependents wait (or time out at their deadline)
             edges = [
                 (dependent_id, task_id, dependencies == 1)

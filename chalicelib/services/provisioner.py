@@ -328,25 +328,9 @@ class Provisioner:
             raise RequestConflict(f"Worker is {worker.state}, not requested: registration is one-time")
         if worker.terminate_after is not None and now > worker.terminate_after:
             raise InputError("The registration window of this worker has passed")
-        expires = now + timedelta(seconds=pool.settings.reregistration_timeout)
-        secret = secrets.token_urlsafe(33)  # 44 characters, as Taskcluster's
-        running = replace(
-            worker,
-            state=WorkerState.RUNNING,
-            registered=now,
-            terminate_after=expires,
-            last_modified=now,
-            secret_hash=token_hash(secret),
-        )
-        if not self.pools.put_worker(running, expected_state=WorkerState.REQUESTED):
-            raise RequestConflict("Worker changed state while registering")
+        granted = self._grant(pool, worker, now, None, state=WorkerState.RUNNING, registered=now)
         lc = pool.settings.launch_config(worker.launch_config_id)
-        return {
-            "expires": format_date(expires),
-            "credentials": self._credentials(worker, expires),
-            "workerConfig": lc.worker_config if lc else {},
-            "secret": secret,
-        }
+        return {**granted, "workerConfig": lc.worker_config if lc else {}}
 
     def reregister(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """New credentials for a running worker before its current ones expire, against the
@@ -363,13 +347,18 @@ class Provisioner:
             raise RequestConflict(f"Worker is {worker.state}: only a running worker reregisters")
         if worker.terminate_after is not None and now > worker.terminate_after:
             raise InputError("This worker's registration has expired")
+        return self._grant(pool, worker, now, worker.secret_hash)
+
+    def _grant(
+        self, pool: WorkerPool, worker: PoolWorker, now: datetime, secret_hash: str | None, **changes: Any
+    ) -> dict[str, Any]:
+        """Credentials until reregistrationTimeout from now, and a new one-time secret (only its
+        hash is kept), written on the state (and secret) the caller checked; 409 if either moved."""
         expires = now + timedelta(seconds=pool.settings.reregistration_timeout)
-        secret = secrets.token_urlsafe(33)
-        renewed = replace(worker, terminate_after=expires, last_modified=now, secret_hash=token_hash(secret))
-        if not self.pools.put_worker(
-            renewed, expected_state=WorkerState.RUNNING, expected_secret_hash=worker.secret_hash
-        ):
-            raise RequestConflict("Worker changed while reregistering (its secret is one-time)")
+        secret = secrets.token_urlsafe(33)  # 44 characters, as Taskcluster's
+        updated = replace(worker, terminate_after=expires, last_modified=now, secret_hash=token_hash(secret), **changes)
+        if not self.pools.put_worker(updated, expected_state=worker.state, expected_secret_hash=secret_hash):
+            raise RequestConflict("Worker changed while registering; a registration and its secret are one-time")
         return {"expires": format_date(expires), "credentials": self._credentials(worker, expires), "secret": secret}
 
     def _credentials(self, worker: PoolWorker, expires: datetime) -> dict[str, str]:

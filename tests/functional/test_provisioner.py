@@ -189,13 +189,19 @@ def test_additional_user_data_may_not_set_what_the_provisioner_writes(stack: Har
     assert r.status_code == 400 and "additionalUserData may not set queuePrefix" in r.json_body["message"], r.body
 
 
-def test_remove_worker_ends_the_instance_and_the_worker_stops(stack: Harness) -> None:
+def one_instance(stack: Harness, body: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+    """The pool (pool_body unless given), one task, one provisioner run: (EC2 client, its instance)."""
     ec2 = boto3.client("ec2", region_name=REGION)
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    stack.c.worker_manager.create_worker_pool(POOL, pool_body(image))
+    stack.c.worker_manager.create_worker_pool(POOL, body or pool_body(image))
     stack.create()
     stack.c.provisioner.provision("run-1")
     [instance] = instances(ec2)
+    return ec2, instance
+
+
+def test_remove_worker_ends_the_instance_and_the_worker_stops(stack: Harness) -> None:
+    ec2, instance = one_instance(stack)
     path = f"/api/worker-manager/v1/workers/{POOL.replace('/', '%2F')}/{REGION}/{instance['InstanceId']}"
 
     r = stack.call("DELETE", path)
@@ -211,12 +217,7 @@ def test_remove_worker_ends_the_instance_and_the_worker_stops(stack: Harness) ->
 
 
 def test_a_registered_worker_reregisters_with_its_one_time_secret(stack: Harness) -> None:
-    ec2 = boto3.client("ec2", region_name=REGION)
-    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    stack.c.worker_manager.create_worker_pool(POOL, pool_body(image))
-    stack.create()
-    stack.c.provisioner.provision("run-1")
-    [instance] = instances(ec2)
+    ec2, instance = one_instance(stack)
     registered = stack.call(
         "POST", "/api/worker-manager/v1/worker/register", registration(ec2, instance["InstanceId"]), credentials=None
     )
