@@ -133,7 +133,7 @@ def fan_out(stack: EmbeddedStack, n: int) -> dict[str, Any]:
     queue.createTask(root, {k: v for k, v in _definition(c, root, tq, group, []).items()})
     deps = [slugId() for _ in range(n)]
     tasks = [new_task(d, _definition(c, d, tq, group, [root])) for d in deps]
-    _bulk_graph(c).add_edges_many((t.task_id, "all-completed", [root], t.expires) for t in tasks)
+    _bulk_graph(c).add_edges_many((t.task_id, "", "all-completed", [root], 1, t.expires) for t in tasks)
     _bulk_tasks(c).put_many(tasks)
     claim = queue.claimWork(tq, {"tasks": 1, "workerGroup": "b", "workerId": "w"})["tasks"][0]
     _setup.on = False

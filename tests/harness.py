@@ -56,6 +56,17 @@ def hawk_header(
     return header
 
 
+def assert_error(response: HTTPResponse, status: int, code: str) -> dict[str, Any]:
+    """A Taskcluster error body (`code`, `message` with its footer, `requestInfo`) with this status."""
+    assert response.status_code == status, response.body
+    body: dict[str, Any] = response.json_body
+    assert body["code"] == code
+    assert f"* errorCode:  {code}" in body["message"]
+    assert f"* statusCode: {status}" in body["message"]
+    assert set(body["requestInfo"]) == {"method", "params", "payload", "time"}
+    return body
+
+
 TEST_SETTINGS = Settings(claim_work_timeout=0.0, due_shards=2, root_access_token="test-root-token")
 ROOT = "/api/queue/v1"
 

@@ -102,29 +102,33 @@ class DynamoGraphStore:
         return any(True for _ in self._model.query(f"active#{task_group_id}", limit=1, consistent_read=True))
 
     # --- dependency edges ----------------------------------------------------------------------
-    def add_edges(self, dependent_id: str, requires: str, required_ids: Sequence[str], expires: datetime) -> None:
-        self.add_edges_many([(dependent_id, requires, required_ids, expires)])
+    # An edge's keys carry the `link` of the createTask request that wrote it (Task.link), so
+    # two requests racing for one taskId never write the same items: each can remove exactly
+    # its own, and release honours only the edges of the stored task. An empty link is the
+    # form of edges written before links existed.
+    def add_edges(
+        self, dependent_id: str, link: str, requires: str, required_ids: Sequence[str], count: int, expires: datetime
+    ) -> None:
+        """Edges from `dependent_id` to `required_ids` (some of its `count` dependencies)."""
+        self.add_edges_many([(dependent_id, link, requires, required_ids, count, expires)])
 
-    def add_edges_many(self, edges: Iterable[tuple[str, str, Sequence[str], datetime]]) -> None:
-        """Write (dependent, requires, dependencies, expires) edges: one pair of items per dependency."""
+    def add_edges_many(self, edges: Iterable[tuple[str, str, str, Sequence[str], int, datetime]]) -> None:
+        """Write (dependent, link, requires, dependencies, count, expires) edges: an item pair per dependency."""
+        m = self._model
         rows = []
-        for dependent_id, requires, required_ids, expires in edges:
-            ttl, unique = _ttl(expires), list(dict.fromkeys(required_ids))
-            for required_id in unique:
-                m = self._model
-                rows.append(
-                    m(f"dependents#{required_id}", dependent_id, requires=requires, dependencies=len(unique), ttl=ttl)
-                )
-                rows.append(m(f"requires#{dependent_id}", required_id, ttl=ttl))
+        for dependent_id, link, requires, required_ids, count, expires in edges:
+            ttl = _ttl(expires)
+            for required_id in dict.fromkeys(required_ids):
+                sk = _dependent_key(dependent_id, link)
+                rows.append(m(f"dependents#{required_id}", sk, requires=requires, dependencies=count, ttl=ttl))
+                rows.append(m(_requires_key(dependent_id, link), required_id, ttl=ttl))
         self._write(rows, [])
 
-    def delete_edges(self, dependent_id: str, required_ids: Sequence[str]) -> None:
+    def delete_edges(self, dependent_id: str, link: str, required_ids: Sequence[str]) -> None:
         m = self._model
         unique = list(dict.fromkeys(required_ids))
-        self._write(
-            [],
-            [m(f"dependents#{r}", dependent_id) for r in unique] + [m(f"requires#{dependent_id}", r) for r in unique],
-        )
+        sk, pk = _dependent_key(dependent_id, link), _requires_key(dependent_id, link)
+        self._write([], [m(f"dependents#{r}", sk) for r in unique] + [m(pk, r) for r in unique])
 
     def _write(self, puts: Sequence[GraphRow], deletes: Sequence[GraphRow]) -> None:
         """BatchWriteItem, 25 items a request; a large set (a createTask naming thousands of
@@ -144,34 +148,51 @@ class DynamoGraphStore:
                 else:
                     batch.delete(row)
 
-    def satisfy(self, edges: Iterable[tuple[str, str]]) -> None:
-        """Mark (dependent, required) edges satisfied: their requirement items go, 25 to a
+    def satisfy(self, edges: Iterable[tuple[str, str, str]]) -> None:
+        """Mark (dependent, link, required) edges satisfied: their requirement items go, 25 to a
         BatchWriteItem (deleting twice is harmless)."""
         unique = list(dict.fromkeys(edges))  # a batch may not name an item twice
-        if len(unique) == 1:
-            dependent_id, required_id = unique[0]
-            self._model(f"requires#{dependent_id}", required_id).delete()
+        rows = [self._model(_requires_key(dependent, link), required) for dependent, link, required in unique]
+        if len(rows) == 1:
+            rows[0].delete()
             return
-        self._write([], [self._model(f"requires#{dependent_id}", required_id) for dependent_id, required_id in unique])
+        self._write([], rows)
 
-    def requirements(self, dependent_id: str, limit: int | None = None) -> list[str]:
+    def requirements(self, dependent_id: str, link: str, limit: int | None = None) -> list[str]:
         """Strongly consistent: the dependencies of `dependent_id` not yet satisfied."""
-        rows = self._model.query(f"requires#{dependent_id}", limit=limit, consistent_read=True)
+        rows = self._model.query(_requires_key(dependent_id, link), limit=limit, consistent_read=True)
         return [r.sk for r in rows]
 
     def dependents(
         self, required_id: str, limit: int, continuation: str | None
-    ) -> tuple[list[tuple[str, str, int | None]], str | None]:
-        """A page of (dependent taskId, requires, its number of dependencies if recorded) of
-        `required_id`, ordered by dependent taskId."""
+    ) -> tuple[list[tuple[str, str, str, int | None]], str | None]:
+        """A page of (dependent taskId, its edges' link, requires, its number of dependencies if
+        recorded) of `required_id`, ordered by dependent taskId."""
         result = self._model.query(
             f"dependents#{required_id}",
             limit=limit,
             last_evaluated_key=decode_token(continuation, {"pk", "sk"}),
             page_size=limit,
         )
-        page: list[tuple[str, str, int | None]] = [
-            (r.sk, r.requires or "all-completed", int(r.dependencies) if r.dependencies is not None else None)
+        page: list[tuple[str, str, str, int | None]] = [
+            (
+                *_split_dependent_key(r.sk),
+                r.requires or "all-completed",
+                int(r.dependencies) if r.dependencies is not None else None,
+            )
             for r in result
         ]
         return page, next_token(result.last_evaluated_key, len(page), limit)
+
+
+def _dependent_key(dependent_id: str, link: str) -> str:
+    return f"{dependent_id}#{link}" if link else dependent_id
+
+
+def _split_dependent_key(sk: str) -> tuple[str, str]:
+    dependent_id, _, link = sk.partition("#")
+    return dependent_id, link
+
+
+def _requires_key(dependent_id: str, link: str) -> str:
+    return f"requires#{dependent_id}#{link}" if link else f"requires#{dependent_id}"

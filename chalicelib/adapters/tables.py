@@ -143,6 +143,7 @@ class TaskRow(Model):
     queueSort = UnicodeAttribute(null=True)
     dueShard = UnicodeAttribute()
     dueAt = UnicodeAttribute(null=True)
+    link = UnicodeAttribute(null=True)  # names the task's dependency edges (graph_store.py)
 
     byQueue = ByQueueIndex()
     byDue = ByDueIndex()

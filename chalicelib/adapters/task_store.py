@@ -39,6 +39,7 @@ def task_from_row(row: TaskRow) -> Task:
         runs=tuple(Run.from_json(r.as_dict()) for r in row.runs or []),
         version=int(row.version or 0),
         hint_seq=int(row.hintSeq or 0),
+        link=row.link or "",
     )
 
 
@@ -110,6 +111,7 @@ class DynamoTaskStore:
             ttl=int(parse_date(d["expires"]).timestamp()),
             version=version,
             dueShard=self._shard(task.task_id),
+            link=task.link or None,
             **self._status_values(task),
         )
 

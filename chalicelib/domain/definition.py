@@ -79,9 +79,13 @@ def normalize(task_id: str, body: dict[str, Any], now: datetime, max_deadline_da
     }
 
 
-def new_task(task_id: str, definition: dict[str, Any]) -> Task:
+def new_task(task_id: str, definition: dict[str, Any], link: str = "") -> Task:
     return Task(
-        task_id=task_id, definition=definition, priority=definition["priority"], retries_left=definition["retries"]
+        task_id=task_id,
+        definition=definition,
+        priority=definition["priority"],
+        retries_left=definition["retries"],
+        link=link,
     )
 
 

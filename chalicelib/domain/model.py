@@ -66,8 +66,17 @@ MAX_RUNS = 50
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|z|[+-]\d{2}:?\d{2})$")
 
 
+# What any date the service is given must lie within: a DynamoDB TTL is an epoch second (so
+# not before 1970), and expiries get a year or a margin added (so never near year 9999's end,
+# where Python's datetime stops). JavaScript's years ±275760 never parse at all.
+EARLIEST_DATE = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_DATE = datetime(9999, 1, 1, tzinfo=UTC)
+
+
 def parse_date(text: str) -> datetime:
-    """Parse an RFC 3339 date-time, truncated to milliseconds as JavaScript's Date does."""
+    """Parse an RFC 3339 date-time, truncated to milliseconds as JavaScript's Date does.
+
+    ValueError for anything that is not one, or that a datetime cannot hold."""
     m = _DATE.match(text)
     if not m:
         raise ValueError(f"not a date-time: {text!r}")
@@ -78,8 +87,19 @@ def parse_date(text: str) -> datetime:
         sign = 1 if tz[0] == "+" else -1
         digits = tz[1:].replace(":", "")
         offset = sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-    dt = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micros)
-    return (dt - offset).replace(tzinfo=UTC)
+    try:
+        dt = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micros)
+        return (dt - offset).replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        raise ValueError(f"not a date-time: {text!r}") from None
+
+
+def storable_date(text: str) -> bool:
+    """A date-time the service can store and compute with (EARLIEST_DATE to LATEST_DATE)."""
+    try:
+        return EARLIEST_DATE <= parse_date(text) < LATEST_DATE
+    except ValueError:
+        return False
 
 
 def format_date(dt: datetime) -> str:
@@ -154,6 +174,9 @@ class Task:
     `definition` is the normalised task definition exactly as `task()` returns it, except that
     `priority` there is the one it was created with; the current one is `priority` here.
     `version` counts writes to the row; `hint_seq` counts dispatch hints asked for the pending run.
+    `link` names the dependency edges of the createTask request that stored this task (empty for
+    tasks stored before edges were named): edges another request wrote for the same taskId are
+    not this task's, whichever way the two raced (services/graph.py).
     """
 
     task_id: str
@@ -163,6 +186,7 @@ class Task:
     runs: tuple[Run, ...] = ()
     version: int = 0
     hint_seq: int = 0
+    link: str = ""
 
     # --- derived views -------------------------------------------------------------------------
     @property

@@ -8,8 +8,10 @@ error body `{code, message, requestInfo}`; domain errors map to status codes in 
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import math
 import re
 import uuid
 from collections.abc import Callable
@@ -30,7 +32,7 @@ from ..domain.errors import (
     MalformedPayload,
     QueueError,
 )
-from ..domain.model import format_date
+from ..domain.model import EARLIEST_DATE, LATEST_DATE, format_date
 from ..domain.scopes import ENDPOINT_SCOPES, ScopeExpr, parameters
 from ..schemas import schema_url, validator
 from ..services.auth import Auth, Caller, SignedRequest
@@ -38,6 +40,11 @@ from ..services.auth import Auth, Caller, SignedRequest
 log = logging.getLogger("taskqueue.api")
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
+# JSON nested deeper than this is refused before it is parsed: Python's parser recurses (a few
+# thousand levels crash it) and so do schema validation and serialisation. Real task payloads
+# nest a handful of levels; Taskcluster sets no limit, 100 leaves room for any real document.
+MAX_JSON_DEPTH = 100
+MAX_ID_CHARS = 500  # clientId, roleId (docs/limits.md)
 SLUGID = r"^[A-Za-z0-9_-]{8}[Q-T][A-Za-z0-9_-][CGKOSWaeimquy26-][A-Za-z0-9_-]{10}[AQgw]$"
 PARAM_PATTERNS: dict[str, re.Pattern[str]] = {
     name: re.compile(pattern)
@@ -50,10 +57,13 @@ PARAM_PATTERNS: dict[str, re.Pattern[str]] = {
         "workerType": r"^[a-zA-Z0-9-_]{1,38}$",
         "workerGroup": r"^[a-zA-Z0-9-_]{1,38}$",
         "workerId": r"^[a-zA-Z0-9-_]{1,38}$",
-        "runId": r"^[1-9]*[0-9]+$",
+        # Taskcluster's pattern; at most 4 digits: a run is 0..1000, and longer digit strings
+        # only cost (Python refuses to parse over 4,300 digits at all).
+        "runId": r"^(?=[0-9]{1,4}$)[1-9]*[0-9]+$",
         "name": r"^[\x20-\x7e]+$",  # an artifact name: printable ASCII, `/` included
-        "clientId": r"^[A-Za-z0-9!@/:.+|_-]+$",
-        "roleId": r"^[\x20-\x7e]+$",
+        # Taskcluster's patterns, with a length that fits a DynamoDB sort key (1,024 bytes)
+        "clientId": rf"^[A-Za-z0-9!@/:.+|_-]{{1,{MAX_ID_CHARS}}}$",
+        "roleId": rf"^[\x20-\x7e]{{1,{MAX_ID_CHARS}}}$",
     }.items()
 }
 # A splat parameter (Taskcluster's `{*name}`, which may contain raw `/`) is registered as
@@ -62,7 +72,13 @@ PARAM_PATTERNS: dict[str, re.Pattern[str]] = {
 # official clients send, need none of this: they stay within the one `{name}` segment.
 SPLAT_SEGMENTS = 8
 SPLAT_SEP = "__"
-QUERY_PATTERNS = {"continuationToken": re.compile(r"."), "limit": re.compile(r"^[0-9]+$")}
+# A continuation token is opaque but never long (an encoded key of a few short ids); limit is
+# Taskcluster's digits, at most 9 of them (any page size above 1,000 is capped anyway).
+MAX_TOKEN_CHARS = 4096
+QUERY_PATTERNS = {
+    "continuationToken": re.compile(rf"^.{{1,{MAX_TOKEN_CHARS}}}$", re.DOTALL),
+    "limit": re.compile(r"^[0-9]{1,9}$"),
+}
 HEADERS: dict[str, str | list[str]] = {"Cache-Control": "no-store no-cache must-revalidate"}
 CORS = CORSConfig(
     allow_origin="*",
@@ -70,6 +86,9 @@ CORS = CORSConfig(
     allow_headers=["X-Requested-With", "Content-Type", "Authorization", "Accept", "Origin", "Cache-Control"],
 )
 _clock = SystemClock()  # only for the `time` of error bodies
+DATE_RULE = (
+    f"an RFC 3339 date-time from {format_date(EARLIEST_DATE)} up to, not including, {format_date(LATEST_DATE)}"
+)
 
 
 @dataclass
@@ -96,7 +115,7 @@ class Call:
 
     def limit(self, default: int = 1000, maximum: int = 1000) -> int:
         """The page size asked for (`limit` is already known to be digits), capped as Taskcluster caps it."""
-        limit = int(self.query.get("limit", default))
+        limit = int(self.query.get("limit", default))  # at most 9 digits (QUERY_PATTERNS)
         if limit < 1:
             raise InputError("limit must be at least 1")
         return min(limit, maximum)
@@ -132,8 +151,29 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999: JSON allows it, nothing can store or return it
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(rb"[^\[\]{}]")
+_DEPTH = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+
+
+def json_depth(raw: bytes) -> int:
+    """How deeply `raw` nests arrays and objects, found without recursion (strings skipped)."""
+    brackets = _NOT_BRACKET.sub(b"", _STRING.sub(b"", raw))
+    return max(itertools.accumulate(map(_DEPTH.__getitem__, brackets)), default=0)
+
+
 def parse_json(raw: bytes) -> Any:
-    return json.loads(raw, parse_constant=_reject_constant)
+    """Strict JSON: no NaN or Infinity (DynamoDB cannot store them), nesting at most MAX_JSON_DEPTH."""
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and json_depth(raw) > MAX_JSON_DEPTH:
+        raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 def signed_request(request: Any, body: bytes) -> SignedRequest:
@@ -367,6 +407,7 @@ class Api:
         try:
             return validator(schema)(payload)
         except JsonSchemaException as e:
+            hint = f" ({DATE_RULE})" if str(e).endswith("must be date-time") else ""
             raise InputValidationError(
-                f"Schema Validation Failed!\nRejecting Schema: {schema_url(schema)}\nErrors:\n  * {e}"
+                f"Schema Validation Failed!\nRejecting Schema: {schema_url(schema)}\nErrors:\n  * {e}{hint}"
             ) from None

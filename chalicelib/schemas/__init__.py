@@ -14,6 +14,8 @@ from typing import Any
 
 import fastjsonschema
 
+from ..domain.model import storable_date
+
 SCHEMA_DIR = Path(__file__).parent / "v1"
 
 
@@ -25,8 +27,11 @@ def load(name: str) -> dict[str, Any]:
 
 @cache
 def validator(name: str) -> Callable[[Any], Any]:
-    """A function that validates a value against schema `name`, fills defaults, and returns it."""
-    return fastjsonschema.compile(load(name), use_default=True)
+    """A function that validates a value against schema `name`, fills defaults, and returns it.
+
+    `date-time` means a date the service can store (domain.model.storable_date): one that
+    merely parses (year 0001, year 9999's last days) would fail later, in arithmetic."""
+    return fastjsonschema.compile(load(name), use_default=True, formats={"date-time": storable_date})
 
 
 def schema_url(name: str) -> str:

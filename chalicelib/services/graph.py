@@ -11,6 +11,7 @@ on (`ReleaseQueue`); the sweeper re-checks unscheduled dependents, so none is ev
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -32,6 +33,7 @@ RELEASE_PAGE = 100
 RELEASE_CONCURRENCY = 16
 RELEASE_MARGIN = 5.0  # seconds of an invocation left when release hands on what remains
 BATCH_GET = 100
+LINK_ROUND = 2000  # dependencies whose edges are written, then read, at once (after the first batch)
 T = TypeVar("T")
 
 
@@ -81,37 +83,48 @@ class TaskGraph:
     def link(self, task: Task) -> list[str]:
         """Record a new task's dependencies; return those not yet satisfied.
 
-        Missing dependencies, or ones expiring before this task's deadline, are refused (and the
-        edges just written removed): a dependency defined later must not trigger someone else's task.
+        Edges are written before the task row, so a dependency resolving meanwhile finds them;
+        each round's dependencies are then read, strongly consistent. Missing dependencies, or
+        ones expiring before this task's deadline, are refused and the edges this request wrote
+        removed: a dependency defined later must not trigger someone else's task. The first
+        round is one read batch, so naming thousands of tasks that do not exist costs little.
         """
         deps: list[str] = task.definition["dependencies"]
         requires: str = task.definition["requires"]
-        expires = task.expires
-        self.graph.add_edges(task.task_id, requires, deps, expires)
-        others = [d for d in deps if d != task.task_id]
-        found = self._read(others)
-        missing = [d for d in others if d not in found]
-        expiring = [d for d in others if d in found and found[d].expires < task.deadline]
-        if missing or expiring:
-            self.graph.delete_edges(task.task_id, deps)
-            raise InputError(
-                "Task dependencies must exist and must not expire before the task's deadline",
-                dependencies=deps,
-                missingTaskDependencies=missing,
-                expiringTaskDependencies=expiring,
-            )
-        done = [d for d in others if satisfied_by(found[d], requires)]
+        count = len(set(deps))
+        written: list[str] = []
+        done: set[str] = set()
+        for start, end in _rounds(len(deps)):
+            chunk = deps[start:end]
+            self.graph.add_edges(task.task_id, task.link, requires, chunk, count, task.expires)
+            written += chunk
+            others = [d for d in chunk if d != task.task_id]
+            found = self._read(others)
+            missing = [d for d in others if d not in found]
+            expiring = [d for d in others if d in found and found[d].expires < task.deadline]
+            if missing or expiring:
+                self.unlink(task, written)
+                raise InputError(
+                    "Task dependencies must exist and must not expire before the task's deadline",
+                    dependencies=deps,
+                    missingTaskDependencies=missing,
+                    expiringTaskDependencies=expiring,
+                )
+            done.update(d for d in others if satisfied_by(found[d], requires))
         if done:
-            self.graph.satisfy([(task.task_id, d) for d in done])
-        done_set = set(done)
-        return [d for d in deps if d not in done_set]
+            self.graph.satisfy([(task.task_id, task.link, d) for d in done])
+        return [d for d in deps if d not in done]
+
+    def unlink(self, task: Task, deps: Sequence[str] | None = None) -> None:
+        """Remove the edges this request wrote for `task` (its link's only: never another's)."""
+        self.graph.delete_edges(task.task_id, task.link, task.definition["dependencies"] if deps is None else deps)
 
     def settle(self, task: Task) -> Task:
         """After inserting an unscheduled task: release it if its last requirement went meanwhile."""
         if (
             task.state is TaskState.UNSCHEDULED
             and task.definition["dependencies"]
-            and not self.graph.requirements(task.task_id, limit=1)
+            and not self.graph.requirements(task.task_id, task.link, limit=1)
         ):
             return self._schedule(task.task_id).task
         return task
@@ -149,9 +162,9 @@ class TaskGraph:
             pages = self._map(lambda w: self.graph.dependents(w[0], RELEASE_PAGE, w[2]), walks)
             # e.g. all-completed and it failed: those dependents wait (or time out at their deadline)
             edges = [
-                (dependent_id, task_id, dependencies == 1)
+                (dependent_id, link, task_id, dependencies == 1)
                 for (task_id, resolved, _), (page, _) in zip(walks, pages, strict=True)
-                for dependent_id, requires, dependencies in page
+                for dependent_id, link, requires, dependencies in page
                 if satisfies(resolved, requires)
             ]
             report.satisfied += len(edges)
@@ -163,26 +176,28 @@ class TaskGraph:
                 return report
         return report
 
-    def _satisfy(self, edges: Sequence[tuple[str, str, bool]]) -> list[str]:
-        """Satisfy (dependent, required, it is the dependent's only dependency) edges; schedule the
-        dependents left with no requirement (asking only about those with others). Returns those
-        scheduled. Every step is idempotent: a retried batch does no harm."""
+    def _satisfy(self, edges: Sequence[tuple[str, str, str, bool]]) -> list[str]:
+        """Satisfy (dependent, link, required, it is the dependent's only dependency) edges;
+        schedule the dependents left with no requirement (asking only about those with others).
+        Returns those scheduled. Every step is idempotent: a retried batch does no harm."""
         if not edges:
             return []
-        self.graph.satisfy([(d, r) for d, r, _ in edges])
-        dependents = list(dict.fromkeys(d for d, _, _ in edges))
-        sole = {d for d, _, only in edges if only}
-        others = [d for d in dependents if d not in sole]
+        self.graph.satisfy([(d, link, r) for d, link, r, _ in edges])
+        dependents = list(dict.fromkeys((d, link) for d, link, _, _ in edges))
+        sole = {(d, link) for d, link, _, only in edges if only}
+        others = [e for e in dependents if e not in sole]
         left = self._map(self._has_requirements, others)
-        free = sole | {d for d, blocked in zip(others, left, strict=True) if not blocked}
-        unblocked = [d for d in dependents if d in free]
-        found = self._read(unblocked)
-        ready = [found[d] for d in unblocked if d in found]  # not found: an edge of a failed createTask
+        free = sole | {e for e, blocked in zip(others, left, strict=True) if not blocked}
+        unblocked = [e for e in dependents if e in free]
+        found = self._read([d for d, _ in unblocked])
+        # Not found: an edge of a createTask that failed. Another link: the edge of a request
+        # that lost the race for that taskId, which the stored task does not depend on.
+        ready = [found[d] for d, link in unblocked if d in found and found[d].link == link]
         scheduled = self._map(lambda t: self._schedule(t.task_id, t).changed, ready)
         return [t.task_id for t, changed in zip(ready, scheduled, strict=True) if changed]
 
-    def _has_requirements(self, dependent_id: str) -> bool:
-        return bool(self.graph.requirements(dependent_id, limit=1))
+    def _has_requirements(self, edge: tuple[str, str]) -> bool:
+        return bool(self.graph.requirements(edge[0], edge[1], limit=1))
 
     def _read(self, task_ids: Sequence[str]) -> dict[str, Task]:
         """Strongly consistent reads of tasks, in batches (those that do not exist are left out)."""
@@ -218,12 +233,12 @@ class TaskGraph:
 
     def recheck(self, task: Task) -> Task:
         """The sweeper's backstop for an unscheduled dependent: settle what a lost release missed."""
-        remaining = self.graph.requirements(task.task_id)
+        remaining = self.graph.requirements(task.task_id, task.link)
         others = [d for d in remaining if d != task.task_id]
         found = self._read(others)
         done = [d for d in others if d in found and satisfied_by(found[d], task.definition["requires"])]
         if done:
-            self.graph.satisfy([(task.task_id, d) for d in done])
+            self.graph.satisfy([(task.task_id, task.link, d) for d in done])
         if set(remaining) - set(done):
             return task
         return self._schedule(task.task_id).task
@@ -297,8 +312,14 @@ class TaskGraph:
     # --- dependents ----------------------------------------------------------------------------
     def dependents(self, task_id: str, limit: int, continuation: str | None) -> tuple[list[Task], str | None]:
         page, token = self.graph.dependents(task_id, limit, continuation)
-        found = self.store.get_many([d for d, _, _ in page])
-        return [found[d] for d, _, _ in page if d in found], token
+        found = self.store.get_many([d for d, _, _, _ in page])
+        return [found[d] for d, link, _, _ in page if d in found and found[d].link == link], token
+
+
+def _rounds(n: int) -> list[tuple[int, int]]:
+    """createTask's dependency rounds: one read batch first, then LINK_ROUND at a time."""
+    bounds = [0, *range(min(n, BATCH_GET), n, LINK_ROUND), n]
+    return [(a, b) for a, b in itertools.pairwise(bounds) if a < b]
 
 
 def _cancel_unless_done(task: Task, now: datetime) -> Task:

@@ -70,18 +70,21 @@ class GraphStore(Protocol):
 
     def has_members(self, task_group_id: str) -> bool: ...
 
-    def add_edges(self, dependent_id: str, requires: str, required_ids: Sequence[str], expires: datetime) -> None: ...
+    def add_edges(
+        self, dependent_id: str, link: str, requires: str, required_ids: Sequence[str], count: int, expires: datetime
+    ) -> None: ...
 
-    def delete_edges(self, dependent_id: str, required_ids: Sequence[str]) -> None: ...
+    def delete_edges(self, dependent_id: str, link: str, required_ids: Sequence[str]) -> None: ...
 
-    def satisfy(self, edges: Iterable[tuple[str, str]]) -> None:
-        """(dependent, required) edges satisfied: idempotent."""
+    def satisfy(self, edges: Iterable[tuple[str, str, str]]) -> None:
+        """(dependent, link, required) edges satisfied: idempotent."""
 
-    def requirements(self, dependent_id: str, limit: int | None = None) -> list[str]: ...
+    def requirements(self, dependent_id: str, link: str, limit: int | None = None) -> list[str]: ...
 
     def dependents(
         self, required_id: str, limit: int, continuation: str | None
-    ) -> tuple[list[tuple[str, str, int | None]], str | None]: ...
+    ) -> tuple[list[tuple[str, str, str, int | None]], str | None]:
+        """A page of (dependent, link, requires, count) edges of `required_id`."""
 
 
 class EventBus(Protocol):

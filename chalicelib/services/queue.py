@@ -7,6 +7,7 @@ that needs no read — and so one conditional write.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -83,18 +84,28 @@ class QueueService:
             raise InputTooLarge(
                 f"Task definition is {size} bytes; the limit is {self.settings.max_definition_bytes}", taskId=task_id
             )
-        task = new_task(task_id, definition)
-        if definition["dependencies"]:
-            # Edges are written before the row, so look for an existing task first: a refused
-            # (conflicting) create must not leave edges behind on someone else's task.
+        linked = bool(definition["dependencies"])
+        # The edges this request writes carry its own link, so racing requests for one taskId
+        # never touch each other's (services/graph.py).
+        task = new_task(task_id, definition, link=secrets.token_urlsafe(9) if linked else "")
+        if linked:
+            # Edges are written before the row: an existing task needs none of them.
             existing = self.store.get(task_id)
             if existing is not None:
                 return self._repeat(existing, definition)
-        self.graph.admit(task)
-        if not definition["dependencies"] or not self.graph.link(task):
+        # Dependencies first: a refused one (400) leaves nothing, not even a new task group.
+        if not linked or not self.graph.link(task):
             task = transitions.schedule(task, now)
+        try:
+            self.graph.admit(task)
+        except RequestConflict:
+            if linked:
+                self.graph.unlink(task)
+            raise
         existing = self.store.create(task)
         if existing is not None:
+            if linked:
+                self.graph.unlink(task)  # another request's task won: ours are nobody's edges
             return self._repeat(existing, definition)
         self.graph.join(task)
         return self.graph.settle(task)

@@ -10,21 +10,11 @@ import pytest
 import slugid
 
 from chalicelib.domain.model import format_date
-from tests.harness import Harness, task_def
+from tests.harness import Harness, assert_error, task_def
 
 
 def put(stack: Harness, body: Any, task_id: str | None = None, **kw: Any) -> Any:
     return stack.call("PUT", f"/task/{task_id or slugid.nice()}", body, **kw)
-
-
-def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.body
-    body: dict[str, Any] = response.json_body
-    assert body["code"] == code
-    assert f"* errorCode:  {code}" in body["message"]
-    assert f"* statusCode: {status}" in body["message"]
-    assert set(body["requestInfo"]) == {"method", "params", "payload", "time"}
-    return body
 
 
 def test_create_task_fills_defaults_and_returns_pending_status(stack: Harness) -> None:

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 import slugid
 
+from chalicelib.domain.definition import new_task, normalize
 from chalicelib.domain.model import TaskState, format_date
-from tests.functional.test_create_task import assert_error
 from tests.functional.test_lifecycle import claim_task, report, runs
 from tests.functional.test_stream import stream_records
-from tests.harness import Harness
+from tests.harness import Harness, assert_error, task_def
 
 
 def finish(stack: Harness, task_id: str, outcome: str = "completed", run_id: int = 0) -> None:
@@ -67,10 +67,26 @@ def test_an_edge_stored_without_its_dependents_count_still_releases(stack: Harne
     """Edges written before release recorded how many dependencies a dependent has."""
     build = stack.create()
     test = stack.create(dependencies=[build])
-    row = stack.c.graph.graph._model.get(f"dependents#{build}", test)  # type: ignore[attr-defined]
+    link = stack.c.queue.task(test).link
+    row = stack.c.graph.graph._model.get(f"dependents#{build}", f"{test}#{link}")  # type: ignore[attr-defined]
     row.update(actions=[type(row).dependencies.remove()])
-    assert stack.c.graph.graph.dependents(build, 10, None)[0] == [(test, "all-completed", None)]
+    assert stack.c.graph.graph.dependents(build, 10, None)[0] == [(test, link, "all-completed", None)]
     finish(stack, build)
+    assert state(stack, test) == "pending"
+
+
+def test_a_task_and_edges_stored_before_edges_had_links_are_still_released(stack: Harness) -> None:
+    """Rows without `link` and edges keyed without one (the form before links) work as before."""
+    build, other = stack.create(), stack.create()
+    test = slugid.nice()
+    definition = normalize(test, task_def(stack.clock, dependencies=[build, other]), stack.clock.now(), 5)
+    task = new_task(test, definition)
+    stack.c.graph.graph.add_edges(test, "", "all-completed", [build, other], 2, task.expires)
+    assert stack.c.queue.store.create(task) is None
+    assert [t.task_id for t in stack.c.graph.dependents(build, 10, None)[0]] == [test]
+    finish(stack, build)
+    assert state(stack, test) == "unscheduled"
+    finish(stack, other)
     assert state(stack, test) == "pending"
 
 

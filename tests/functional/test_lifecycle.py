@@ -7,8 +7,7 @@ from typing import Any
 
 import slugid
 
-from tests.functional.test_create_task import assert_error
-from tests.harness import Harness
+from tests.harness import Harness, assert_error
 
 
 def report(stack: Harness, task_id: str, run_id: int, what: str, body: Any = None) -> Any:

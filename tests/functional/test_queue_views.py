@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 import slugid
 
-from tests.functional.test_create_task import assert_error
 from tests.functional.test_lifecycle import report
-from tests.harness import Harness
+from tests.harness import Harness, assert_error
 
 TQ = "proj%2Flinux"
 

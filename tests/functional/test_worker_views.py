@@ -21,9 +21,8 @@ from taskcluster.exceptions import TaskclusterRestFailure
 from chalicelib.domain.model import Worker, format_date, parse_date
 from chalicelib.domain.worker_info import WorkerKey
 from tests.functional.test_auth import make_client
-from tests.functional.test_create_task import assert_error
 from tests.functional.test_stream import invoke, stream_records
-from tests.harness import TEST_SETTINGS, Harness
+from tests.harness import TEST_SETTINGS, Harness, assert_error
 
 WORKERS = "/provisioners/proj/worker-types/linux/workers"
 WORKER = f"{WORKERS}/wg/w1"
