@@ -30,7 +30,7 @@ serve: install  ## the embedded stack in the foreground on http://127.0.0.1:$(PO
 run: install  ## the embedded stack plus a demo of real work; Ctrl-C stops it
 	$(PY) -m chalicelib.local run --port $(PORT)
 
-bench: install  ## the client workload of ../shared/bench against the embedded stack
+bench: install  ## the benchmarks of bench/ (the official client's workload) against the embedded stack
 	$(PY) -m bench
 
 package: install  ## chalice package + CloudFormation merge template into infra/build (no AWS account needed)

@@ -1,8 +1,8 @@
-"""The queue workload behind our performance targets (architecture.md), through the official client.
+"""The queue workload behind our performance targets (docs/architecture.md), through the official client.
 
 `end_to_end`: create N independent tasks with C clients, then claim them with claimWork(tasks=32)
-and report each completed with C clients. `pipelined`: P producers and C consumers at once.
-The same workload as ../shared/bench/queue_bench.py and queue_bench_pipe.py.
+and report each completed with C clients. `pipelined`: P producers and C consumers at once: the
+workload the targets were measured with on Taskcluster's own queue service.
 """
 
 from __future__ import annotations
