@@ -15,7 +15,7 @@ from pynamodb.exceptions import UpdateError
 
 from ..domain.graph import TaskGroup
 from ..domain.model import format_date, parse_date
-from .pagination import decode_token, next_token
+from .pagination import decode_token, equal, next_token
 from .tables import GraphRow
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
@@ -171,7 +171,7 @@ class DynamoGraphStore:
         result = self._model.query(
             f"dependents#{required_id}",
             limit=limit,
-            last_evaluated_key=decode_token(continuation, {"pk", "sk"}),
+            last_evaluated_key=decode_token(continuation, {"pk", "sk"}, {"pk": equal(f"dependents#{required_id}")}),
             page_size=limit,
         )
         page: list[tuple[str, str, str, int | None]] = [

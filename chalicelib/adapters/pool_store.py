@@ -20,7 +20,7 @@ from pynamodb.expressions.condition import Condition
 
 from ..domain.model import format_date, parse_date
 from ..domain.pools import ERROR_RETENTION, PoolError, PoolWorker, WorkerPool, WorkerState
-from .pagination import decode_token, next_token
+from .pagination import decode_token, equal, next_token, prefixed
 from .tables import PoolRow
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
@@ -167,7 +167,7 @@ class DynamoPoolStore:
             POOL_KIND,
             limit=limit,
             page_size=limit,
-            last_evaluated_key=decode_token(continuation, {"kind", "workerPoolId", "sk"}),
+            last_evaluated_key=decode_token(continuation, {"kind", "workerPoolId", "sk"}, {"kind": equal(POOL_KIND)}),
         )
         found = [_pool(r) for r in rows]
         return found, next_token(rows.last_evaluated_key, len(found), limit)
@@ -205,6 +205,7 @@ class DynamoPoolStore:
         if launch_config_id is not None:
             by_config = m.launchConfigId == launch_config_id
             condition = by_config if condition is None else condition & by_config
+        bounds = {"workerPoolId": equal(worker_pool_id), "sk": prefixed(WORKER_PREFIX)}
         rows = m.query(
             worker_pool_id,
             m.sk.startswith(WORKER_PREFIX),
@@ -212,7 +213,7 @@ class DynamoPoolStore:
             limit=limit,
             page_size=limit,
             consistent_read=True,
-            last_evaluated_key=decode_token(continuation, {"workerPoolId", "sk"}),
+            last_evaluated_key=decode_token(continuation, {"workerPoolId", "sk"}, bounds),
         )
         found = [_worker(r) for r in rows]
         return found, next_token(rows.last_evaluated_key, len(found), limit)
@@ -304,14 +305,15 @@ class DynamoPoolStore:
         if error_id is not None:
             by_id = m.errorId == error_id
             condition = by_id if condition is None else condition & by_id
+        bounds = {"workerPoolId": equal(worker_pool_id), "sk": (f"{ERROR_PREFIX}{format_date(since)}", ERROR_END)}
         rows = m.query(
             worker_pool_id,
-            m.sk.between(f"{ERROR_PREFIX}{format_date(since)}", ERROR_END),
+            m.sk.between(*bounds["sk"]),
             filter_condition=condition,
             scan_index_forward=False,
             limit=limit,
             page_size=limit,
-            last_evaluated_key=decode_token(continuation, {"workerPoolId", "sk"}),
+            last_evaluated_key=decode_token(continuation, {"workerPoolId", "sk"}, bounds),
         )
         found = [_error(r) for r in rows]
         return found, next_token(rows.last_evaluated_key, len(found), limit)

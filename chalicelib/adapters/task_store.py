@@ -20,7 +20,7 @@ from ..domain import transitions
 from ..domain.model import ACTIVE_STATES, Run, Task, TaskState, format_date, parse_date
 from ..domain.transitions import RunPatch
 from ..services.ports import Page, QueueEntry
-from .pagination import decode_token, next_token
+from .pagination import decode_token, equal, next_token, prefixed
 from .tables import RunAttribute, TaskRow
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
@@ -74,7 +74,9 @@ class DynamoTaskStore:
         result = self._model.byGroup.query(
             task_group_id,
             limit=limit,
-            last_evaluated_key=decode_token(continuation, {"taskGroupId", "taskId"}),
+            last_evaluated_key=decode_token(
+                continuation, {"taskGroupId", "taskId"}, {"taskGroupId": equal(task_group_id)}
+            ),
             page_size=limit,
         )
         ids = [r.taskId for r in result]
@@ -180,7 +182,8 @@ class DynamoTaskStore:
 
     # --- indexes -------------------------------------------------------------------------------
     def queue_page(self, task_queue_id: str, state: TaskState, limit: int, continuation: str | None) -> Page:
-        start = decode_token(continuation, {"taskQueueId", "queueSort", "taskId"})
+        bounds = {"taskQueueId": equal(task_queue_id), "queueSort": prefixed(f"{state.value}#")}
+        start = decode_token(continuation, {"taskQueueId", "queueSort", "taskId"}, bounds)
         result = self._model.byQueue.query(
             task_queue_id,
             self._model.queueSort.startswith(f"{state.value}#"),

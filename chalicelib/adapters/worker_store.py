@@ -26,7 +26,7 @@ from ..domain.worker_info import (
     provisioners,
     split_task_queue_id,
 )
-from .pagination import decode_token, encode_token, next_token
+from .pagination import decode_token, encode_token, equal, next_token, prefixed
 from .tables import WorkerInfoRow
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
@@ -99,13 +99,16 @@ class DynamoWorkerStore:
         self, now: datetime, limit: int, continuation: str | None, provisioner_id: str | None = None
     ) -> tuple[list[TaskQueue], str | None]:
         condition = self.model.pk.startswith(f"{provisioner_id}/") if provisioner_id is not None else None
+        bounds = {"kind": equal(QUEUE_KIND)}
+        if provisioner_id is not None:
+            bounds["pk"] = prefixed(f"{provisioner_id}/")
         rows = self.model.byKind.query(
             QUEUE_KIND,
             condition,
             filter_condition=self.model.expires > format_date(now),
             limit=limit,
             page_size=limit,
-            last_evaluated_key=decode_token(continuation, {"kind", "pk", "sk"}),
+            last_evaluated_key=decode_token(continuation, {"kind", "pk", "sk"}, bounds),
         )
         found = [_task_queue(r) for r in rows]
         return found, next_token(rows.last_evaluated_key, len(found), limit)
@@ -156,7 +159,9 @@ class DynamoWorkerStore:
             filter_condition=visible,
             limit=limit,
             page_size=limit,
-            last_evaluated_key=decode_token(continuation, {"pk", "sk"}),
+            last_evaluated_key=decode_token(
+                continuation, {"pk", "sk"}, {"pk": equal(task_queue_id), "sk": prefixed(WORKER_PREFIX)}
+            ),
         )
         found = [_worker(r) for r in rows]
         return found, next_token(rows.last_evaluated_key, len(found), limit)

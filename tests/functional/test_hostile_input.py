@@ -8,6 +8,7 @@ old behaviour took 20 s or crashed; these finish in well under a second).
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Iterator
@@ -224,3 +225,27 @@ def grant_sandbox(stack: Harness) -> None:
     scopes += ["queue:get-task:*", "queue:status:*"]
     r = stack.call("PUT", f"{AUTH}/roles/anonymous", {"description": "sandbox", "scopes": scopes})
     assert r.status_code == 200, r.body
+
+
+def forged_token(key: dict[str, str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps({k: {"S": v} for k, v in key.items()}).encode()).decode()
+
+
+def test_a_continuation_token_of_another_listing_is_a_400(stack: Harness) -> None:
+    group, other = slugid.nice(), slugid.nice()
+    for g in (group, group, other):
+        stack.create(taskGroupId=g)
+    page = stack.call("GET", f"/task-group/{group}/list?limit=1").json_body
+    token = page["continuationToken"]
+    assert stack.call("GET", f"/task-group/{group}/list?continuationToken={token}").status_code == 200
+    # the same token on another group's listing would be a start key outside that query
+    assert_error(stack.call("GET", f"/task-group/{other}/list?continuationToken={token}"), 400, "InputError")
+    pending = forged_token({"taskQueueId": "proj/linux", "queueSort": "running#x", "taskId": "x"})
+    r = stack.call("GET", f"/task-queues/proj%2Flinux/pending?continuationToken={pending}")
+    assert_error(r, 400, "InputError")
+
+
+def test_a_continuation_token_with_a_key_longer_than_keys_may_be_is_a_400(stack: Harness) -> None:
+    task_id = stack.create()
+    token = forged_token({"pk": f"dependents#{task_id}", "sk": "x" * 2_000})
+    assert_error(stack.call("GET", f"/task/{task_id}/dependents?continuationToken={token}"), 400, "InputError")
