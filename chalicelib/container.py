@@ -71,7 +71,7 @@ class Container:
 def build(settings: Settings, clock: Clock | None = None, providers: Mapping[str, Provider] | None = None) -> Container:
     """`providers`: worker providers beside EC2's `aws` (the embedded stack adds its `local` one)."""
     clock = clock or SystemClock()
-    # Retries must fit the API's 29 s (reference: reliability §2.3): few attempts, short timeouts.
+    # Retries must fit the API's 29 s: few attempts, short timeouts.
     boto_config = Config(
         retries={"mode": "standard", "max_attempts": 3},
         connect_timeout=3,

@@ -1,7 +1,7 @@
 """The CloudFormation merge template for `chalice package --merge-template`.
 
 Chalice owns the functions, their roles, the REST API and the event sources; this module owns what
-Chalice cannot create (toolchain-notes §7): the tables, the dispatch dead-letter queue, the queue
+Chalice cannot create: the tables, the dispatch dead-letter queue, the queue
 the tasks stream sets failed batches aside on, the artifact bucket, the root client's secret, the
 EC2 workers' role and instance profile, the alarms, the stream event-source settings Chalice has
 no options for, and the environment variables that name resources CloudFormation creates (the
@@ -248,7 +248,8 @@ def release_queue_resources(names: StageNames) -> dict[str, Any]:
             },
         },
         # Chalice names the queue by a literal ARN; the same intrinsic with a reference makes
-        # CloudFormation create the queue first (toolchain-notes §7: the merge cannot swap intrinsics).
+        # CloudFormation create the queue first (Chalice's deep merge cannot swap one intrinsic
+        # for another).
         RELEASE_FUNCTION_ID: {
             "Properties": {
                 "Events": {RELEASE_EVENT_ID: {"Properties": {"Queue": {"Fn::Sub": "${" + RELEASE_QUEUE_ID + ".Arn}"}}}}
@@ -465,7 +466,7 @@ def _queue_depth_alarm(description: str, queue_id: str) -> dict[str, Any]:
 def stream_event_override(table_id: str) -> dict[str, Any]:
     """Settings for the tasks stream's event source that Chalice's decorator cannot express.
 
-    Chalice's merge is a deep merge (toolchain-notes §7): these keys are added to, or replace,
+    Chalice's merge is a deep merge: these keys are added to, or replace,
     the ones Chalice generated; replacing the placeholder `Stream` string with a GetAtt is safe.
     """
     return {

@@ -1,7 +1,7 @@
 """Test harness: the app over in-process moto, with step helpers and an injected clock.
 
 moto must be imported before any AWS client exists, and the fake credentials set, or clients
-could reach real AWS (toolchain-notes §9.2): that is why this module starts with them.
+could reach real AWS: that is why this module starts with them.
 """
 
 from __future__ import annotations

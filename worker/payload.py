@@ -1,4 +1,4 @@
-"""A task's payload, as generic-worker defines it (provisioning-and-workers.md §2.2), validated.
+"""A task's payload, as generic-worker defines it, validated.
 
 Pure: `parse_payload` turns the task's JSON payload into a `Payload` or raises `MalformedPayload`
 with a message that names the field at fault (the worker writes it to the task's log and reports

@@ -1,6 +1,6 @@
 """The worker's pure decisions: when to reclaim, and what a run's ending reports.
 
-Taskcluster's rules (provisioning-and-workers.md §2.1, §2.4): non-zero exit of task code → failed;
+Taskcluster's rules: non-zero exit of task code → failed;
 an exit code listed in onExitStatus.retry → exception/intermittent-task; maxRunTime exceeded →
 failed; a payload that does not validate → exception/malformed-payload; a worker shutting down →
 exception/worker-shutdown (retried at once); a run cancelled by the queue → nothing to report.

@@ -1,4 +1,4 @@
-"""Continuation tokens: a Query's LastEvaluatedKey, opaque to clients (reference §0.6)."""
+"""Continuation tokens: a Query's LastEvaluatedKey, opaque to clients."""
 
 from __future__ import annotations
 

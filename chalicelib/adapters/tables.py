@@ -30,8 +30,9 @@ range of its task's partition, so listArtifacts is one Query):
                            so the sweeper deletes the object first)
 
 The workers table (key pk = taskQueueId + sk): the queue's view of task queues and workers
-(reference §1.6; domain/worker_info.py). Written by the stream (claims, reclaims, new tasks) and by
-quarantineWorker/declareWorker, always with UpdateItem on these attributes only, guarded by `version`:
+(Taskcluster's worker-metadata endpoints; domain/worker_info.py). Written by the stream (claims,
+reclaims, new tasks) and by quarantineWorker/declareWorker, always with UpdateItem on these
+attributes only, guarded by `version`:
   <taskQueueId> / #queue                           a task queue: expires, lastDateActive, and
                                                    kind = "queue": index `byKind` (kind, pk) lists
                                                    the task queues (and so the provisioners and
@@ -42,7 +43,7 @@ quarantineWorker/declareWorker, always with UpdateItem on these attributes only,
   version      counts writes; ttl  epoch seconds of expires (a worker: or of its quarantine's end)
 
 The pools table (key workerPoolId + sk): worker-manager's worker pools, their workers and errors
-(reference provisioning-and-workers §1.2, §1.6, §1.9; domain/pools.py). A pool's items share its
+(Taskcluster's worker-manager; domain/pools.py). A pool's items share its
 partition, so a pool and its workers are read with Queries of one partition:
   <workerPoolId> / #pool                           the pool: providerId, previousProviderIds (JSON),
                                                    description, owner, emailOnError, config (JSON
@@ -338,7 +339,7 @@ def _bind(base: type[Model], table_name: str, region: str, host: str | None) -> 
         "table_name": table_name,
         "region": region,
         "host": host,
-        # Retries and timeouts must fit inside API Gateway's 29 s (reliability §2.3, §2.7).
+        # Retries and timeouts must fit inside API Gateway's 29 s.
         "max_retry_attempts": 3,
         "connect_timeout_seconds": 3,
         "read_timeout_seconds": 25,

@@ -1,7 +1,7 @@
 """Task definitions: the checks createTask makes beyond the JSON schema, and normalisation.
 
 The result is the definition exactly as stored and as `task()` returns it: identifiers agreed,
-defaults filled, dates re-serialised to milliseconds (reference §1.2 createTask, §2).
+defaults filled, dates re-serialised to milliseconds (as Taskcluster's createTask).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Task events: what a row change means in Taskcluster's Pulse vocabulary (reference §7).
+"""Task events: what a row change means in Taskcluster's Pulse vocabulary.
 
 `task_events(old, new)` derives the messages a committed change of a task row publishes. Each
 event carries Taskcluster's message body, its exchange and its routing keys — the primary key and
@@ -118,7 +118,7 @@ def resolution(old: Task | None, new: Task) -> TaskState | None:
     """The state `new` resolved to for good by this change, if it did (a retried run does not count).
 
     Dependents are released and the group checked on every such resolution, including those of
-    later reruns (a rerun that completes releases dependents still waiting, reference §3.4).
+    later reruns (a rerun that completes releases dependents still waiting).
     """
     if new.state not in RESOLVED_STATES:
         return None

@@ -1,4 +1,4 @@
-"""Task groups and dependencies: the pure rules (reference §3.4, §6, §8.3)."""
+"""Task groups and dependencies: the pure rules."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def group_expiry_for(task: Task) -> datetime:
 
 
 def check_membership(group: TaskGroup, task: Task) -> None:
-    """createTask into an existing group: same schedulerId, and not sealed (reference §6)."""
+    """createTask into an existing group: same schedulerId, and not sealed."""
     if group.scheduler_id != task.scheduler_id:
         raise RequestConflict(
             f"Task group {group.task_group_id} belongs to schedulerId {group.scheduler_id}, not {task.scheduler_id}",

@@ -2,7 +2,7 @@
 
 Pure functions over a pool's config, its workers, the queue's counts and recent errors; the
 provisioner service executes the plans (services/provisioner.py). The arithmetic is Taskcluster
-worker-manager's (reference: provisioning-and-workers.md §1.3, §1.4, §1.5, §1.8), including the
+worker-manager's estimator and scanner, including the
 terms that each exist because of a real over-provisioning incident:
 
 - idle capacity absorbs pending tasks before anything is launched;

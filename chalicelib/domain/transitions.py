@@ -3,7 +3,7 @@
 Each function takes the current task and returns the next one. Returning the *same* object means
 "already in the target state": the caller treats that as idempotent success and writes nothing.
 Forbidden transitions raise RequestConflict (409) or ResourceNotFound (404), exactly where
-Taskcluster's queue does (reference/taskcluster-queue-v1.md §1.2, §1.4, §3).
+Taskcluster's queue does.
 
 The two transitions on the hot path — claiming a pending run and resolving a running one — are
 also expressed as a `RunPatch`: a change to the latest run that is valid for *any* task whose

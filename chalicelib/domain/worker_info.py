@@ -1,4 +1,4 @@
-"""Task queues and workers as the queue sees them (Taskcluster's workerinfo, reference §1.6 and §4).
+"""Task queues and workers as the queue sees them (Taskcluster's workerinfo).
 
 A task queue is "seen" when a task is created on it or a worker claims or reclaims one of its
 tasks; a worker when it claims or reclaims. Provisioners and worker types are not stored: they are

@@ -1,4 +1,4 @@
-"""Queue v1 routes for task groups and dependents (reference §1.2, §1.3)."""
+"""Queue v1 routes for task groups and dependents."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Taskcluster's HTTP conventions on Chalice: one place for parsing, validation and errors.
 
-Mirrors Taskcluster's libraries/api middleware order (reference §0.4): parse body → route
+Mirrors Taskcluster's libraries/api middleware order: parse body → route
 parameters → query parameters → input schema → handler. Every failure becomes Taskcluster's
 error body `{code, message, requestInfo}`; domain errors map to status codes in one table
 (`QueueError.code/status`), never by message text.

@@ -1,4 +1,4 @@
-"""Queue v1 routes (reference §1): parse, call one service method, render."""
+"""Queue v1 routes: parse, call one service method, render."""
 
 from __future__ import annotations
 
@@ -160,7 +160,7 @@ def claim_work(call: Call) -> dict[str, Any]:
 
 
 def _claim(task: Task, run_id: int) -> dict[str, Any]:
-    """A claim as its worker receives it, with temporary credentials for this run only (reference §4)."""
+    """A claim as its worker receives it, with temporary credentials for this run only."""
     claim = claim_json(task, run_id)
     credentials = container.get().auth.task_credentials(task, run_id)
     if credentials is not None:

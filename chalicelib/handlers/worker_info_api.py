@@ -1,5 +1,5 @@
 """Queue v1 routes for worker metadata: task queues, provisioners, worker types and workers
-(reference §1.6): parse, call one service method, render. The endpoints' documentation is their
+: parse, call one service method, render. The endpoints' documentation is their
 docstrings (first line: the title)."""
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Patches that keep moto (the AWS stand-in) fast as queues and tables fill.
 
 Only the embedded stack and tests apply these; nothing on AWS runs this code. Each patch keeps
-moto's observable behaviour and removes work that grows with queue depth or stream length
-(reference/toolchain-notes.md §8):
+moto's observable behaviour and removes work that grows with queue depth or stream length:
 
 1. SQS visibility checks used a slow datetime clock for every message on every call.
 2. SQS receive built the list of *all* visible messages to hand out the first ten.

@@ -59,7 +59,7 @@ class TaskGraph:
 
     # --- createTask ----------------------------------------------------------------------------
     def admit(self, task: Task) -> None:
-        """The group check createTask makes before inserting (reference §1.2 step 7)."""
+        """The group check createTask makes before inserting."""
         gid = task.task_group_id
         needed = group_expiry_for(task)
         with self._lock:

@@ -150,7 +150,7 @@ class QueueService:
         timeout = self.settings.claim_timeout_delta
         task = task or self._load(task_id)
         if self.quarantined(task.task_queue_id, worker):
-            # Taskcluster answers `{}` here, which its own output schema refuses (reference §11.2):
+            # Taskcluster answers `{}` here, which its own output schema refuses:
             # a 409 tells the worker the same — this run is not for it — in Taskcluster's shape.
             raise RequestConflict(
                 f"Worker {worker.worker_group}/{worker.worker_id} is quarantined and may not claim tasks",

@@ -1,4 +1,4 @@
-"""Task queues and workers as the queue sees them: the worker-metadata endpoints (reference §1.6),
+"""Task queues and workers as the queue sees them: the worker-metadata endpoints,
 recording what the tasks stream says was seen, and claimWork's quarantine gate.
 
 Nothing is written on the claim path: the stream handler (services/outbox.py) calls `record_seen`

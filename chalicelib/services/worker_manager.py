@@ -1,7 +1,7 @@
 """Worker-manager's API use cases: worker pools (create, update, delete, read, list), their workers
-and their errors, as Taskcluster's worker-manager shows them (reference provisioning-and-workers
-§1.2, §1.6, §1.9). Launching, scanning and registering workers are the provisioner's
-(services/provisioner.py); this service only defines pools and reads what the provisioner records.
+and their errors, as Taskcluster's worker-manager shows them. Launching, scanning and registering
+workers are the provisioner's (services/provisioner.py); this service only defines pools and reads
+what the provisioner records.
 
 - createWorkerPool is idempotent: the same definition again answers the stored pool; another
   definition under a taken id is 409 (invariant 3).

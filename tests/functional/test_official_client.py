@@ -4,7 +4,6 @@ Every implemented endpoint is called through `taskcluster.Queue` over real HTTP 
 in-process server) against the stack on moto, with the harness's fake clock: definitions are
 built from `stack.clock.now()`, the event pump is stepped before claimWork, and time-driven
 changes (claim expiry, deadlines) come from `stack.advance()` + `stack.sweep()`.
-Reference: /work/shared/reference/taskcluster-queue-v1.md §0, §1.2, §1.4, §3, §10.
 """
 
 from __future__ import annotations
@@ -487,7 +486,7 @@ def test_report_completed(stack: Harness, queue: taskcluster.Queue) -> None:
     assert runs(status) == [(0, "completed", "scheduled", "completed")]
     assert status["runs"][0]["resolved"] == iso(stack.clock.now())
     assert status["runs"][0]["workerId"] == "w1"
-    assert "takenUntil" in status["runs"][0]  # kept after resolution (reference §3.1)
+    assert "takenUntil" in status["runs"][0]  # kept after resolution, as Taskcluster does
 
     stack.advance(1)
     assert queue.reportCompleted(task_id, 0) == {"status": status}  # idempotent
@@ -798,7 +797,7 @@ def test_list_pending_and_claimed_tasks(stack: Harness, queue: taskcluster.Queue
     claimed_at = iso(stack.clock.now())
     claim = claim_work(queue, stack, worker_id="w9")[0]
     claimed_id = claim["status"]["taskId"]
-    # Same priority: oldest first (reference §4). moto's SQS keeps order; real SQS standard queues
+    # Same priority: oldest first. moto's SQS keeps order; real SQS standard queues
     # only try to, so on AWS this is best-effort.
     assert claimed_id == created[0][0]
     assert [e["taskId"] for e in queue.listPendingTasks(TQ)["tasks"]] == [t for t, _ in created[1:]]

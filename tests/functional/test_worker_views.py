@@ -1,5 +1,5 @@
-"""Task queues, provisioners, worker types and workers as the queue shows them (reference §1.6),
-and quarantine (§4): over raw HTTP through the harness, and through the official client.
+"""Task queues, provisioners, worker types and workers as the queue shows them,
+and quarantine: over raw HTTP through the harness, and through the official client.
 
 What a claim or a new task records is written by the stream handler, so tests step the event
 pump after the calls whose effect they look at.

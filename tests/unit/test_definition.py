@@ -1,4 +1,4 @@
-"""createTask's checks and normalisation (chalicelib/domain/definition.py), reference §1.2 createTask, §0.2, §2."""
+"""createTask's checks and normalisation (chalicelib/domain/definition.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ TASK_ID = "fN1SbArXTPSVFNUvaOlinQ"
 MAX_DAYS = 5
 METADATA = {"name": "t", "description": "a task", "owner": "me@example.com", "source": "https://example.com/t"}
 
-# §2.3: the stored definition always has exactly these fields
+# the stored definition always has exactly these fields
 DEFINITION_FIELDS = {
     "provisionerId", "workerType", "taskQueueId", "schedulerId", "projectId", "taskGroupId", "dependencies",
     "requires", "routes", "priority", "retries", "created", "deadline", "expires", "scopes", "payload",

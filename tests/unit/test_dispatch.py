@@ -19,7 +19,7 @@ from chalicelib.domain.dispatch import SQS_NAME_MAX, Hint, hint_needed, pending_
 from chalicelib.domain.model import PRIORITIES, ReasonCreated, ReasonResolved, Run, Task, TaskState
 
 SQS_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
-TASK_QUEUE_ID = re.compile(r"^[a-zA-Z0-9-_]{1,38}/[a-z]([-a-z0-9]{0,36}[a-z0-9])?$")  # reference §2.1
+TASK_QUEUE_ID = re.compile(r"^[a-zA-Z0-9-_]{1,38}/[a-z]([-a-z0-9]{0,36}[a-z0-9])?$")  # Taskcluster's pattern
 DEFAULT_PREFIX = "taskqueue-"  # chalicelib/config.py
 SAFE_PREFIXES = ["", "tq-", DEFAULT_PREFIX, "taskqueue-x"]
 LONG_PREFIXES = ["taskqueue-ab", "taskqueue-dev-", "taskqueue-staging-", "taskqueue-production-"]

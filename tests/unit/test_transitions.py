@@ -1,4 +1,4 @@
-"""The run state machine (chalicelib/domain/transitions.py) against the reference (§1.2, §1.4, §3).
+"""The run state machine (chalicelib/domain/transitions.py) against Taskcluster's rules.
 
 Each table is one event applied to every task state, so the matrix can be read top to bottom.
 Expectations:
@@ -763,7 +763,7 @@ CHANGE_PRIORITY: dict[str, Expect] = {
     "running": lambda t: replace(t, priority="high"),
     "pending/rerun": CONFLICT,  # run 0 completed: the task was resolved once
     **{name: CONFLICT for name in RESOLVED_NAMES},
-    # a run followed by an automatic retry never resolved the task (spec §1.4, §8.3)
+    # a run followed by an automatic retry never resolved the task
     "pending/retry": lambda t: replace(t, priority="high"),
     "running/retry": lambda t: replace(t, priority="high"),
 }
@@ -776,7 +776,7 @@ CHANGE_PRIORITY: dict[str, Expect] = {
 def test_change_priority_applies_only_to_a_task_never_resolved(state: str, expected: Expect) -> None:
     got = check(lambda t: tr.change_priority(t, "high", NOW), STATES[state], expected, repeat=False)
     if got is not None:
-        # repeating with the now-current priority is a conflict, not an idempotent success (§11.6)
+        # repeating with the now-current priority is a conflict, not an idempotent success
         with pytest.raises(RequestConflict):
             tr.change_priority(got, "high", NOW)
 

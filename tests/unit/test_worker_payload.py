@@ -1,4 +1,4 @@
-"""The worker's payload rules (generic-worker's, provisioning-and-workers.md §2.2): what validates,
+"""The worker's payload rules (generic-worker's): what validates,
 what is refused with a message naming the field, the task's environment, content types."""
 
 from __future__ import annotations
