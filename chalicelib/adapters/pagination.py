@@ -40,7 +40,7 @@ def decode_token(
         return None
     try:
         start = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # RecursionError: nested arrays, a few thousand deep
         start = None
     # A key is {attribute: {"S"|"N": text}}: anything else would reach DynamoDB and fail there.
     if not isinstance(start, dict) or not start or not all(_key_value(v) for v in start.values()):

@@ -24,6 +24,7 @@ The artifacts table (key taskId + runName = "<runId>/<name>": a run's artifacts 
 range of its task's partition, so listArtifacts is one Query):
   storageType, contentType, contentLength, expires, created    what the API shows and checks
   bucket                   s3 artifacts: the bucket of the object at key <taskId>/<runId>/<name>
+                           (the name's segments percent-encoded: domain/artifacts.py)
   url | artifact | reason, message   reference, link and error details
   purgeShard/purgeAt       when the sweeper may delete the row (and its object): index `byPurge`
   ttl                      DynamoDB's TTL as a backstop behind the sweeper (s3 rows a week later,

@@ -1,19 +1,22 @@
 """Artifacts: what a run produced, as Taskcluster's queue records them (reference §1.5, §5).
 
-Pure rules only: which createArtifact calls are allowed (and in what order the checks run, since
-Taskcluster's status codes depend on it), when a repeat is compatible, where an s3 artifact's
-bytes live, and when a row may be purged. Storage and S3 are the services' and adapters' business.
+Pure rules only: which names and createArtifact calls are allowed (and in what order the checks
+run, since Taskcluster's status codes depend on it), when a repeat is compatible, where an s3
+artifact's bytes live, and when a row may be purged. Storage and S3 are the services' and adapters'
+business.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit
 
-from .errors import InputError, RequestConflict
+from .errors import InputError, InvalidRequestArguments, RequestConflict
 from .model import Task, TaskState, format_date, parse_date
 
 
@@ -32,8 +35,23 @@ PUT_URL_LIFETIME = timedelta(minutes=45)  # the `expires` createArtifact answers
 PUT_URL_SIGNED_FOR = PUT_URL_LIFETIME + timedelta(seconds=10)  # plus clock drift, as Taskcluster signs
 GET_URL_SIGNED_FOR = timedelta(minutes=30)
 DEFAULT_CONTENT_TYPE = "application/binary"
-S3_MAX_KEY_BYTES = 1024  # S3's limit on an object key
 MAX_LINK_HOPS = 100  # links followed by one request; a chain is finite anyway, this bounds its cost
+
+# Names. A name is the tail of download URLs and becomes an S3 key and a DynamoDB sort key; one
+# that a client, proxy or stand-in could rewrite into another name (`..`, `//`, `\`, percent-escapes
+# of them) must not exist at all. The longest name must fit every key built from it, however it is
+# encoded (s3_key escapes a character into at most 3; docs/limits.md):
+#   S3 key     <taskId 22>/<runId, < 50: 2 digits>/<encoded name ≤ 3n>:  26 + 3·320 = 986 ≤ 1024
+#   sort key   <runId>/<name>:                                            3 + 320 = 323 ≤ 1024
+# (the partition key is the taskId alone, 22 ≤ 2048; no other key holds the name). 320, not the
+# 332 the S3 key would allow, leaves room for a short key prefix.
+MAX_NAME_LENGTH = 320
+S3_MAX_KEY_BYTES = 1024  # S3's limit on an object key
+PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]+")  # Taskcluster's name pattern ^[\x20-\x7e]+$ (fullmatch)
+URL_CHARACTERS = re.compile(r"[\x21-\x7e]+")  # a reference url becomes a Location header: ASCII, no spaces
+# What s3_key leaves as it is: printable ASCII but `%` (the escape, so decoding is unambiguous),
+# `\` (URL parsers turn it into `/`) and `/` (kept only as the separator between segments).
+_KEY_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) not in "%\\/")
 
 
 @dataclass(frozen=True)
@@ -78,12 +96,68 @@ class Artifact:
 
 
 def s3_key(task_id: str, run_id: int, name: str) -> str:
-    """Where an s3 artifact's bytes live in its bucket: Taskcluster's `<taskId>/<runId>/<name>`."""
-    return f"{task_id}/{run_id}/{name}"
+    """Where an s3 artifact's bytes live in its bucket: Taskcluster's `<taskId>/<runId>/<name>`,
+    the name percent-encoded segment by segment (`_KEY_SAFE` stays as it is, so ordinary names
+    keep Taskcluster's key and download URLs still end in the file's name).
+
+    Whatever the name, the key has no `.`/`..` segment (an all-dots segment is escaped whole) and
+    no backslash, so no URL normalisation can lead out of `<taskId>/<runId>/`; and unquoting the
+    tail gives the name back, so distinct names have distinct keys."""
+    segments = [quote(segment, safe=_KEY_SAFE) for segment in name.split("/")]
+    dotless = [s.replace(".", "%2E") if s.strip(".") == "" else s for s in segments]
+    return "/".join([task_id, str(run_id), *dotless])
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` can never be an artifact's name, or None if it can.
+
+    The structural rules hold for the name and for every percent-decoding of it too: a client or
+    gateway that decodes once more (API Gateway does, before our own decoding) must not turn an
+    accepted name into `..` or `//`. Each decoding that changes the name shortens it, so this ends."""
+    if len(name) > MAX_NAME_LENGTH:
+        return f"it has {len(name)} characters; at most {MAX_NAME_LENGTH} are allowed"
+    if not PRINTABLE_ASCII.fullmatch(name):
+        return "it must be 1 or more printable ASCII characters (no control characters)"
+    form, previous = name, ""
+    while form != previous:
+        decoded = "" if form == name else " after percent-decoding"
+        if "\\" in form:
+            return f"it contains a backslash{decoded}"
+        if any(c < " " or c == "\x7f" for c in form):
+            return f"it contains a control character{decoded}"
+        segments = form.split("/")
+        if "" in segments:
+            return f"it has an empty segment (a leading or trailing `/`, or `//`){decoded}"
+        if "." in segments or ".." in segments:
+            return f"it has a `.` or `..` segment{decoded}"
+        form, previous = unquote(form), form
+    return None
+
+
+def check_artifact_name(name: str) -> None:
+    """Refuse a name that can never exist (name_problem): every endpoint taking one calls this first."""
+    if problem := name_problem(name):
+        raise InvalidRequestArguments(f"Invalid artifact name: {problem}")
+
+
+def reference_url_problem(url: str) -> str | None:
+    """Why `url` may not be a reference artifact's target, or None: only absolute http(s) URLs,
+    as getArtifact answers with a redirect to it and browsers follow that (no `javascript:`,
+    `data:` or `file:`)."""
+    if not URL_CHARACTERS.fullmatch(url):
+        return "it must be printable ASCII without spaces (percent-encode the rest)"
+    try:
+        parts = urlsplit(url)
+    except ValueError as e:
+        return str(e)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return "it must be an absolute http:// or https:// URL"
+    return None
 
 
 def new_artifact(task_id: str, run_id: int, name: str, body: Mapping[str, Any], bucket: str, now: datetime) -> Artifact:
     """The artifact a (schema-valid) createArtifact body asks for."""
+    check_artifact_name(name)
     storage_type = StorageType(body["storageType"])
     if storage_type is StorageType.OBJECT:
         raise InputError(
@@ -93,15 +167,16 @@ def new_artifact(task_id: str, run_id: int, name: str, body: Mapping[str, Any], 
         )
     details: dict[str, str]
     if storage_type is StorageType.S3:
-        details = {"bucket": bucket}
-        if len(s3_key(task_id, run_id, name).encode()) > S3_MAX_KEY_BYTES:
-            raise InputError(
-                f"Artifact name is too long for S3: its key {task_id}/{run_id}/<name> may have at most "
-                f"{S3_MAX_KEY_BYTES} bytes"
-            )
+        details = {"bucket": bucket}  # the key needs no check: MAX_NAME_LENGTH makes every one fit
     elif storage_type is StorageType.REFERENCE:
+        if problem := reference_url_problem(body["url"]):
+            raise InputError(f"Invalid reference url: {problem}", url=body["url"])
         details = {"url": body["url"]}
     elif storage_type is StorageType.LINK:
+        # A link's target is read as a name in this run: the same rules, or a link could lead
+        # where no request may.
+        if problem := name_problem(body["artifact"]):
+            raise InputError(f"Invalid link target (artifact): {problem}")
         details = {"artifact": body["artifact"]}
     else:
         details = {"reason": body["reason"], "message": body["message"]}

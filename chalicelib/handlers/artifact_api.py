@@ -4,6 +4,9 @@ Artifact names may contain `/`. The official clients send it as `%2F`, inside th
 segment; raw slashes (URLs typed or pasted, as Taskcluster's `{*name}` routes accept) reach the
 same endpoints through `splat` routes of up to SPLAT_SEGMENTS segments (handlers/http.py).
 
+Every endpoint taking a name refuses one that can never exist (`..`, `//`, backslash, too long:
+domain check_artifact_name) with 400 InvalidRequestArguments, in the service, before any read.
+
 Reading an artifact needs `queue:get-artifact:<name>` for the name and every link followed
 (not for `public/` names): the service calls `call.authorize(names=...)` before each read.
 """

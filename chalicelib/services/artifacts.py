@@ -22,6 +22,7 @@ from ..domain.artifacts import (
     PUT_URL_SIGNED_FOR,
     Artifact,
     StorageType,
+    check_artifact_name,
     check_create,
     check_s3_lifetime,
     compatible,
@@ -106,7 +107,9 @@ class ArtifactService:
         """getArtifact / artifact (run_id given) and their latest-run variants (run_id None).
 
         `authorize` is called with the names read so far (the requested one, then each link's
-        target) before each read; `public/` names need no scope (reference §5.3)."""
+        target) before each read; `public/` names need no scope (reference §5.3). A name that can
+        never exist is refused (400) before anything is read or authorized."""
+        check_artifact_name(name)
         authorize(_private([name]))
         if run_id is None:
             run_id = self._task_with_runs(task_id).runs[-1].run_id
@@ -159,7 +162,9 @@ class ArtifactService:
         return self.artifacts.page(task_id, run_id, limit, continuation)
 
     def info(self, task_id: str, run_id: int | None, name: str) -> Artifact:
-        """artifactInfo / latestArtifactInfo: the artifact itself, links not followed."""
+        """artifactInfo / latestArtifactInfo (and finishArtifact's lookup): the artifact itself,
+        links not followed."""
+        check_artifact_name(name)
         if run_id is None:
             run_id = self._task_with_runs(task_id).runs[-1].run_id
         artifact = self.artifacts.get(task_id, run_id, name)

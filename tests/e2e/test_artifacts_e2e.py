@@ -18,6 +18,7 @@ import requests
 import slugid
 import taskcluster
 import taskcluster.download
+from taskcluster.exceptions import TaskclusterRestFailure
 
 from tests.e2e import test_embedded_stack
 from tests.e2e.test_embedded_stack import Served, claim, definition, iso
@@ -87,3 +88,26 @@ def test_an_artifact_never_uploaded_downloads_as_s3s_404(served: Served) -> None
     content = queue.artifact(task_id, "0", "private/never.json")
     assert content["url"].startswith(f"{stand_in(served)}/")
     assert requests.get(content["url"], timeout=30).status_code == 404
+
+
+def test_a_name_escaped_in_its_s3_key_round_trips_through_the_stand_ins_signature_checks(served: Served) -> None:
+    # `%` is escaped in the key (%25), and the key again in the presigned URL: both signatures hold.
+    queue = served.queue()
+    task_id = running_task(queue, "e2e/artifacts-escaped")
+    name = "public/100%/.../a b+c.txt"
+    answer = queue.createArtifact(task_id, "0", name, s3_body("text/plain", 5))
+    assert "/public/100%2525/%252E%252E%252E/a%20b%2Bc.txt?" in answer["putUrl"]
+    put = requests.put(answer["putUrl"], data=b"hello", headers={"Content-Type": "text/plain"}, timeout=30)
+    assert put.status_code == 200, put.text
+    buf, _ = taskcluster.download.downloadArtifactToBuf(taskId=task_id, name=name, queueService=queue)
+    assert bytes(buf) == b"hello"
+
+
+def test_a_traversal_name_is_refused_by_the_embedded_stack(served: Served) -> None:
+    queue = served.queue()
+    task_id = running_task(queue, "e2e/artifacts-traversal")
+    for name in ("public/../../x", "public/%2E%2E/x", "public\\..\\x", "public//x"):
+        with pytest.raises(TaskclusterRestFailure) as failure:
+            queue.createArtifact(task_id, "0", name, s3_body("text/plain", 1))
+        assert failure.value.status_code == 400, name
+    assert queue.listArtifacts(task_id, "0")["artifacts"] == []

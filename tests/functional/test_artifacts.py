@@ -158,7 +158,7 @@ def test_put_url_is_sigv4_signed_for_45_minutes_with_the_content_type(stack: Har
     assert q["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
     assert q["X-Amz-Expires"] == [str(45 * 60 + 10)]  # Taskcluster adds 10 s for clock drift
     assert q["X-Amz-SignedHeaders"] == ["content-type;host"]
-    assert urlsplit(answer["putUrl"]).path.endswith(f"/{task_id}/0/public/log.txt")
+    assert urlsplit(answer["putUrl"]).path.endswith(f"/{task_id}/0/public/log.txt")  # Taskcluster's key
 
 
 @pytest.mark.parametrize("name", ["public/log.txt", "private/secret.txt"])

@@ -1,26 +1,34 @@
-"""The pure artifact rules (domain/artifacts.py): createArtifact's checks in Taskcluster's order,
-compatible repeats, where bytes live and when a row may be purged."""
+"""The pure artifact rules (domain/artifacts.py): which names exist, createArtifact's checks in
+Taskcluster's order, compatible repeats, where bytes live and when a row may be purged."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from chalicelib.domain.artifacts import (
+    MAX_NAME_LENGTH,
     PUT_URL_SIGNED_FOR,
+    S3_MAX_KEY_BYTES,
     Artifact,
     StorageType,
+    check_artifact_name,
     check_create,
     compatible,
+    name_problem,
     new_artifact,
+    reference_url_problem,
     repeated,
     s3_key,
 )
-from chalicelib.domain.errors import InputError, QueueError
-from chalicelib.domain.model import ReasonCreated, ReasonResolved, Run, Task, TaskState, format_date
+from chalicelib.domain.errors import InputError, InvalidRequestArguments, QueueError
+from chalicelib.domain.model import MAX_RUNS, ReasonCreated, ReasonResolved, Run, Task, TaskState, format_date
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 TASK_ID = "fN1SbArXTPa-PUVL8YyHEg"
@@ -102,10 +110,128 @@ def test_object_artifacts_are_refused_as_input_errors_naming_the_missing_object_
         artifact("object")
 
 
-def test_an_s3_key_longer_than_s3_allows_is_an_input_error() -> None:
-    with pytest.raises(InputError, match="1024 bytes"):
-        artifact("s3", name="x" * 1000)
-    assert artifact("reference", name="x" * 1000).name == "x" * 1000  # no key, no limit
+# --- names ----------------------------------------------------------------------------------------
+PRINTABLE = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=MAX_NAME_LENGTH)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "public/build/target.tar.gz",
+        "private/x",
+        "a",
+        "public/build dir/a+b%20c~(1).txt",  # odd characters and literal escapes that decode harmlessly
+        ".hidden/..x/x../.../x.",  # dots that are not `.` or `..` segments
+        "100%/%zz/%",  # `%` that is no escape
+        "public/" + "x" * (MAX_NAME_LENGTH - 7),
+    ],
+)
+def test_names_taskcluster_allows_and_that_cannot_alias_another_are_accepted(name: str) -> None:
+    assert name_problem(name) is None
+    check_artifact_name(name)
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("", "printable ASCII"),
+        ("caf\u00e9", "printable ASCII"),
+        ("new\nline", "printable ASCII"),
+        ("nul\x00", "printable ASCII"),
+        ("del\x7f", "printable ASCII"),
+        ("x" * (MAX_NAME_LENGTH + 1), f"at most {MAX_NAME_LENGTH}"),
+        ("public/../../A/0/private/x", "`..` segment"),
+        ("..", "`..` segment"),
+        ("public/./x", "`.` or `..` segment"),
+        ("public/x/.", "`.` or `..` segment"),
+        ("/public/x", "empty segment"),
+        ("public/x/", "empty segment"),
+        ("public//x", "empty segment"),
+        ("public\\..\\x", "backslash"),
+        ("public/%2E%2E/x", "segment after percent-decoding"),
+        ("public/%2e./x", "segment after percent-decoding"),
+        ("public%2F..%2Fx", "segment after percent-decoding"),
+        ("public/%252E%252E/x", "segment after percent-decoding"),  # decoded twice
+        ("public%2F%2Fx", "empty segment"),
+        ("public/x%2F", "empty segment"),
+        ("public%5C..", "backslash after percent-decoding"),
+        ("public/x%00", "control character after percent-decoding"),
+        ("public/x%0A", "control character after percent-decoding"),
+    ],
+)
+def test_names_that_could_alias_another_or_never_fit_are_invalid_request_arguments(name: str, problem: str) -> None:
+    found = name_problem(name)
+    assert found is not None and problem in found, found
+    with pytest.raises(InvalidRequestArguments, match="Invalid artifact name"):
+        check_artifact_name(name)
+    with pytest.raises(InvalidRequestArguments):  # createArtifact checks the name before anything else
+        artifact("reference", name=name)
+
+
+def test_the_longest_name_fits_every_key_built_from_it() -> None:
+    longest_run = MAX_RUNS - 1
+    # `%` is the costliest character (escaped as %25): the worst S3 key there is.
+    worst = "%" * MAX_NAME_LENGTH
+    assert name_problem(worst) is None
+    assert len(s3_key("x" * 22, longest_run, worst).encode()) <= S3_MAX_KEY_BYTES
+    assert len(s3_key("x" * 22, longest_run, "." * MAX_NAME_LENGTH).encode()) <= S3_MAX_KEY_BYTES
+    assert len(f"{longest_run}/{worst}".encode()) <= 1024  # the artifacts table's sort key, runName
+
+
+def test_ordinary_names_keep_taskclusters_s3_key_and_others_are_escaped() -> None:
+    assert s3_key("t", 3, "public/build/target.zip") == "t/3/public/build/target.zip"
+    assert s3_key("t", 0, "a b/c+d%20e") == "t/0/a b/c+d%2520e"
+    assert s3_key("t", 0, "a\\b") == "t/0/a%5Cb"
+    assert s3_key("t", 0, "../x/./.../y") == "t/0/%2E%2E/x/%2E/%2E%2E%2E/y"
+
+
+@given(PRINTABLE)
+def test_any_name_gives_a_key_under_its_run_without_dot_segments_that_decodes_back(name: str) -> None:
+    # Even a name the rules refuse: the encoding alone keeps keys unambiguous.
+    key = s3_key("T", 0, name)
+    assert key.startswith("T/0/")
+    segments = key.split("/")[2:]
+    assert "." not in segments and ".." not in segments and "\\" not in key
+    assert unquote(key.removeprefix("T/0/")) == name  # so the mapping is injective
+
+
+@given(PRINTABLE, PRINTABLE)
+def test_distinct_names_have_distinct_keys(a: str, b: str) -> None:
+    assert (s3_key("T", 0, a) == s3_key("T", 0, b)) == (a == b)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "javascript:alert(1)",
+        "file:///etc/passwd",
+        "data:text/html,<script>alert(1)</script>",
+        "ftp://example.com/x",
+        "https://",
+        "//example.com/x",
+        "/relative",
+        "https://exa mple.com/x",
+        "https://example.com/caf\u00e9",
+        "https://example.com/\r\nSet-Cookie:x",
+        "http://[::1",
+    ],
+)
+def test_reference_urls_must_be_absolute_http_urls_of_printable_ascii(url: str) -> None:
+    assert reference_url_problem(url) is not None
+    with pytest.raises(InputError, match="Invalid reference url"):
+        artifact("reference", url=url)
+
+
+@pytest.mark.parametrize("url", ["https://example.com/a?b=c#d", "http://127.0.0.1:8080/x", "HTTPS://EXAMPLE.COM/"])
+def test_absolute_http_and_https_references_are_accepted(url: str) -> None:
+    assert reference_url_problem(url) is None
+    assert artifact("reference", url=url).details == {"url": url}
+
+
+@pytest.mark.parametrize("target", ["../x", "public/../../A/0/private/x", "a//b", "/x", "x/", "a\\b", "", "x" * 321])
+def test_a_links_target_must_be_a_valid_name(target: str) -> None:
+    with pytest.raises(InputError, match="Invalid link target"):
+        artifact("link", artifact=target)
 
 
 def test_json_shows_content_length_only_when_it_is_known() -> None:
