@@ -27,6 +27,9 @@ from .pools import ERROR_WINDOW, LaunchConfig, PoolConfig, PoolError, PoolWorker
 WorkerKey = tuple[str, str]  # (workerGroup, workerId)
 OVER_PROVISIONED_FLOOR = 25  # Taskcluster's sanity alarm: existing > 25 and > 1.25 × max
 SINGLE_CONFIG_WEIGHT = 0.01  # the only config with room is never starved by its own errors
+# How long a newly registered worker that has claimed nothing is safe from scale-in: long enough
+# for its first claimWork or SQS poll, short against what an idle instance costs.
+SCALE_IN_GRACE = timedelta(seconds=60)
 
 
 def key(worker: PoolWorker) -> WorkerKey:
@@ -191,6 +194,12 @@ def plan_scan(
     - running workers beyond the scale-in target, newest kept, get shouldTerminate; one still idle
       (holding no claim) when the next scan finds it over the target again is removed. The
       reference worker asks shouldWorkerTerminate between tasks and exits by itself first.
+
+    The target is in task slots and workers come in `capacity` slots: workers are kept until
+    they cover the target, so it is rounded up to whole workers as the estimator rounds its
+    launches up (rounding down would remove the worker a pending task was launched for, every
+    scan). A worker that has not claimed yet within SCALE_IN_GRACE of registering is not over
+    capacity: it was launched for work that another worker may just have taken.
     """
     stopped: list[PoolWorker] = []
     removals: list[tuple[PoolWorker, str]] = []
@@ -221,7 +230,7 @@ def plan_scan(
     for w in sorted(candidates, key=lambda w: w.created, reverse=True):
         if config.launch_config(w.launch_config_id) is None:
             decision = "launch config archived"
-        elif kept + w.capacity <= target:
+        elif kept < target or _in_grace(w, activity.get(key(w), QueueActivity()), now):
             kept += w.capacity
             decision = ""
         else:
@@ -231,6 +240,12 @@ def plan_scan(
         elif decision != w.should_terminate:
             marks.append((w, decision))
     return ScanPlan(stopped, removals, marks, target)
+
+
+def _in_grace(w: PoolWorker, act: QueueActivity, now: datetime) -> bool:
+    """Registered lately and not claimed anything yet: give it the time to claim."""
+    never_claimed = act.first_claim is None and act.last_date_active is None
+    return never_claimed and now - (w.registered or w.created) < SCALE_IN_GRACE
 
 
 def _zombie(w: PoolWorker, act: QueueActivity, now: datetime, inactivity: timedelta) -> bool:

@@ -259,6 +259,54 @@ def test_over_capacity_is_marked_then_removed_when_still_idle() -> None:
     assert [(w.worker_id, r) for w, r in plan.removals] == [("i-2", "over capacity, idle")]
 
 
+def active(*worker_ids: str) -> dict[tuple[str, str], QueueActivity]:
+    return {("us-east-1", w): QueueActivity(first_claim=NOW, last_date_active=NOW) for w in worker_ids}
+
+
+def test_a_two_slot_worker_is_kept_for_one_pending_task() -> None:
+    # The target is one slot; the only worker has two: removing it would strand the task.
+    w = worker("i-1", capacity=2)
+    plan = scan([w], activity=active("i-1"), pending=1)
+    assert plan.target == 1
+    assert (plan.marks, plan.removals) == ([], [])
+
+
+def test_the_target_is_rounded_up_to_whole_workers() -> None:
+    workers = [worker(f"i-{n}", capacity=2, age=100 * (n + 1)) for n in range(4)]
+    plan = scan(workers, activity=active(*(f"i-{n}" for n in range(4))), pending=2, claimed=1)
+    assert plan.target == 3
+    # two workers (4 slots) cover 3; the older two are over capacity
+    assert [(w.worker_id, r) for w, r in plan.marks] == [("i-2", "over capacity"), ("i-3", "over capacity")]
+
+
+def test_a_worker_that_has_not_claimed_yet_gets_a_grace_period() -> None:
+    fresh = worker("i-1", capacity=2, age=20)  # registered 20 s ago, nothing claimed yet
+    stale = worker("i-2", capacity=2, age=200)  # registered long ago, nothing claimed
+    plan = scan([fresh, stale], pending=0)
+    assert [(w.worker_id, r) for w, r in plan.marks] == [("i-2", "over capacity")]
+    # once it claimed something, the grace is over: it is judged on the queue's needs alone
+    plan = scan([fresh], activity=active("i-1"), pending=0)
+    assert [(w.worker_id, r) for w, r in plan.marks] == [("i-1", "over capacity")]
+
+
+@pytest.mark.parametrize("capacity", [1, 2, 3])
+def test_a_pool_serving_single_tasks_does_not_churn(capacity: int) -> None:
+    """Estimator and scanner together, scan after scan: one pending task at a time on a min-0
+    pool gets one worker, which is neither removed while the task waits nor joined by others."""
+    config = cfg(max_c=4 * capacity, lcs=(lc("a", cpi=capacity),))
+    workers: list[PoolWorker] = []
+    launched = 0
+    for round_ in range(10):
+        activity = active(*(w.worker_id for w in workers)) if round_ >= 5 else {}
+        st = pool_stats(workers, activity, NOW)
+        for launch in plan_launches(config, st, estimate(config, st, pending=1, claimed=0), [], NOW):
+            launched += launch.instances
+            workers += [worker(f"i-{launched}-{i}", capacity=capacity, age=0) for i in range(launch.instances)]
+        plan = plan_scan(config, workers, activity, {}, frozenset(), 1, 0, NOW)
+        assert (plan.marks, plan.removals) == ([], []), round_
+    assert launched == 1
+
+
 def test_a_mark_is_lifted_when_work_returns() -> None:
     w = worker("i-1", should_terminate="over capacity")
     plan = scan([w], activity={("us-east-1", "i-1"): QueueActivity(last_date_active=NOW)}, pending=5)
