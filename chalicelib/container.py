@@ -101,7 +101,6 @@ def build(settings: Settings, clock: Clock | None = None, providers: Mapping[str
     auth = Auth(auth_store, clock, root_credentials(settings, boto_config), settings.auth_cache_seconds)
     outbox = Outbox(hints, bus, graph, workers)
     pool_store = DynamoPoolStore(pools_model(settings.pools_table, settings.region, host=endpoint))
-    worker_manager = WorkerManager(pool_store, clock)
     ec2 = Ec2Provider(
         lambda region: boto3.client("ec2", region_name=region, config=boto_config), settings.worker_instance_profile
     )
@@ -115,6 +114,7 @@ def build(settings: Settings, clock: Clock | None = None, providers: Mapping[str
 
     facts = QueueServiceFacts(queue, activity)
     all_providers: dict[str, Provider] = {ec2.provider_id: ec2, **(providers or {})}
+    worker_manager = WorkerManager(pool_store, clock, provider_ids=list(all_providers))
     provisioner = Provisioner(
         pool_store, all_providers, facts, auth, clock, settings.public_root_url, settings.queue_prefix, settings.region
     )

@@ -26,6 +26,7 @@ from chalicelib.domain.model import format_date
 from chalicelib.local.bootstrap import create_resources, event_tap_name
 from chalicelib.local.pump import EventPump
 from chalicelib.local.stack import local_server
+from chalicelib.services.ports import LaunchFailed
 
 
 class Root:
@@ -67,6 +68,22 @@ def assert_error(response: HTTPResponse, status: int, code: str) -> dict[str, An
     return body
 
 
+class StandInProvider:
+    """A second provider, `local`, as the embedded stack has one: pools may name it; it starts
+    nothing (a launch fails as a cloud would refuse it), so no test starts processes by accident."""
+
+    provider_id = "local"
+
+    def launch(self, pool: Any, launch: Any, user_data: dict[str, Any], token: str) -> list[Any]:
+        raise LaunchFailed("NotInTests", "the test harness starts no workers")
+
+    def observe(self, workers: Any) -> dict[tuple[str, str], str]:
+        return {(w.worker_group, w.worker_id): "not-found" for w in workers}
+
+    def terminate(self, workers: Any) -> None:
+        return None
+
+
 TEST_SETTINGS = Settings(claim_work_timeout=0.0, due_shards=2, root_access_token="test-root-token")
 ROOT = "/api/queue/v1"
 
@@ -105,7 +122,7 @@ class Harness:
         sqs = boto3.client("sqs", region_name=settings.region)
         streams = boto3.client("dynamodbstreams", region_name=settings.region)
         create_resources(settings, ddb, sqs, boto3.client("events", region_name=settings.region))
-        c = container.build(settings, clock)
+        c = container.build(settings, clock, providers={"local": StandInProvider()})
         container.configure(c)
         pump = EventPump(app, ddb, streams, sqs, settings.region, table_for_stream=lambda arn: settings.tasks_table)
         client = Client(app, stage_name="dev", project_dir=".")

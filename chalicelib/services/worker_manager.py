@@ -3,8 +3,8 @@ and their errors, as Taskcluster's worker-manager shows them. Launching, scannin
 workers are the provisioner's (services/provisioner.py); this service only defines pools and reads
 what the provisioner records.
 
-- createWorkerPool is idempotent: the same definition again answers the stored pool; another
-  definition under a taken id is 409 (invariant 3).
+- createWorkerPool under a taken id is 409, whatever the definition, as Taskcluster answers it
+  (deployment tools create, and update on 409; updateWorkerPool is the idempotent call).
 - updateWorkerPool and deleteWorkerPool rewrite the pool only if it is still the one read (a
   conditional write on its lastModified and providerId), re-reading on a race (invariant 2).
 - deleteWorkerPool, as Taskcluster, only marks the pool: its providerId becomes `null-provider`
@@ -138,17 +138,6 @@ def _page(key: str, items: list[dict[str, Any]], token: str | None) -> dict[str,
     return out
 
 
-def _same_definition(a: WorkerPool, b: WorkerPool) -> bool:
-    """Taskcluster's idempotency check: the fields a user defines."""
-    return (a.provider_id, a.description, a.config, a.owner, a.email_on_error) == (
-        b.provider_id,
-        b.description,
-        b.config,
-        b.owner,
-        b.email_on_error,
-    )
-
-
 def _previous_providers(current: WorkerPool, new_provider_id: str) -> tuple[str, ...]:
     """The old provider joins previousProviderIds (its workers still need deprovisioning); the
     new one leaves it (it is current again); null-provider has no workers, so it never joins."""
@@ -183,9 +172,7 @@ class WorkerManager:
         )
         if self.store.put_pool(pool, create=True):
             return pool_json(pool, [])
-        existing = self.store.get_pool(worker_pool_id, consistent=True)
-        if existing is not None and _same_definition(existing, pool):
-            return self._pool_json(existing)
+        # As Taskcluster, whatever the definition: tools such as tc-admin create, and update on 409.
         raise RequestConflict("Worker pool already exists", workerPoolId=worker_pool_id)
 
     def update_worker_pool(self, worker_pool_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -265,7 +252,12 @@ class WorkerManager:
     def _check_definition(self, body: Mapping[str, Any]) -> None:
         provider_id = body["providerId"]
         if self.provider_ids is not None and provider_id not in self.provider_ids:
-            raise InputError("Invalid Provider", providerId=provider_id, validProviderIds=sorted(self.provider_ids))
+            known = sorted(self.provider_ids)
+            raise InputError(
+                f"Invalid Provider {provider_id!r}: this deployment's providers are {', '.join(known)}",
+                providerId=provider_id,
+                validProviderIds=known,
+            )
         pool_config(body["config"])  # InputError says what is wrong, beyond the JSON schema
 
     def _existing(self, worker_pool_id: str) -> WorkerPool:

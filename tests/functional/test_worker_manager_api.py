@@ -245,15 +245,25 @@ def test_a_worker_reports_an_error_with_its_own_credentials(stack: Harness, wm: 
 
 
 # --- worker pools over HTTP -----------------------------------------------------------------------
-def test_creating_the_same_pool_again_is_idempotent_and_another_definition_is_409(stack: Harness) -> None:
+def test_creating_an_existing_pool_is_409_whatever_the_definition_as_taskcluster(stack: Harness) -> None:
     first = call(stack, "createWorkerPool", "PUT", f"/worker-pool/{ENC}", pool_def())
     stack.advance(5)
-    again = call(stack, "createWorkerPool", "PUT", f"/worker-pool/{ENC}", pool_def())
-    assert again == first  # the stored pool, its dates unchanged
-    other = pool_def(description="something else")
-    body = error(stack, "PUT", f"/worker-pool/{ENC}", other, 409, "RequestConflict")
-    assert body["requestInfo"]["params"] == {"workerPoolId": POOL}
-    assert call(stack, "workerPool", "GET", f"/worker-pool/{ENC}")["description"] == "Linux builders"
+    for body in (pool_def(), pool_def(description="something else")):
+        refused = error(stack, "PUT", f"/worker-pool/{ENC}", body, 409, "RequestConflict")
+        assert refused["requestInfo"]["params"] == {"workerPoolId": POOL}
+        assert "Worker pool already exists" in refused["message"]
+    assert call(stack, "workerPool", "GET", f"/worker-pool/{ENC}") == first  # unchanged
+
+
+def test_create_then_update_on_409_as_deployment_tools_do(stack: Harness) -> None:
+    wm = taskcluster.WorkerManager({"rootUrl": stack.root_url(), "credentials": stack.credentials, "maxRetries": 0})
+    for description in ("first", "second"):
+        try:
+            wm.createWorkerPool(POOL, pool_def(description=description))
+        except TaskclusterRestFailure as e:
+            assert e.status_code == 409
+            wm.updateWorkerPool(POOL, pool_def(description=description))
+    assert wm.workerPool(POOL)["description"] == "second"
 
 
 def test_a_raw_slash_in_the_worker_pool_id_works_where_taskcluster_allows_it(stack: Harness) -> None:
@@ -528,3 +538,10 @@ def test_put_worker_records_a_launch_once_and_changes_only_from_the_expected_sta
         (WorkerState.RUNNING, 2),
         (WorkerState.STOPPED, 2),
     ]
+
+
+def test_an_unknown_provider_is_a_400_naming_the_known_ones(stack: Harness) -> None:
+    body = error(stack, "PUT", f"/worker-pool/{ENC}", pool_def(providerId="nope"), 400, "InputError")
+    assert "'nope'" in body["message"] and "aws" in body["message"] and "null-provider" in body["message"]
+    assert body["details"]["validProviderIds"] == sorted(body["details"]["validProviderIds"])
+    error(stack, "GET", f"/worker-pool/{ENC}", None, 404, "ResourceNotFound")
