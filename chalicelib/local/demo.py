@@ -189,6 +189,7 @@ class Progress:
     runs: dict[str, int] = field(default_factory=dict)
     last: dict[str, str] = field(default_factory=dict)  # name -> its runs, as shown
     workers: dict[str, str] = field(default_factory=dict)  # the pool's workers: id -> state
+    waiting: str = ""  # why tasks of the pool wait, as last shown ("" when none does)
     _drawn: int = 0
 
     def done(self) -> int:
@@ -204,12 +205,15 @@ class Progress:
             f"[{'#' * filled}{'.' * (width - filled)}] {self.done()}/{n} done  {time.monotonic() - self.started:5.1f}s"
         )
 
-    def update(self, statuses: dict[str, dict[str, Any]], workers: dict[str, str]) -> None:
+    def update(self, statuses: dict[str, dict[str, Any]], workers: dict[str, str], waiting: str = "") -> None:
         lines = []
         for worker_id, state in workers.items():
             if state != self.workers.get(worker_id):
                 lines.append(f"worker  {worker_id} {self.workers.get(worker_id, '-')} -> {state}")
                 self.workers[worker_id] = state
+        if waiting != self.waiting:
+            lines.append(f"pool    {waiting or 'no task waiting'}")
+            self.waiting = waiting
         for name, task_id in self.ids.items():
             status = statuses.get(task_id)
             if status is None:
@@ -223,13 +227,15 @@ class Progress:
             return
         if lines:
             for line in lines:
-                print(f"{time.monotonic() - self.started:6.1f}s  {line}", file=self.out)
-            print(f"{'':8}{self.bar()}", file=self.out, flush=True)
+                print(f"{time.monotonic() - self.started:6.1f}s  {line}", file=self.out, flush=True)
+            if self.ids:
+                print(f"{'':8}{self.bar()}", file=self.out, flush=True)
 
     def _draw(self) -> None:
         lines = [f"  {name:7} {self.states.get(name, '-'):11}{self.last.get(name, '')}" for name in self.ids]
         live = self.live_workers()
         lines.append(f"  workers {len(live)}: {', '.join(f'{w} {self.workers[w]}' for w in live) or '-'}")
+        lines.append(f"  pool    {self.waiting or 'no task waiting'}")
         lines.append(f"  {self.bar()}")
         if self._drawn:
             self.out.write(f"\x1b[{self._drawn}F")
@@ -260,29 +266,72 @@ def pool_workers(manager: Any) -> dict[str, str]:
     return {w["workerId"]: w["state"] for w in listed["workers"]}
 
 
-def watch(queue: Any, manager: Any, group: str, ids: dict[str, str], stop: threading.Event, out: TextIO) -> Progress:
+def wait_reason(pending: int, workers: Mapping[str, str], max_workers: int) -> str:
+    """Why the pool's pending tasks wait, in a user's words ("" when none does)."""
+    if pending <= 0:
+        return ""
+    tasks = f"{pending} task{'s' if pending != 1 else ''} pending"
+    live = [state for state in workers.values() if state != "stopped"]
+    if not live:
+        return f"{tasks}: no worker yet (the provisioner starts one within seconds)"
+    if "requested" in live:
+        return f"{tasks}: worker starting"
+    if len(live) >= max_workers:
+        stopping = live.count("stopping")
+        extra = f", {stopping} of them stopping" if stopping else ""
+        return f"{tasks}: at maxCapacity ({len(live)} of {max_workers} workers{extra}); they wait for a free slot"
+    return f"{tasks}: waiting for a free slot (more workers start if they keep waiting)"
+
+
+def pool_view(queue: Any, manager: Any, max_workers: int) -> tuple[dict[str, str], str]:
+    """The pool's workers and why its tasks wait."""
+    workers = pool_workers(manager)
+    pending = int(queue.pendingTasks(TASK_QUEUE)["pendingTasks"])
+    return workers, wait_reason(pending, workers, max_workers)
+
+
+def watch(
+    queue: Any, manager: Any, group: str, ids: dict[str, str], max_workers: int, stop: threading.Event, out: TextIO
+) -> Progress:
     """Show the graph's progress until every task is resolved for good (or GRAPH_TIMEOUT)."""
     progress = Progress(ids, out, fancy_output(out))
     end = time.monotonic() + GRAPH_TIMEOUT
     while not stop.is_set() and time.monotonic() < end:
         listed = queue.listTaskGroup(group)
-        progress.update({t["status"]["taskId"]: t["status"] for t in listed["tasks"]}, pool_workers(manager))
+        workers, waiting = pool_view(queue, manager, max_workers)
+        progress.update({t["status"]["taskId"]: t["status"] for t in listed["tasks"]}, workers, waiting)
         if progress.done() == len(ids):
             break
         stop.wait(0.2)
     return progress
 
 
-def watch_scale_in(manager: Any, progress: Progress, stop: threading.Event) -> float | None:
+def watch_scale_in(
+    queue: Any, manager: Any, progress: Progress, max_workers: int, stop: threading.Event
+) -> float | None:
     """Keep showing the pool's workers until none is left (the provisioner ends idle workers of a
     pool with minCapacity 0); seconds that took, or None if not within SCALE_IN_TIMEOUT."""
     idle_from = time.monotonic()
     while not stop.is_set() and time.monotonic() - idle_from < SCALE_IN_TIMEOUT:
-        progress.update({}, pool_workers(manager))
+        progress.update({}, *pool_view(queue, manager, max_workers))
         if not progress.live_workers():
             return time.monotonic() - idle_from
         stop.wait(0.2)
     return None
+
+
+def follow_pool(root_url: str, credentials: Mapping[str, str], max_workers: int, stop: threading.Event) -> None:
+    """After the demo, while the stack serves: one line per change of the pool's workers, and
+    why tasks on it wait, for tasks anyone creates on TASK_QUEUE."""
+    options = {"rootUrl": root_url, "credentials": dict(credentials)}
+    queue, manager = taskcluster.Queue(options), taskcluster.WorkerManager(options)
+    progress = Progress({}, sys.stdout, fancy=False)
+    progress.workers = {w: s for w, s in pool_workers(manager).items() if s == "stopped"}  # shown already
+    while not stop.wait(0.5):
+        try:
+            progress.update({}, *pool_view(queue, manager, max_workers))
+        except (TaskclusterRestFailure, OSError):
+            continue  # the stack is going down, or busy: look again
 
 
 # --- the demo -------------------------------------------------------------------------------------
@@ -304,10 +353,10 @@ def run_demo(
     )
     started = time.monotonic()
     group, ids = submit_graph(queue)
-    progress = watch(queue, manager, group, ids, stop, out)
+    progress = watch(queue, manager, group, ids, max_workers, stop, out)
     elapsed = time.monotonic() - started
     ok = all(progress.states.get(n) == "completed" for n in ids)
-    scale_in = watch_scale_in(manager, progress, stop) if ok else None
+    scale_in = watch_scale_in(queue, manager, progress, max_workers, stop) if ok else None
     final = ", ".join(f"{n}={progress.states.get(n, '?')}" for n in ids)
     print(f"\ntask group {group}: {final}", file=out)
     print(f"{'all completed' if ok else 'NOT all completed'} in {elapsed:.1f}s (submit to last resolution)", file=out)

@@ -40,6 +40,9 @@ def test_the_demo_runs_the_task_graph_on_provisioned_workers_which_stop_when_idl
     assert re.search(r"report\s+\w+ -> completed\s+run 0", out), out
     assert re.search(r"test-3 .*-> completed\s+run 1 \(run 0: exception/intermittent-task\)", out), out
     assert "[##############################] 5/5 done" in out
+    # The display says why tasks wait: the build waits for the pool's first worker.
+    assert re.search(r"pool    1 task pending: (no worker yet|worker starting)", out), out
+    assert "pool    no task waiting" in out
     # The report read each test's artifact, which read the build's artifact through the API.
     assert "test-1: passed (run 0, 14392 bytes checked)" in out
     assert "test-3: passed (run 1, 14392 bytes checked)" in out
