@@ -120,7 +120,7 @@ def graph_end_to_end(stack: EmbeddedStack, runs: int) -> list[float]:
     for _ in range(runs):
         t0 = time.monotonic()
         group, ids = submit_graph(queue)
-        progress = watch(queue, manager, group, ids, threading.Event(), io.StringIO())
+        progress = watch(queue, manager, group, ids, 2, threading.Event(), io.StringIO())
         assert all(progress.states[n] == "completed" for n in ids), progress.states
         times.append(time.monotonic() - t0)
     print(f"  (worker logs: {stack.provider.work_dir}/local-*/worker.log)")

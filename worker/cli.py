@@ -127,13 +127,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # sqs mode: where it looks for hints, so that a wrong prefix or region shows at a glance.
+    hints_at = f" queue_prefix={config.queue_prefix} region={sqs.meta.region_name}" if sqs is not None else ""
     log.info(
-        "worker-started task_queue=%s worker=%s/%s capacity=%d claim_mode=%s credentials=%s docker=%s work_dir=%s",
+        "worker-started task_queue=%s worker=%s/%s capacity=%d claim_mode=%s%s credentials=%s docker=%s work_dir=%s",
         config.task_queue_id,
         config.worker_group,
         config.worker_id,
         config.capacity,
         config.claim_mode,
+        hints_at,
         config.credentials.get("clientId", "none"),
         "yes" if docker else "no",
         config.work_dir,

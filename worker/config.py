@@ -45,9 +45,11 @@ at most every --should-terminate-interval seconds) and, if told to, stops claimi
 same way. On EC2 whatever starts the worker shuts the instance down when it exits.
 
 SIGTERM or SIGINT (or a spot interruption notice) stops claiming, kills running tasks and reports
-them exception/worker-shutdown, so the queue retries them at once. Exit status: 0 after a shutdown,
---idle-timeout, credentials about to expire or worker-manager's word; 1 when the queue refuses the
-worker's credentials or registration fails; 2 on bad configuration."""
+them exception/worker-shutdown, so the queue retries them at once. A claimWork in flight is waited
+for first (up to 20 s), so that the worker does not claim those retries itself; in sqs mode it
+waits out its long poll (--poll-seconds) to give back the hints that poll brings. Exit status: 0
+after a shutdown, --idle-timeout, credentials about to expire or worker-manager's word; 1 when the
+queue refuses the worker's credentials or registration fails; 2 on bad configuration."""
 
 
 class ConfigError(ValueError):
@@ -126,7 +128,12 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="prefix of the SQS hint queues, sqs mode (default: the user data's queuePrefix, else "
         "$TASKQUEUE_QUEUE_PREFIX, else taskqueue-)",
     )
-    p.add_argument("--poll-seconds", type=int, default=20, help="longest SQS long poll, sqs mode (1-20, default: 20)")
+    p.add_argument(
+        "--poll-seconds",
+        type=int,
+        default=20,
+        help="longest SQS long poll, sqs mode (1-20, default: 20); a stopping worker waits out the one in flight",
+    )
     p.add_argument(
         "--live-log-interval",
         type=float,

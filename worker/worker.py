@@ -1,14 +1,12 @@
 """The claim loop: keep up to `capacity` runs going, exit when idle too long, shut down cleanly.
 
 Two ways to end: a *shutdown* (signal, spot notice, refused credentials) aborts the running
-tasks at once; *finishing* (a registered worker whose credentials are about to expire, or whom
+tasks; *finishing* (a registered worker whose credentials are about to expire, or whom
 worker-manager told to terminate) only stops claiming and exits 0 once the running tasks end.
 
-Threads: the claim loop (daemon: a blocked long poll may be abandoned), one per run (each with
-its reclaim and live-log threads), the spot-notice watcher; the main thread waits for a stop
-(signal handlers run there). Stopping for a shutdown aborts every run, which reports
-exception/worker-shutdown; a claimWork already in flight is waited for, and what it brings is
-reported the same way at once.
+Threads: the claim loop, one per run (each with its reclaim and live-log threads), the
+spot-notice watcher; the main thread waits for a stop (signal handlers run there) and then shuts
+down in an order that costs each task at most one run (see `_shut_down`).
 """
 
 from __future__ import annotations
@@ -28,7 +26,7 @@ from .task_run import TaskRun
 
 log = logging.getLogger("worker")
 MAX_BACKOFF = 30.0
-CLAIM_LOCK_WAIT = 60.0  # longest wait for a claim call in flight at shutdown (claimWork: ≤ 20 s)
+CLAIM_WAIT = 60.0  # longest wait at shutdown for a claim or poll in flight (claimWork, SQS: ≤ 20 s)
 # A registered worker stops claiming this long before its credentials expire: a claim call (claimWork
 # long-polls up to 20 s) started just before must still be signed with valid credentials, clock skew
 # included. Runs use their claims' own credentials, so they may go on past the expiry.
@@ -62,16 +60,15 @@ class Worker:
 
     # --- stopping ------------------------------------------------------------------------------
     def stop(self, reason: str, exit_code: int = 0) -> None:
-        """Stop claiming; unless idle, abort every run (they report exception/worker-shutdown)."""
+        """Stop claiming at once; `run` then aborts every run (they report exception/worker-shutdown)."""
         with self._lock:
             if self.stopping.is_set():
                 return
             self.stop_reason, self.exit_code = reason, exit_code
             self.stopping.set()
-            runs = list(self._runs.values())
-        log.info("worker-stopping reason=%s running=%d", reason, len(runs))
-        for run in runs:
-            run.abort(Ending.SHUTDOWN)
+            running = len(self._runs)
+        log.info("worker-stopping reason=%s running=%d", reason, running)
+        self._slot_free.set()  # wake the claim loop: it ends
 
     def finish(self, reason: str) -> None:
         """Stop claiming; exit 0 once the running tasks have ended (a shutdown still aborts them)."""
@@ -84,18 +81,51 @@ class Worker:
         self._slot_free.set()
 
     def run(self) -> int:
-        threading.Thread(target=self._claim_loop, name="claim", daemon=True).start()
+        # A daemon: a claim loop stuck beyond CLAIM_WAIT must not keep the process alive.
+        claim_loop = threading.Thread(target=self._claim_loop, name="claim", daemon=True)
+        claim_loop.start()
         if self.config.spot_notice_url:
             threading.Thread(target=self._watch_spot_notice, name="spot", daemon=True).start()
         while not self.stopping.wait(0.5):
             pass
-        if not self._claim_lock.acquire(timeout=CLAIM_LOCK_WAIT):
+        self._shut_down(claim_loop)
+        return self.exit_code
+
+    def _shut_down(self, claim_loop: threading.Thread) -> None:
+        """After a stop: no new poll, then the claim in flight, then the runs, then the poll in flight.
+
+        1. The claim loop starts no poll or claim once `stopping` is set (it looks before each wait,
+           and under the claim lock before each claim). The stops it makes itself (idle timeout,
+           refused credentials, the end of finishing) come between its calls: nothing is in flight.
+        2. A claim call in flight is waited for first. claimWork long-polls up to 20 s on the
+           queue: resolving our runs while it waits would make their retries pending, and it would
+           claim them, only to abort them as well (two runs lost to one stop). What it does bring
+           is aborted at once (`_start`).
+        3. The runs are aborted: each reports exception/worker-shutdown and the queue retries it
+           at once, for other workers.
+        4. In sqs mode the long poll is not a claim: the runs need not wait for it, but the worker
+           must, so that the claim loop gives back (`release`) what it brings instead of leaving
+           those hints hidden for their visibility timeout after the process is gone.
+        """
+        acquired = self._claim_lock.acquire(blocking=False)
+        if not acquired:
+            log.info("waiting-for-claim-in-flight")
+            acquired = self._claim_lock.acquire(timeout=CLAIM_WAIT)
+        if acquired:
+            self._claim_lock.release()  # the claim loop takes it once more, to give back what its poll brings
+        else:
             log.warning("claim-in-flight-abandoned (its runs will expire and be retried)")
         with self._lock:
-            threads = list(self._runs)
-        for t in threads:
-            t.join()
-        return self.exit_code
+            runs = dict(self._runs)
+        for run in runs.values():
+            run.abort(Ending.SHUTDOWN)
+        for thread in runs:
+            thread.join()
+        if claim_loop.is_alive():  # sqs: a long poll in flight (≤ --poll-seconds)
+            log.info("waiting-for-poll-in-flight")
+            claim_loop.join(CLAIM_WAIT)
+            if claim_loop.is_alive():
+                log.warning("poll-in-flight-abandoned (its hints come back after their visibility timeout)")
 
     # --- claiming ------------------------------------------------------------------------------
     def _claim_loop(self) -> None:
@@ -121,7 +151,7 @@ class Worker:
             try:
                 started = self._claim(free)
                 backoff = 0.0
-                if not started:
+                if not started and not self.stopping.is_set():
                     self._ask_whether_to_terminate()
             except Exception as e:
                 if isinstance(e, TaskclusterFailure) and status_code(e) in (401, 403):
@@ -134,12 +164,12 @@ class Worker:
 
     def _claim(self, free: int) -> int:
         """Claim up to `free` runs and start them; how many were started."""
-        offers = self.claimer.wait_for_work(free)
+        offers = self.claimer.wait_for_work(free, self.stopping)
         with self._claim_lock:
             if self.stopping.is_set():
                 self.claimer.release(offers)
                 return 0
-            claims = self.claimer.take(offers) if offers else []
+            claims = self.claimer.take(offers, self.stopping) if offers else []
             for claim in claims:
                 self._start(claim)
             return len(claims)
@@ -168,7 +198,12 @@ class Worker:
         thread = threading.Thread(target=self._run, args=(run,), name=f"task-{run.task_id}")
         with self._lock:
             self._runs[thread] = run
-            if self.stopping.is_set():  # claimed while stopping: report it at once
+            if self.stopping.is_set():
+                # Claimed by a call in flight when the stop came (claimWork's long poll, mostly).
+                # That cannot be avoided: the queue claims before it answers, and dropping the
+                # connection would leave the run claimed until it expires (a lost run all the
+                # same, and a long wait). So report worker-shutdown now: the queue retries it at
+                # once, for another worker.
                 run.abort(Ending.SHUTDOWN)
         thread.start()
 

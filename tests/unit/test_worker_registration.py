@@ -241,13 +241,13 @@ class IdleClaimer:
     waits: int = 0
     enough: threading.Event = field(default_factory=threading.Event)
 
-    def wait_for_work(self, wanted: int) -> list[Any]:
+    def wait_for_work(self, wanted: int, stop: threading.Event) -> list[Any]:
         self.waits += 1
         if self.waits >= 5:
             self.enough.set()
         return []
 
-    def take(self, offers: list[Any]) -> list[dict[str, Any]]:
+    def take(self, offers: list[Any], stop: threading.Event) -> list[dict[str, Any]]:
         return []
 
     def release(self, offers: list[Any]) -> None:
