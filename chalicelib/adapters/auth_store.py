@@ -1,7 +1,9 @@
 """The auth table (tables.AuthRow): clients and roles, every write conditional.
 
 Creating is a put on an id not yet taken; updating and deleting are guarded by the row existing;
-a failed condition is reported as the domain's 409/404, never retried here.
+a failed condition is reported as the domain's 409/404, never retried here. Each write is that one
+conditional put: two creates racing for an id store exactly one of them, and the other is told 409
+having stored nothing.
 """
 
 from __future__ import annotations
@@ -10,16 +12,22 @@ import json
 from collections.abc import Iterator
 from datetime import datetime
 
-from pynamodb.exceptions import PutError
+from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
 
 from ..domain.credentials import Client, Role
-from ..domain.errors import RequestConflict, ResourceNotFound
+from ..domain.errors import InputError, RequestConflict, ResourceNotFound
 from ..domain.model import format_date, parse_date
-from .pagination import decode_token, next_token
+from .pagination import decode_token, equal, next_token, prefixed
 from .tables import AuthRow
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
 CLIENT, ROLE = "client", "role"
+# DynamoDB's item limit. A larger put is a ValidationException (a 500): refused as input first. The
+# request schemas' caps (1,000 scopes of 1,000 characters) allow rows past it, which no real client
+# or role comes near; a serialized row overstates the item a little (its JSON quoting).
+MAX_ITEM_BYTES = 400 * 1024
 
 
 def _failed_condition(err: Exception) -> bool:
@@ -62,7 +70,9 @@ class DynamoAuthStore:
         except self.model.DoesNotExist:
             return None
 
-    def put_client(self, client: Client, *, create: bool) -> None:
+    def put_client(self, client: Client, *, create: bool, seed_was: str | None = None) -> None:
+        """`seed_was`: the seed the update was read with, which must still be stored (or 409): an
+        update writing it back over a concurrent reset would bring the old access token back."""
         row = self.model(
             CLIENT,
             client.client_id,
@@ -77,24 +87,34 @@ class DynamoAuthStore:
             deleteOnExpiration=client.delete_on_expiration,
             ttl=_ttl(client.expires) if client.delete_on_expiration else None,
         )
-        condition = self.model.id.does_not_exist() if create else self.model.id.exists()
+        unchanged = self.model.seed == seed_was if seed_was else None
+        self._save(row, "Client", create, unchanged)
+
+    def rotate_seed(self, client_id: str, seed_was: str, seed: str, when: datetime) -> Client:
+        """A new seed (a new access token), only if `seed_was` is still stored (or 409: of two racing
+        resets, one would hand out a token already dead). Only the seed and its dates are written, so
+        an update made meanwhile stands."""
+        row = self.model(CLIENT, client_id)
+        actions: list[Action] = [
+            self.model.seed.set(seed),
+            self.model.lastRotated.set(format_date(when)),
+            self.model.lastModified.set(format_date(when)),
+        ]
         try:
-            row.save(condition=condition)
-        except PutError as err:
+            row.update(actions=actions, condition=self.model.id.exists() & (self.model.seed == seed_was))
+        except UpdateError as err:
             if not _failed_condition(err):
                 raise
-            if create:
-                raise RequestConflict(f"Client {client.client_id} already exists") from None
-            raise ResourceNotFound(f"Client {client.client_id} not found") from None
+            raise self._lost_race(row, "Client") from None
+        return _client(row)
 
     def delete_client(self, client_id: str) -> None:
         self._delete(CLIENT, client_id)
 
     def list_clients(self, prefix: str, limit: int, token: str | None) -> tuple[list[Client], str | None]:
         condition = self.model.id.startswith(prefix) if prefix else None
-        rows = self.model.query(
-            CLIENT, condition, limit=limit, last_evaluated_key=decode_token(token, {"kind", "id"}), consistent_read=True
-        )
+        start = decode_token(token, {"kind", "id"}, {"kind": equal(CLIENT), "id": prefixed(prefix)})
+        rows = self.model.query(CLIENT, condition, limit=limit, last_evaluated_key=start, consistent_read=True)
         found = [_client(r) for r in rows]
         return found, next_token(rows.last_evaluated_key, len(found), limit)
 
@@ -114,15 +134,7 @@ class DynamoAuthStore:
             created=format_date(role.created),
             lastModified=format_date(role.last_modified),
         )
-        condition = self.model.id.does_not_exist() if create else self.model.id.exists()
-        try:
-            row.save(condition=condition)
-        except PutError as err:
-            if not _failed_condition(err):
-                raise
-            if create:
-                raise RequestConflict(f"Role {role.role_id} already exists") from None
-            raise ResourceNotFound(f"Role {role.role_id} not found") from None
+        self._save(row, "Role", create)
 
     def delete_role(self, role_id: str) -> None:
         self._delete(ROLE, role_id)
@@ -131,6 +143,28 @@ class DynamoAuthStore:
         return (_role(r) for r in self.model.query(ROLE, consistent_read=True))
 
     # --- shared ---------------------------------------------------------------------------------
+    def _save(self, row: AuthRow, what: str, create: bool, unchanged: Condition | None = None) -> None:
+        size = len(json.dumps(row.serialize()).encode())
+        if size > MAX_ITEM_BYTES:
+            raise InputError(f"{what} {row.id} would take {size} bytes to store; the limit is {MAX_ITEM_BYTES}")
+        condition = self.model.id.does_not_exist() if create else self.model.id.exists()
+        if unchanged is not None:
+            condition &= unchanged
+        try:
+            row.save(condition=condition)
+        except PutError as err:
+            if not _failed_condition(err):
+                raise
+            if create:
+                raise RequestConflict(f"{what} {row.id} already exists") from None
+            raise self._lost_race(row, what) from None
+
+    def _lost_race(self, row: AuthRow, what: str) -> ResourceNotFound | RequestConflict:
+        """A conditional write on an existing row failed: the row is gone, or changed meanwhile."""
+        if not self.model.count(row.kind, self.model.id == row.id, consistent_read=True):
+            return ResourceNotFound(f"{what} {row.id} not found")
+        return RequestConflict(f"{what} {row.id} changed while this request ran; try again")
+
     def _delete(self, kind: str, item_id: str) -> None:
         """Idempotent, as Taskcluster's deleteClient/deleteRole: deleting what is gone succeeds."""
         self.model(kind, item_id).delete()

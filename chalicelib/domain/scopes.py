@@ -9,13 +9,19 @@ from values the handler knows (the task's scopes, its schedulerId …). Roles: h
 `assume:` scope with that prefix and its scopes may use `<..>` for the matched part (Taskcluster's
 parameterized roles).
 
+Callers choose the scopes (an expandScopes body, authorizedScopes, a certificate), so no work here
+grows faster than n log n in them: sets are normalized by sorting, held sets answer by bisection
+(ScopeSet), roles are found by bisection (RoleIndex), and an expansion is bounded by the scopes and
+characters it produces (docs/limits.md), since a role may multiply its parameter every round.
+
 Pure: no I/O. The table of every endpoint's expression is `ENDPOINT_SCOPES`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeAlias
 
 from .model import PRIORITIES
@@ -44,8 +50,40 @@ def satisfies(held: str, required: str) -> bool:
     return held.endswith("*") and required.startswith(held[:-1])
 
 
-def satisfied(held: Iterable[str], required: str) -> bool:
-    return any(satisfies(h, required) for h in held)
+class ScopeSet:
+    """Held scopes prepared for many checks: each costs O(log n), not one `satisfies` per held scope.
+
+    Once normalized no held star covers another, so the star prefixes are prefix-free: the only one
+    that can be a prefix of a required scope is the greatest one not above it.
+    """
+
+    __slots__ = ("_exact", "_stars")
+
+    def __init__(self, scopes: Iterable[str], *, normalized: bool = False) -> None:
+        """`normalized`: the scopes already are (as expand's), so it is not done again."""
+        held = list(scopes) if normalized else normalize(scopes)
+        self._exact = frozenset(held)
+        self._stars = sorted(s[:-1] for s in held if s.endswith("*"))
+
+    def satisfies(self, required: str) -> bool:
+        return required in self._exact or self._under_a_star(required)
+
+    def covers(self, scope: str) -> bool:
+        """Holding `scope` too would grant nothing more. Not quite `satisfies`: `p**` satisfies the
+        scope `p*` (a string starting with `p*`), yet grants less than `p*` held."""
+        return scope in self._exact or self._under_a_star(_walk_order(scope)[0])
+
+    def _under_a_star(self, text: str) -> bool:
+        i = bisect_right(self._stars, text)
+        return i > 0 and text.startswith(self._stars[i - 1])
+
+
+def satisfied(held: Iterable[str] | ScopeSet, required: str) -> bool:
+    return _scope_set(held).satisfies(required)
+
+
+def _scope_set(held: Iterable[str] | ScopeSet) -> ScopeSet:
+    return held if isinstance(held, ScopeSet) else ScopeSet(held)
 
 
 # --- expressions ----------------------------------------------------------------------------------
@@ -77,23 +115,26 @@ def render(expr: ScopeExpr, params: Mapping[str, Any]) -> ScopeExpr:
     return {key: items}
 
 
-def unsatisfied(expr: ScopeExpr, held: Iterable[str]) -> ScopeExpr | None:
+def unsatisfied(expr: ScopeExpr, held: Iterable[str] | ScopeSet) -> ScopeExpr | None:
     """What `held` still lacks of a rendered expression, simplified (None: nothing, it is satisfied).
 
     As Taskcluster's `removeGivenScopes`: satisfied parts of an AllOf go away; an AnyOf with any
     satisfied branch is satisfied; a one-item remainder stands alone. An empty AnyOf is never
     satisfied, an empty AllOf always is.
     """
-    held = list(held)
+    return _unsatisfied(expr, _scope_set(held))
+
+
+def _unsatisfied(expr: ScopeExpr, held: ScopeSet) -> ScopeExpr | None:
     if isinstance(expr, str):
-        return None if satisfied(held, expr) else expr
+        return None if held.satisfies(expr) else expr
     key = _operator(expr)
     if key == "AllOf":
-        rest = [r for r in (unsatisfied(e, held) for e in expr[key]) if r is not None]
+        rest = [r for r in (_unsatisfied(e, held) for e in expr[key]) if r is not None]
         if not rest:
             return None
     else:
-        branches = [unsatisfied(e, held) for e in expr[key]]
+        branches = [_unsatisfied(e, held) for e in expr[key]]
         if any(b is None for b in branches):
             return None
         rest = [b for b in branches if b is not None]
@@ -104,17 +145,14 @@ def unsatisfied(expr: ScopeExpr, held: Iterable[str]) -> ScopeExpr | None:
 
 def leaves(expr: ScopeExpr | None) -> list[str]:
     """Every scope string in an expression, in order, without repeats."""
-    found: list[str] = []
     if expr is None:
-        return found
+        return []
     if isinstance(expr, str):
         return [expr]
-    for e in _children(expr):
-        found += [s for s in leaves(e) if s not in found]
-    return found
+    return list(dict.fromkeys(s for e in _children(expr) for s in leaves(e)))
 
 
-def unsatisfied_leaves(expr: ScopeExpr, held: Iterable[str]) -> list[str]:
+def unsatisfied_leaves(expr: ScopeExpr, held: Iterable[str] | ScopeSet) -> list[str]:
     """The required scopes `held` lacks (empty when the expression is satisfied)."""
     return leaves(unsatisfied(expr, held))
 
@@ -124,30 +162,96 @@ class ExpansionTooLarge(ValueError):
     """Roles that keep granting new scopes (parameterized roles can): refused, never looped on."""
 
 
+# Bounds of one expansion, counted over what it holds (the scopes so far and the new ones a round
+# produces, but not those a held star covers), checked as each scope is produced: `<..>` repeated
+# in a role's scope doubles a parameter per round, so a bound checked between rounds comes after
+# the memory is gone. Real expansions are hundreds of scopes, each rarely over 200 characters;
+# 2,000,000 characters also hold an expandScopes body at its caps (below).
 MAX_EXPANDED_SCOPES = 10_000
+MAX_EXPANDED_CHARS = 2_000_000
 MAX_EXPANSION_ROUNDS = 64  # a chain of roles assuming roles this deep is a loop that keeps growing
 
+# What one request may name (the schemas of createClient, createRole and expandScopes say the same;
+# docs/limits.md): Taskcluster's real clients and roles hold at most a few hundred scopes, the
+# longest of them a couple of hundred characters.
+MAX_SCOPES_PER_SET = 1_000
+MAX_SCOPE_LENGTH = 1_000
 
-def expand(scopes: Iterable[str], roles: Mapping[str, Sequence[str]]) -> list[str]:
-    """`scopes` plus every role they assume, transitively, normalized (sorted, covered scopes dropped)."""
+
+class RoleIndex:
+    """Roles ordered for lookup: the roles one scope assumes are found by bisection, not by trying
+    every role (plain roles by id, star roles `p*` by their prefix `p`)."""
+
+    def __init__(self, roles: Mapping[str, Sequence[str]]) -> None:
+        self.scopes: dict[str, Sequence[str]] = dict(roles)
+        self._plain = sorted(r for r in roles if not r.endswith("*"))
+        self._star = sorted(r[:-1] for r in roles if r.endswith("*"))
+
+    def assumed_by(self, scope: str) -> Iterator[tuple[str, str]]:
+        """(roleId, value of `<..>`) for every role `scope` assumes."""
+        for role_id in self._candidates(scope):
+            parameter = _role_match(scope, role_id)
+            if parameter is not None:
+                yield role_id, parameter
+
+    def _candidates(self, scope: str) -> Iterable[str]:
+        """Every role `scope` may assume (a few more at most: _role_match decides)."""
+        if scope.endswith("*") and ASSUME.startswith(scope[:-1]):
+            return self.scopes  # it covers every assume: scope
+        if not scope.startswith(ASSUME):
+            return ()
+        rest = scope[len(ASSUME) :]
+        stars = {p + "*" for p in _prefixes_of(self._star, rest)}
+        if not scope.endswith("*"):
+            return [rest, *stars] if rest in self.scopes else stars
+        under = rest[:-1]  # a star scope also assumes the roles whose ids start with its prefix
+        stars.update(p + "*" for p in _starting_with(self._star, under))
+        return [*_starting_with(self._plain, under), *stars]
+
+
+def expand(
+    scopes: Iterable[str],
+    roles: Mapping[str, Sequence[str]] | RoleIndex,
+    *,
+    max_scopes: int = MAX_EXPANDED_SCOPES,
+    max_chars: int = MAX_EXPANDED_CHARS,
+) -> list[str]:
+    """`scopes` plus every role they assume, transitively, normalized (sorted, covered scopes dropped).
+
+    Each round expands only the scopes the previous one added (a scope's grants do not change).
+    Raises ExpansionTooLarge past `max_scopes` scopes or `max_chars` characters held — checked as
+    each scope is produced — or past MAX_EXPANSION_ROUNDS.
+    """
+    index = roles if isinstance(roles, RoleIndex) else RoleIndex(roles)
     result = normalize(scopes)
+    fresh = result
     for _ in range(MAX_EXPANSION_ROUNDS):
-        grown = normalize([*result, *(s for scope in result for s in _granted(scope, roles))])
-        if grown == result:
+        held = ScopeSet(result, normalized=True)
+        count, chars = len(result), sum(map(len, result))
+        _within(count, chars, max_scopes, max_chars)
+        produced: set[str] = set()
+        for scope in fresh:
+            for role_id, parameter in index.assumed_by(scope):
+                for template in index.scopes[role_id]:
+                    granted = _fill_role_parameter(template, parameter, room=max_chars - chars)
+                    if granted in produced or held.covers(granted):
+                        continue
+                    produced.add(granted)
+                    count, chars = count + 1, chars + len(granted)
+                    _within(count, chars, max_scopes, max_chars)
+        if not produced:
             return result
-        if len(grown) > MAX_EXPANDED_SCOPES:
-            raise ExpansionTooLarge(f"expansion exceeds {MAX_EXPANDED_SCOPES} scopes")
-        result = grown
+        known = set(result)
+        result = normalize([*result, *produced])
+        fresh = [s for s in result if s not in known]
     raise ExpansionTooLarge(f"roles still grant new scopes after {MAX_EXPANSION_ROUNDS} rounds")
 
 
-def _granted(scope: str, roles: Mapping[str, Sequence[str]]) -> Iterable[str]:
-    if not (scope.startswith(ASSUME) or (scope.endswith("*") and ASSUME.startswith(scope[:-1]))):
-        return
-    for role_id, role_scopes in roles.items():
-        parameter = _role_match(scope, role_id)
-        if parameter is not None:
-            yield from (_fill_role_parameter(s, parameter) for s in role_scopes)
+def _within(count: int, chars: int, max_scopes: int, max_chars: int) -> None:
+    if count > max_scopes:
+        raise ExpansionTooLarge(f"expansion exceeds {max_scopes} scopes")
+    if chars > max_chars:
+        raise ExpansionTooLarge(f"expansion exceeds {max_chars} characters")
 
 
 def _role_match(scope: str, role_id: str) -> str | None:
@@ -167,20 +271,72 @@ def _role_match(scope: str, role_id: str) -> str | None:
     return None
 
 
-def _fill_role_parameter(scope: str, parameter: str) -> str:
+def _fill_role_parameter(scope: str, parameter: str, room: int) -> str:
+    """`scope` with `<..>` filled; a result longer than `room` characters is refused before it is built."""
     if ROLE_PARAMETER not in scope:
         return scope
     if parameter.endswith("*"):
         # Taskcluster: a star parameter ends the scope there — it already covers whatever followed.
         return scope[: scope.index(ROLE_PARAMETER)] + parameter
+    if len(scope) + scope.count(ROLE_PARAMETER) * (len(parameter) - len(ROLE_PARAMETER)) > room:
+        raise ExpansionTooLarge(f"a role's <..> makes a scope longer than the {room} characters left of the bound")
     return scope.replace(ROLE_PARAMETER, parameter)
 
 
 def normalize(scopes: Iterable[str]) -> list[str]:
-    """Sorted, unique, and without scopes another held star scope already covers."""
-    unique = sorted(set(scopes))
-    stars = [s for s in unique if s.endswith("*")]
-    return [s for s in unique if not any(star != s and satisfies(star, s) for star in stars)]
+    """Sorted, unique, and without scopes another held star scope already covers.
+
+    O(n log n), as Taskcluster's normalizeScopeSet: in walk order a star scope `p*` comes just
+    before every scope starting with `p`, so one pass dropping what the last kept star covers
+    suffices (the scopes a star covers follow it as one run, and so do those of a star it covers).
+    """
+    kept: list[str] = []
+    cover: str | None = None
+    for scope in sorted(set(scopes), key=_walk_order):
+        stem = _walk_order(scope)[0]
+        if cover is not None and stem.startswith(cover):
+            continue
+        kept.append(scope)
+        if scope.endswith("*"):
+            cover = stem
+    return sorted(kept)
+
+
+def _walk_order(scope: str) -> tuple[str, bool]:
+    """A star scope `p*` sorts as `p`, before `p` itself and every longer scope starting with `p`."""
+    return (scope[:-1], False) if scope.endswith("*") else (scope, True)
+
+
+def _starting_with(ordered: Sequence[str], prefix: str) -> Iterator[str]:
+    i = bisect_left(ordered, prefix)
+    while i < len(ordered) and ordered[i].startswith(prefix):
+        yield ordered[i]
+        i += 1
+
+
+def _prefixes_of(ordered: Sequence[str], text: str) -> Iterator[str]:
+    """The items of `ordered` that are prefixes of `text`.
+
+    Such an item is also a prefix of the greatest item not above `text` (the candidate): when the
+    candidate is not one itself, the search goes on below it for their common prefix. The key only
+    shortens, so there are at most twice as many steps as characters; real role ids take one or two.
+    """
+    key, end = text, len(ordered)
+    while (i := bisect_right(ordered, key, 0, end) - 1) >= 0:
+        candidate = ordered[i]
+        if text.startswith(candidate):
+            yield candidate
+            key = candidate
+        else:
+            key = text[: _common_length(candidate, text)]
+        end = i
+
+
+def _common_length(a: str, b: str) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
 
 
 # --- helpers --------------------------------------------------------------------------------------

@@ -5,6 +5,11 @@
 stored one), or temporary credentials checked against their issuer; `authorizedScopes` narrows
 the result. `authorize` checks a caller against an endpoint's scope expression.
 
+Expansion is bounded (domain/scopes.py): createRole and updateRole refuse a role that would make
+any role's expansion exceed the bound (400), and should stored roles exceed it anyway (written
+another way, or two racing role writes each checked without the other), requests fail closed —
+the caller's scopes cannot be known, so nothing is authorized (403), and expandScopes is a 400.
+
 Clients and the role set are cached per process for `cache_seconds` (a Lambda container lives
 for many requests): a change made through another process takes effect within that time.
 """
@@ -16,6 +21,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any, Protocol
 
 from ..clock import Clock
@@ -32,7 +38,17 @@ from ..domain.credentials import (
 )
 from ..domain.errors import AuthenticationFailed, InputError, InsufficientScopes, ResourceNotFound
 from ..domain.model import Task, parse_date
-from ..domain.scopes import ExpansionTooLarge, ScopeExpr, expand, render, satisfied, unsatisfied
+from ..domain.scopes import (
+    MAX_SCOPE_LENGTH,
+    MAX_SCOPES_PER_SET,
+    ExpansionTooLarge,
+    RoleIndex,
+    ScopeExpr,
+    ScopeSet,
+    expand,
+    render,
+    unsatisfied,
+)
 
 ANONYMOUS_ROLE = "anonymous"
 
@@ -40,7 +56,9 @@ ANONYMOUS_ROLE = "anonymous"
 class AuthStore(Protocol):
     def get_client(self, client_id: str) -> Client | None: ...
 
-    def put_client(self, client: Client, *, create: bool) -> None: ...
+    def put_client(self, client: Client, *, create: bool, seed_was: str | None = None) -> None: ...
+
+    def rotate_seed(self, client_id: str, seed_was: str, seed: str, when: datetime) -> Client: ...
 
     def delete_client(self, client_id: str) -> None: ...
 
@@ -74,11 +92,15 @@ class SignedRequest:
 @dataclass(frozen=True)
 class Caller:
     client_id: str | None  # None: no credentials (the anonymous role)
-    scopes: tuple[str, ...]
+    scopes: tuple[str, ...]  # expanded, hence normalized
 
     @property
     def name(self) -> str:
         return self.client_id or "anonymous"
+
+    @cached_property
+    def held(self) -> ScopeSet:
+        return ScopeSet(self.scopes, normalized=True)
 
 
 @dataclass(frozen=True)
@@ -102,18 +124,23 @@ class Auth:
         self.cache = timedelta(seconds=cache_seconds)
         self._lock = threading.Lock()
         self._clients: dict[str, tuple[datetime, Principal]] = {}
-        self._roles: tuple[datetime, dict[str, tuple[str, ...]]] | None = None
+        self._roles: tuple[datetime, RoleIndex] | None = None
 
     # --- authentication -------------------------------------------------------------------------
     def authenticate(self, req: SignedRequest) -> Caller:
         if req.authorization and req.bewit:
             raise AuthenticationFailed("Cannot use both a Hawk header and a bewit")
-        if not req.authorization and req.bewit is None:
-            return Caller(None, tuple(self.expand([f"assume:{ANONYMOUS_ROLE}"])))
         try:
+            if not req.authorization and req.bewit is None:
+                return Caller(None, tuple(self._expand([f"assume:{ANONYMOUS_ROLE}"])))
             return self._authenticate(req)
         except (hawk.HawkError, CredentialError) as err:
             raise AuthenticationFailed(str(err)) from None
+        except ExpansionTooLarge as err:
+            raise InsufficientScopes(
+                f"The caller's scopes cannot be determined, so none are granted: the roles it assumes "
+                f"expand beyond the bound ({err})"
+            ) from None
 
     def _authenticate(self, req: SignedRequest) -> Caller:
         bewit = req.bewit is not None
@@ -125,19 +152,21 @@ class Auth:
             issuer_id = cert.issuer_of(sig.id)
             issuer = self._principal(issuer_id)
             key = cert.check(sig.id, issuer.token, int(now.timestamp() * 1000))
-            if cert.issuer is not None and not satisfied(issuer.scopes, f"auth:create-client:{sig.id}"):
+            held = ScopeSet(issuer.scopes, normalized=True)  # expanded, as every principal's
+            if cert.issuer is not None and not held.satisfies(f"auth:create-client:{sig.id}"):
                 raise CredentialError(f"ext.certificate issuer {issuer_id} lacks auth:create-client:{sig.id}")
-            if not all(satisfied(issuer.scopes, s) for s in cert.scopes):
+            if not all(held.satisfies(s) for s in cert.scopes):
                 raise CredentialError("ext.certificate issuer lacks scopes in the certificate")
-            scopes = tuple(self.expand(cert.scopes))
+            scopes = tuple(self._expand(cert.scopes))
         else:
             principal = self._principal(sig.id)
             key, scopes = principal.token, principal.scopes
         self._verify(key, sig, req, now.timestamp(), bewit)
         if ext.authorized_scopes is not None:
-            if not all(satisfied(scopes, s) for s in ext.authorized_scopes):
+            held = ScopeSet(scopes, normalized=True)
+            if not all(held.satisfies(s) for s in ext.authorized_scopes):
                 raise CredentialError("ext.authorizedScopes must be satisfied by the client's scopes")
-            scopes = tuple(self.expand(ext.authorized_scopes))
+            scopes = tuple(self._expand(ext.authorized_scopes))
         return Caller(sig.id, scopes)
 
     @staticmethod
@@ -170,7 +199,7 @@ class Auth:
             raise CredentialError(f"Client {client_id} is disabled")
         if client.expires <= now:
             raise CredentialError(f"Client {client_id} has expired")
-        principal = Principal(self._token(client), tuple(self.expand(client.scopes)))
+        principal = Principal(self._token(client), tuple(self._expand(client.scopes)))
         with self._lock:
             self._clients[client_id] = (now, principal)
         return principal
@@ -179,7 +208,7 @@ class Auth:
     @staticmethod
     def authorize(caller: Caller, expr: ScopeExpr, params: Mapping[str, Any]) -> None:
         required = render(expr, params)
-        missing = unsatisfied(required, caller.scopes)
+        missing = unsatisfied(required, caller.held)
         if missing is None:
             return
         raise InsufficientScopes(
@@ -192,17 +221,24 @@ class Auth:
         )
 
     # --- roles and expansion --------------------------------------------------------------------
-    def roles(self) -> dict[str, tuple[str, ...]]:
+    def roles(self) -> RoleIndex:
         now = self.clock.now()
         with self._lock:
             if self._roles is not None and now - self._roles[0] < self.cache:
                 return self._roles[1]
-        roles = {r.role_id: r.scopes for r in self.store.all_roles()}
+        roles = RoleIndex({r.role_id: r.scopes for r in self.store.all_roles()})
         with self._lock:
             self._roles = (now, roles)
         return roles
 
-    def expand(self, scopes: Sequence[str], roles: Mapping[str, Sequence[str]] | None = None) -> list[str]:
+    def expand(self, scopes: Sequence[str], roles: RoleIndex | None = None) -> list[str]:
+        """For the API: an expansion beyond the bound is the request's fault or the roles', a 400."""
+        try:
+            return self._expand(scopes, roles)
+        except ExpansionTooLarge as err:
+            raise InputError(f"Scope expansion is too large: {err}") from None
+
+    def _expand(self, scopes: Sequence[str], roles: RoleIndex | None = None) -> list[str]:
         return expand(scopes, self.roles() if roles is None else roles)
 
     def _forget(self, client_id: str | None = None, roles: bool = False) -> None:
@@ -268,28 +304,31 @@ class Auth:
             seed=new_seed(),
             delete_on_expiration=bool(body.get("deleteOnExpiration", False)),
         )
+        expanded = self.expand(client.scopes)  # before the write: a refused client leaves nothing
         self.store.put_client(client, create=True)
-        return self._with_token(client)
+        return self._with_token(client, expanded)
 
     def update_client(self, client_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        stored = self._stored_client(client_id)
         client = replace(
-            self._stored_client(client_id),
+            stored,
             description=body["description"],
             scopes=self._checked_scopes(body.get("scopes", [])),
             expires=parse_date(body["expires"]),
             delete_on_expiration=bool(body.get("deleteOnExpiration", False)),
             last_modified=self.clock.now(),
         )
-        self.store.put_client(client, create=False)
+        expanded = self.expand(client.scopes)
+        self.store.put_client(client, create=False, seed_was=stored.seed)
         self._forget(client_id)
-        return client.to_json(self.expand(client.scopes))
+        return client.to_json(expanded)
 
     def reset_access_token(self, client_id: str) -> dict[str, Any]:
-        now = self.clock.now()
-        client = replace(self._stored_client(client_id), seed=new_seed(), last_rotated=now, last_modified=now)
-        self.store.put_client(client, create=False)
+        stored = self._stored_client(client_id)
+        self.expand(stored.scopes)  # refused before the write: a new token nobody is told of locks the client out
+        client = self.store.rotate_seed(client_id, stored.seed, new_seed(), self.clock.now())
         self._forget(client_id)
-        return self._with_token(client)
+        return self._with_token(client, self.expand(client.scopes))
 
     def delete_client(self, client_id: str) -> None:
         self._check_client_id(client_id)
@@ -302,11 +341,8 @@ class Auth:
             raise ResourceNotFound(f"Client {client_id} not found")
         return client
 
-    def _with_token(self, client: Client) -> dict[str, Any]:
-        return {
-            **client.to_json(self.expand(client.scopes)),
-            "accessToken": self._token(client),
-        }
+    def _with_token(self, client: Client, expanded: Sequence[str]) -> dict[str, Any]:
+        return {**client.to_json(expanded), "accessToken": self._token(client)}
 
     def _token(self, client: Client) -> str:
         if not self.root.token_key:
@@ -329,7 +365,7 @@ class Auth:
 
     def list_roles(self) -> list[dict[str, Any]]:
         roles = list(self.store.all_roles())
-        table = {r.role_id: r.scopes for r in roles}
+        table = RoleIndex({r.role_id: r.scopes for r in roles})
         return [r.to_json(self.expand(r.scopes, table)) for r in roles]
 
     def create_role(self, role_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -350,13 +386,17 @@ class Auth:
             created=existing.created if existing else now,
             last_modified=now,
         )
-        table = {r.role_id: r.scopes for r in self.store.all_roles()}
-        table[role_id] = role.scopes
-        try:
-            for scopes in table.values():
+        roles = {r.role_id: r.scopes for r in self.store.all_roles()}
+        roles[role_id] = role.scopes
+        table = RoleIndex(roles)
+        # Every role, not only this one: another role's expansion may pass through it.
+        for other, scopes in roles.items():
+            try:
                 expand(scopes, table)
-        except ExpansionTooLarge as err:
-            raise InputError(f"Role {role_id} would make scope expansion unbounded: {err}") from None
+            except ExpansionTooLarge as err:
+                raise InputError(
+                    f"With role {role_id} as given, the expansion of role {other} is too large: {err}"
+                ) from None
         self.store.put_role(role, create=create)
         self._forget(roles=True)
         return role.to_json(expand(role.scopes, table))
@@ -367,8 +407,12 @@ class Auth:
 
     @staticmethod
     def _checked_scopes(scopes: Sequence[str]) -> tuple[str, ...]:
+        # The request schemas say the same; repeated here for callers that did not come through them.
+        if len(scopes) > MAX_SCOPES_PER_SET:
+            raise InputError(f"{len(scopes)} scopes; at most {MAX_SCOPES_PER_SET} are allowed")
         for scope in scopes:
+            if len(scope) > MAX_SCOPE_LENGTH:
+                raise InputError(f"A scope of {len(scope)} characters; at most {MAX_SCOPE_LENGTH} are allowed")
             if scope.endswith("**"):
                 raise InputError(f"Scope {scope!r} ends with '**', which Taskcluster does not allow")
         return tuple(scopes)
-

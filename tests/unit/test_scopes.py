@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import random
 import re
+import time
+import tracemalloc
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -10,9 +14,16 @@ import pytest
 from chalicelib.domain.model import PRIORITIES
 from chalicelib.domain.scopes import (
     ENDPOINT_SCOPES,
+    MAX_EXPANDED_CHARS,
+    MAX_EXPANDED_SCOPES,
+    MAX_EXPANSION_ROUNDS,
+    MAX_SCOPE_LENGTH,
+    MAX_SCOPES_PER_SET,
+    ExpansionTooLarge,
     MissingParameter,
     ScopeExpr,
     ScopeExpressionError,
+    ScopeSet,
     create_task_parameters,
     expand,
     leaves,
@@ -25,6 +36,7 @@ from chalicelib.domain.scopes import (
     unsatisfied,
     unsatisfied_leaves,
 )
+from chalicelib.schemas import load
 
 TASK_ID = "fN1SbArXTPa-PUVL8YyHEg"
 
@@ -224,6 +236,179 @@ def test_the_anonymous_role_gives_requests_without_credentials_their_scopes() ->
     assert unsatisfied_leaves(render(ENDPOINT_SCOPES["getArtifact"] or "", {"names": ["private/x"]}), held) == [
         "queue:get-artifact:private/x"
     ]
+
+
+def test_normalize_drops_what_a_star_covers_even_where_plain_order_puts_it_before_the_star() -> None:
+    # ' ' and '!' sort before '*': in plain order `a` and `a!x` come before `a*`, which covers them
+    assert normalize(["a", "a!x", "a *", "a*", "b"]) == ["a*", "b"]
+    assert normalize(["a!*", "a!b", "a*"]) == ["a*"]
+    assert normalize(["ab*", "a", "abc", "a:*", "a:b"]) == ["a", "a:*", "ab*"]
+
+
+def test_of_two_star_scopes_covering_each_other_the_shorter_is_kept() -> None:
+    # `a*` and `a**` each satisfy the other: dropping both (as comparing all pairs did) lost the scope,
+    # and with it a `*` whose role granted `**`.
+    assert normalize(["a**", "a*"]) == ["a*"]
+    assert expand(["*"], {"*": ["*<..>"]}) == ["*"]
+    assert expand(["q**", "assume:r"], {"r": ["q*"]}) == ["assume:r", "q*"]  # q** satisfies q*, covers less
+
+
+def test_a_prepared_scope_set_answers_as_satisfied_does() -> None:
+    held = ScopeSet(["a", "b:*", "b:c:*", "c*", "*x"])
+    for required in ["a", "b:", "b:c", "b:c:d", "c", "cc*", "*x", "*", "b", "a*", "x"]:
+        assert held.satisfies(required) is any(satisfies(h, required) for h in ["a", "b:*", "b:c:*", "c*", "*x"])
+    assert ScopeSet(["*"]).satisfies("anything") and not ScopeSet([]).satisfies("")
+    # as a held scope, `p*` grants what `p**` does not
+    assert ScopeSet(["p**"]).satisfies("p*") and not ScopeSet(["p**"]).covers("p*")
+    assert ScopeSet(["p*"]).covers("p**") and ScopeSet(["p*"]).covers("pq*") and ScopeSet(["p"]).covers("p")
+
+
+def test_role_lookup_finds_nested_star_roles_and_the_plain_roles_under_a_star() -> None:
+    roles = {"r*": ["x:<..>"], "r/a*": ["y:<..>"], "r/a/b*": ["z:<..>"], "r/ab": ["w"], "q*": ["no"]}
+    assert expand(["assume:r/a/bc"], roles) == ["assume:r/a/bc", "x:/a/bc", "y:/bc", "z:c"]
+    assert expand(["assume:r/a*"], roles) == ["assume:r/a*", "w", "x:/a*", "y:*", "z:*"]
+    assert expand(["assume:r/ab"], roles) == ["assume:r/ab", "w", "x:/ab", "y:b"]
+    assert expand(["assume:*"], roles) == ["assume:*", "no", "w", "x:*", "y:*", "z:*"]
+    assert expand(["assume:s"], roles) == ["assume:s"]
+
+
+# The definitions the fast paths must agree with: every scope against every star, every role tried.
+def reference_normalize(scopes: Iterable[str]) -> list[str]:
+    unique = sorted(set(scopes))
+    stars = [s for s in unique if s.endswith("*")]
+
+    def covered(s: str) -> bool:
+        return any(t != s and satisfies(t, s) and (not satisfies(s, t) or len(t) < len(s)) for t in stars)
+
+    return [s for s in unique if not covered(s)]
+
+
+def reference_grants(scope: str, roles: Mapping[str, Sequence[str]]) -> Iterator[str]:
+    for role_id, role_scopes in roles.items():
+        target = "assume:" + role_id
+        if not role_id.endswith("*"):
+            if not satisfies(scope, target):
+                continue
+            parameter = ""
+        elif scope.startswith(target[:-1]):
+            parameter = scope[len(target) - 1 :]
+        elif scope.endswith("*") and target[:-1].startswith(scope[:-1]):
+            parameter = "*"
+        else:
+            continue
+        for s in role_scopes:
+            if "<..>" in s and parameter.endswith("*"):
+                yield s[: s.index("<..>")] + parameter
+            else:
+                yield s.replace("<..>", parameter)
+
+
+def reference_expand(scopes: list[str], roles: Mapping[str, Sequence[str]]) -> list[str] | None:
+    result = reference_normalize(scopes)
+    for _ in range(8):
+        grown = reference_normalize([*result, *(g for s in result for g in reference_grants(s, roles))])
+        if grown == result:
+            return result
+        if any(len(s) > 200 for s in grown):
+            return None
+        result = grown
+    return None  # still growing: the bounds' business, tested below
+
+
+def test_normalize_satisfaction_and_expansion_agree_with_their_definitions_on_random_sets() -> None:
+    rng = random.Random(7)
+    parts = ["a", "b", "ab", ":", "*", "<..>", " "]
+
+    def scope(star: float = 0.4) -> str:
+        s = rng.choice(["assume:", "assume:", "assu", "", "x:"]) + "".join(
+            rng.choice(parts) for _ in range(rng.randint(0, 4))
+        )
+        return s + "*" if rng.random() < star else s
+
+    compared = 0
+    for _ in range(2000):
+        held = [scope() for _ in range(rng.randint(0, 8))]
+        assert normalize(held) == reference_normalize(held), held
+        prepared = ScopeSet(held)
+        for required in [scope() for _ in range(5)]:
+            assert prepared.satisfies(required) is any(satisfies(h, required) for h in held), (held, required)
+        roles = {scope(0.5).removeprefix("assume:"): [scope() for _ in range(rng.randint(0, 3))] for _ in range(5)}
+        expected = reference_expand(held, roles)
+        if expected is not None:
+            assert expand(held, roles) == expected, (held, roles)
+            compared += 1
+    assert compared > 1500
+
+
+# --- bounds ---------------------------------------------------------------------------------------
+def test_a_role_doubling_its_parameter_is_refused_before_it_takes_the_memory() -> None:
+    # `assume:a<x>` grants `assume:a<x><x>`, which grants `assume:a<x><x><x><x>`…
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        with pytest.raises(ExpansionTooLarge, match="characters"):
+            expand(["assume:a<..><..>"], {"a*": ["assume:a<..><..>"]})
+        with pytest.raises(ExpansionTooLarge, match="characters"):
+            expand(["assume:ax"], {"a*": ["assume:a" + "<..>" * 1000]})  # one round, 1000 copies
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert time.perf_counter() - started < 5
+    assert peak < 10 * MAX_EXPANDED_CHARS  # bytes: no string beyond the bound was ever built
+
+
+def test_a_growth_only_some_parameters_start_is_still_bounded() -> None:
+    # `ab*` re-enters itself only when the parameter starts with `b`: `assume:abb` doubles, `assume:ac` does not.
+    roles = {"ab*": ["assume:a<..><..>"]}
+    assert expand(["assume:ab"], roles) == ["assume:a", "assume:ab"]
+    with pytest.raises(ExpansionTooLarge):
+        expand(["assume:abbb"], roles)
+
+
+def test_expansion_is_bounded_by_its_count_of_scopes_and_characters_and_rounds() -> None:
+    many = {"many": [f"s:{i}" for i in range(MAX_EXPANDED_SCOPES)]}
+    with pytest.raises(ExpansionTooLarge, match=f"{MAX_EXPANDED_SCOPES} scopes"):
+        expand(["assume:many"], many)
+    assert len(expand(["assume:many"], many, max_scopes=MAX_EXPANDED_SCOPES + 1)) == MAX_EXPANDED_SCOPES + 1
+    assert expand(["assume:many", "s:*"], many) == ["assume:many", "s:*"]  # what a star covers is not counted
+    wide = {"wide": [f"{i}:" + "x" * 999 for i in range(MAX_EXPANDED_CHARS // 1000)]}
+    with pytest.raises(ExpansionTooLarge, match=f"{MAX_EXPANDED_CHARS} characters"):
+        expand(["assume:wide"], wide)
+    with pytest.raises(ExpansionTooLarge, match=f"after {MAX_EXPANSION_ROUNDS} rounds"):
+        expand(["assume:ab"], {"a*": ["assume:a<..>x"]})  # one character longer each round
+    with pytest.raises(ExpansionTooLarge):
+        expand([f"s:{i}" for i in range(MAX_EXPANDED_SCOPES + 1)], {})  # the input counts too
+
+
+# --- cost: O(n log n), whoever chooses the scopes -------------------------------------------------
+def bench_roles() -> dict[str, list[str]]:
+    roles = {f"project:{j:05d}/ci": [f"queue:create-task:project:{j}", "assume:worker"] for j in range(1000)}
+    roles.update({f"repo:{j}/*": ["queue:route:index.<..>.*", "secrets:get:repo/<..>"] for j in range(100)})
+    return {**roles, "worker": ["queue:claim-work:*"]}
+
+
+def test_20000_distinct_star_scopes_expand_in_seconds_not_minutes() -> None:
+    scopes = [f"assume:project:{i:05d}/*" for i in range(20_000)]
+    started = time.perf_counter()
+    expanded = expand(scopes, bench_roles(), max_scopes=10**6)
+    assert time.perf_counter() - started < 5  # all pairs: minutes
+    assert len(expanded) == 20_000 + 1000 + 2  # each project's create-task scope; assume:worker and its scope
+
+
+def test_normalizing_and_checking_100000_scopes_is_quick() -> None:
+    scopes = [f"queue:get-artifact:{i // 10:06d}/*" if i % 10 == 0 else f"queue:x:{i}" for i in range(100_000)]
+    started = time.perf_counter()
+    assert len(normalize(scopes)) == 100_000
+    held = ScopeSet(scopes)
+    assert all(held.satisfies(f"queue:get-artifact:{i:06d}/a") for i in range(10_000))
+    assert unsatisfied({"AllOf": [f"queue:x:{i}" for i in range(1, 100_000, 10)]}, held) is None
+    assert time.perf_counter() - started < 5
+
+
+def test_the_request_schemas_carry_the_scope_caps() -> None:
+    for name in ("scopeset", "create-client-request", "create-role-request"):
+        scopes = load(name)["properties"]["scopes"]
+        assert (scopes["maxItems"], scopes["items"]["maxLength"]) == (MAX_SCOPES_PER_SET, MAX_SCOPE_LENGTH), name
 
 
 # --- createTask -----------------------------------------------------------------------------------
