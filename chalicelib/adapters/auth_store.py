@@ -17,17 +17,16 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
 from ..domain.credentials import Client, Role
-from ..domain.errors import InputError, RequestConflict, ResourceNotFound
+from ..domain.errors import RequestConflict, ResourceNotFound
 from ..domain.model import format_date, parse_date
+from .items import check_fits
 from .pagination import decode_token, equal, next_token, prefixed
 from .tables import AuthRow
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
 CLIENT, ROLE = "client", "role"
-# DynamoDB's item limit. A larger put is a ValidationException (a 500): refused as input first. The
-# request schemas' caps (1,000 scopes of 1,000 characters) allow rows past it, which no real client
-# or role comes near; a serialized row overstates the item a little (its JSON quoting).
-MAX_ITEM_BYTES = 400 * 1024
+# The request schemas' caps (1,000 scopes of 1,000 characters) allow rows past DynamoDB's item
+# limit, which no real client or role comes near: such a row is refused as input (check_fits).
 
 
 def _failed_condition(err: Exception) -> bool:
@@ -144,9 +143,7 @@ class DynamoAuthStore:
 
     # --- shared ---------------------------------------------------------------------------------
     def _save(self, row: AuthRow, what: str, create: bool, unchanged: Condition | None = None) -> None:
-        size = len(json.dumps(row.serialize()).encode())
-        if size > MAX_ITEM_BYTES:
-            raise InputError(f"{what} {row.id} would take {size} bytes to store; the limit is {MAX_ITEM_BYTES}")
+        check_fits(row, f"{what} {row.id}")
         condition = self.model.id.does_not_exist() if create else self.model.id.exists()
         if unchanged is not None:
             condition &= unchanged

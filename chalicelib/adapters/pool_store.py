@@ -20,6 +20,7 @@ from pynamodb.expressions.condition import Condition
 
 from ..domain.model import format_date, parse_date
 from ..domain.pools import ERROR_RETENTION, PoolError, PoolWorker, WorkerPool, WorkerState
+from .items import check_fits
 from .pagination import decode_token, equal, next_token, prefixed
 from .tables import PoolRow
 
@@ -151,6 +152,7 @@ class DynamoPoolStore:
             condition = (m.lastModified == format_date(expected.last_modified)) & (m.providerId == expected.provider_id)
         else:
             condition = m.workerPoolId.exists()
+        check_fits(row, f"Worker pool {pool.worker_pool_id}")
         return self._conditional(lambda: row.save(condition=condition), PutError)
 
     def delete_pool(self, worker_pool_id: str) -> None:
@@ -286,6 +288,7 @@ class DynamoPoolStore:
             extra=_json(error.extra),
             ttl=int((error.reported + ERROR_RETENTION).timestamp()),
         )
+        check_fits(row, f"Worker pool error {error.error_id}")
         self._conditional(lambda: row.save(condition=m.sk.does_not_exist()), PutError)
 
     def errors(

@@ -26,7 +26,7 @@ from ..domain.worker_info import (
     provisioners,
     split_task_queue_id,
 )
-from .pagination import decode_token, encode_token, equal, next_token, prefixed
+from .pagination import HIGHEST, decode_token, encode_token, equal, next_token, prefixed
 from .tables import WorkerInfoRow
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
@@ -116,7 +116,7 @@ class DynamoWorkerStore:
     def provisioners(self, now: datetime, limit: int, continuation: str | None) -> tuple[list[Provisioner], str | None]:
         """Reads the task queues from the one after the token's provisioner, until a provisioner
         beyond the page shows up (so every listed one has all its task queues summed up)."""
-        start = decode_token(continuation, {"provisionerId"})
+        start = decode_token(continuation, {"provisionerId"}, {"provisionerId": (" ", HIGHEST)})
         condition = self.model.pk >= start["provisionerId"]["S"] + AFTER_PROVISIONER if start else None
         queues: list[TaskQueue] = []
         seen: set[str] = set()

@@ -19,6 +19,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,10 @@ from .model import format_date
 MAX_LIFETIME_MS = 31 * 24 * 3600 * 1000
 TOLERANCE_MS = 5 * 60 * 1000  # start may be this far ahead, expiry this far behind (clock skew)
 SEED_LENGTH = 44
+# Taskcluster's clientId pattern, at most 500 characters: a clientId is a DynamoDB sort key (1,024
+# bytes), and one that can never be stored is no client's (looked up, it would be a 500).
+MAX_ID_CHARS = 500
+CLIENT_ID = re.compile(rf"^[A-Za-z0-9!@/:.+|_-]{{1,{MAX_ID_CHARS}}}$")
 
 
 class CredentialError(Exception):
@@ -58,7 +63,7 @@ def parse_ext(ext: str) -> Ext:
     try:
         raw = base64.b64decode(ext.replace("-", "+").replace("_", "/") + "=" * (-len(ext) % 4), validate=True)
         value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: arrays nested ~1,000 deep
         raise CredentialError("Failed to parse ext") from None
     if not isinstance(value, dict):
         raise CredentialError("ext must be a JSON object")
@@ -66,7 +71,7 @@ def parse_ext(ext: str) -> Ext:
     if isinstance(cert, str):
         try:
             cert = json.loads(cert)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise CredentialError("ext.certificate is not valid JSON") from None
     if cert is not None and not isinstance(cert, dict):
         raise CredentialError("ext.certificate must be a JSON object")

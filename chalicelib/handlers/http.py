@@ -23,6 +23,7 @@ from chalice import Blueprint, CORSConfig, Response
 from fastjsonschema import JsonSchemaException
 
 from ..clock import SystemClock
+from ..domain.credentials import CLIENT_ID, MAX_ID_CHARS
 from ..domain.errors import (
     AuthenticationFailed,
     InputError,
@@ -44,7 +45,6 @@ MAX_BODY_BYTES = 10 * 1024 * 1024
 # thousand levels crash it) and so do schema validation and serialisation. Real task payloads
 # nest a handful of levels; Taskcluster sets no limit, 100 leaves room for any real document.
 MAX_JSON_DEPTH = 100
-MAX_ID_CHARS = 500  # clientId, roleId (docs/limits.md)
 SLUGID = r"^[A-Za-z0-9_-]{8}[Q-T][A-Za-z0-9_-][CGKOSWaeimquy26-][A-Za-z0-9_-]{10}[AQgw]$"
 PARAM_PATTERNS: dict[str, re.Pattern[str]] = {
     name: re.compile(pattern)
@@ -62,7 +62,7 @@ PARAM_PATTERNS: dict[str, re.Pattern[str]] = {
         "runId": r"^(?=[0-9]{1,4}$)[1-9]*[0-9]+$",
         "name": r"^[\x20-\x7e]+$",  # an artifact name: printable ASCII, `/` included
         # Taskcluster's patterns, with a length that fits a DynamoDB sort key (1,024 bytes)
-        "clientId": rf"^[A-Za-z0-9!@/:.+|_-]{{1,{MAX_ID_CHARS}}}$",
+        "clientId": CLIENT_ID.pattern,
         "roleId": rf"^[\x20-\x7e]{{1,{MAX_ID_CHARS}}}$",
     }.items()
 }
@@ -160,6 +160,7 @@ def _finite_float(text: str) -> float:
 
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NOT_BRACKET = re.compile(rb"[^\[\]{}]")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _DEPTH = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 
 
@@ -173,7 +174,13 @@ def parse_json(raw: bytes) -> Any:
     """Strict JSON: no NaN or Infinity (DynamoDB cannot store them), nesting at most MAX_JSON_DEPTH."""
     if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and json_depth(raw) > MAX_JSON_DEPTH:
         raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
-    return json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
+    value = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
+    if _SURROGATE_ESCAPE.search(raw):
+        try:  # a lone surrogate (\ud800 alone) is JSON but not Unicode: nothing could store it
+            json.dumps(value, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise ValueError("a string holds a lone UTF-16 surrogate (\\ud800-\\udfff): not valid Unicode") from None
+    return value
 
 
 def signed_request(request: Any, body: bytes) -> SignedRequest:
@@ -198,12 +205,12 @@ def signed_request(request: Any, body: bytes) -> SignedRequest:
     host_header = headers.get("host", "")
     host, _, host_port = host_header.rpartition(":") if host_header.count(":") == 1 else (host_header, "", "")
     forwarded_port = headers.get("x-forwarded-port", "")
-    if forwarded_port.isdigit():
+    if PORT.fullmatch(forwarded_port):
         port = int(forwarded_port)
     elif headers.get("x-forwarded-proto", "").lower() == "https":
         port = 443
     else:
-        port = int(host_port) if host_port.isdigit() else 80
+        port = int(host_port) if PORT.fullmatch(host_port) else 80
     return SignedRequest(
         method=request.method,
         resources=tuple(resources),
@@ -216,6 +223,7 @@ def signed_request(request: Any, body: bytes) -> SignedRequest:
     )
 
 
+PORT = re.compile(r"[0-9]{1,5}")  # ASCII digits only: str.isdigit() also takes "²", which int() refuses
 API_PREFIX = re.compile(r"^/api/(?P<service>[a-z][a-z0-9_-]*)/(?P<version>v[0-9]+)$")
 
 

@@ -44,12 +44,12 @@ def _not_found(what: str, method: str, params: dict[str, str]) -> Response:
     return error_response(ResourceNotFound(f"{what} not found"), method, params, None)
 
 
-@reference_bp.route("/references/manifest.json", methods=["GET"], cors=CORS)
+@reference_bp.route("/references/manifest.json", methods=["GET"], content_types=["*/*"], cors=CORS)
 def reference_manifest() -> Response:
     return _json(reference.manifest(root_url()))
 
 
-@reference_bp.route("/references/{service}/{version}/api.json", methods=["GET"], cors=CORS)
+@reference_bp.route("/references/{service}/{version}/api.json", methods=["GET"], content_types=["*/*"], cors=CORS)
 def reference_api(service: str, version: str) -> Response:
     if service not in reference.services() or version != reference.api_version(service):
         params = {"service": service, "version": version}
@@ -57,7 +57,7 @@ def reference_api(service: str, version: str) -> Response:
     return _json(reference.api_reference(service, root_url()))
 
 
-@reference_bp.route("/schemas/{service}/{version}/{name}", methods=["GET"], cors=CORS)
+@reference_bp.route("/schemas/{service}/{version}/{name}", methods=["GET"], content_types=["*/*"], cors=CORS)
 def reference_schema(service: str, version: str, name: str) -> Response:
     path = f"/schemas/{service}/{version}/{name}"
     found = reference.schema_at(path)

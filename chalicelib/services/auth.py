@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from ..clock import Clock
 from ..domain import hawk
 from ..domain.credentials import (
+    CLIENT_ID,
     Certificate,
     Client,
     CredentialError,
@@ -187,6 +188,8 @@ class Auth:
     def _principal(self, client_id: str) -> Principal:
         if client_id == self.root.client_id and self.root.access_token:
             return Principal(self.root.access_token, ("*",))
+        if not CLIENT_ID.match(client_id):
+            raise CredentialError(f"Unknown client {client_id[:100]!r}")
         now = self.clock.now()
         with self._lock:
             cached = self._clients.get(client_id)
