@@ -13,6 +13,8 @@
    per edge), the createTask naming N dependencies, largest item written.
 6. The floor's bare request sequence on the same stand-in (bench/floor.py), dependency release
    latency, cold start (import time, package size), and the price per million tasks.
+7. Idle: the stack's CPU while idle, empty and with 10,000 tasks stored (bench/idle.py).
+8. Single tasks on an idle min-0 pool: createTask -> claimed, and the workers launched (bench/cold_pool.py).
 Results are appended to bench/results/<date>-<commit>.json.
 """
 
@@ -95,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from chalicelib.local.stack import EmbeddedStack, free_port
 
-    from . import auth_latency, coldstart, floor, graph, lifecycle, price, release_latency, workload
+    from . import auth_latency, cold_pool, coldstart, floor, graph, idle, lifecycle, price, release_latency, workload
     from . import depth as depth_bench
 
     results: dict[str, Any] = {
@@ -142,6 +144,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"({g['ms_per_edge']} ms/edge){extra}; largest item {g['largest_item_bytes']} B",
                 flush=True,
             )
+    idle_tasks = 1_000 if args.quick else 10_000
+    print(f"== 7. idle: the stack's CPU while idle, empty and with {idle_tasks} tasks stored", flush=True)
+    results["idle"] = idle.measure(idle_tasks, 10)
+    idle.report("empty", results["idle"]["empty"])
+    idle.report(f"{idle_tasks} tasks stored", results["idle"]["stored"])
+    print("== 8. single tasks on an idle pool (min 0, 2-slot workers): createTask -> claimed, launches", flush=True)
+    results["cold_pool"] = cold_pool.measure(3, 15.0)
+    cold_pool.report(results["cold_pool"])
     port = free_port()
     proc, ready = _serve(port)
     results["serve_ready_seconds"] = round(ready, 2)

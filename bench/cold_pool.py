@@ -103,24 +103,41 @@ def run(
     return timelines, seen
 
 
+def measure(tasks: int, gap: float) -> dict[str, Any]:
+    """`run` on a fresh embedded stack, summed up: each task's wait for its claim, the launches."""
+    stack = EmbeddedStack(port=free_port())
+    stack.start()
+    try:
+        timelines, seen = run(stack.root_url, stack.credentials, tasks, gap)
+    finally:
+        stack.stop()
+    waits = [round(t.claimed - t.created, 2) for t in timelines if t.claimed is not None]
+    return {
+        "tasks": tasks,
+        "gap_s": gap,
+        "created_to_claimed_s": waits,
+        "p50_s": round(statistics.median(waits), 2) if waits else None,
+        "workers_launched": len(seen),
+        "timeline": [t.row(i, seen).strip() for i, t in enumerate(timelines)],
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.cold_pool", description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=10, help="single tasks to submit (default 10)")
     parser.add_argument("--gap", type=float, default=20.0, help="seconds between them (default 20)")
     args = parser.parse_args()
-    stack = EmbeddedStack(port=free_port())
-    stack.start()
-    try:
-        print(f"{args.tasks} single tasks (sleep 1), {args.gap:g} s apart, on {TASK_QUEUE} (min 0, capacity 2):")
-        timelines, seen = run(stack.root_url, stack.credentials, args.tasks, args.gap)
-    finally:
-        stack.stop()
-    for i, t in enumerate(timelines):
-        print(t.row(i, seen))
-    waits = [t.claimed - t.created for t in timelines if t.claimed is not None]
-    print(f"created -> claimed: p50 {statistics.median(waits):.1f}s, max {max(waits):.1f}s (n={len(waits)})")
-    print(f"workers launched: {len(seen)} for {len(timelines)} tasks")
+    print(f"{args.tasks} single tasks (sleep 1), {args.gap:g} s apart, on {TASK_QUEUE} (min 0, capacity 2):")
+    report(measure(args.tasks, args.gap))
     return 0
+
+
+def report(m: dict[str, Any]) -> None:
+    for row in m["timeline"]:
+        print(f"   {row}")
+    waits = m["created_to_claimed_s"]
+    print(f"   created -> claimed: p50 {m['p50_s']} s, max {max(waits, default=0)} s (n={len(waits)}); "
+          f"workers launched: {m['workers_launched']} for {m['tasks']} tasks", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -55,6 +56,28 @@ def hawk_header(
     )
     header: str = sender.request_header
     return header
+
+
+class Interrupting:
+    """A store standing in for `inner` that runs `interrupt` once, just before the `at`-th call
+    counted in `counter` (shared by the stores of one request): one request then runs whole in the
+    middle of another, at a point chosen by the test, for races explored one interleaving at a time."""
+
+    def __init__(self, inner: Any, counter: list[int], at: int, interrupt: Callable[[], None]) -> None:
+        self._inner, self._counter, self._at, self._interrupt = inner, counter, at, interrupt
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._inner, name)
+        if not callable(target):
+            return target
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self._counter[0] += 1
+            if self._counter[0] == self._at:
+                self._interrupt()
+            return target(*args, **kwargs)
+
+        return call
 
 
 def assert_error(response: HTTPResponse, status: int, code: str) -> dict[str, Any]:

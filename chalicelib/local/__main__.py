@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  root client: TASKCLUSTER_CLIENT_ID={creds['clientId']}", flush=True)
         print(f"               TASKCLUSTER_ACCESS_TOKEN={creds['accessToken']}", flush=True)
         if args.command == "run":
-            from .demo import TASK_QUEUE, run_demo
+            from .demo import TASK_QUEUE, follow_pool, run_demo
 
             ok = run_demo(stack.root_url, creds, stack._stop, args.workers, stack.provider.work_dir)
             if args.exit:
@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             if not stack._stop.is_set():  # not interrupted during the demo
                 print(f"serving (the provisioner starts workers again for new tasks on {TASK_QUEUE}); "
                       "press Ctrl-C to stop", flush=True)  # fmt: skip
+                follow_pool(stack.root_url, creds, args.workers, stack._stop)  # until Ctrl-C
                 stack.wait()
             return 0
         print("serving; press Ctrl-C to stop", flush=True)

@@ -13,18 +13,21 @@ moto's observable behaviour and removes work that grows with queue depth or stre
    already are DynamoDB's wire JSON.
 8. EventBridge rebuilt a JSONPath parser (a PLY grammar) for every path of every event delivered;
    DynamoDB Streams' GetRecords went through the shape-walking serializer too.
-7. A query of one partition of a table sorted every item of the table to find it; and every sort
-   compared DynamoType objects (a Python method call per comparison) instead of plain values.
+7. A query of one partition of a table (or of an index) sorted every item of the table to find it;
+   and every sort compared DynamoType objects (a Python method call per comparison) instead of
+   plain values. An idle stack's schedules query the same index partitions every few seconds:
+   each is now kept, sorted by its range key, until the next write, and a query bisects it.
 
 And one for fidelity rather than speed:
 
 9. moto's DynamoDB applies a write without a lock: two threads can both pass the same
    condition, and a read can see half an update. DynamoDB never allows either, and our
-   invariants rest on that: item operations are serialised here.
+   invariants rest on that: item operations are serialised here (and writes counted, for 7).
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import copy
 import functools
@@ -34,7 +37,25 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 _applied = False
+Condition = tuple[str, str, list[Any]]  # a key condition as moto passes it: (attribute, comparison, values)
 ITEM_OPERATIONS = frozenset({"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan", "BatchGetItem"})
+# DynamoDBBackend methods that change items or tables (patch 9 counts them: patch 7 keeps what it
+# derived from the tables until the count changes).
+WRITES = (
+    "put_item",
+    "update_item",
+    "delete_item",
+    "transact_write_items",
+    "execute_statement",
+    "execute_transaction",
+    "batch_execute_statement",
+    "create_table",
+    "delete_table",
+    "update_table",
+    "import_table",
+    "restore_table_from_backup",
+    "restore_table_to_point_in_time",
+)
 
 
 class _VisibleMessages:
@@ -92,6 +113,7 @@ def apply() -> None:
     _applied = True
 
     import moto.core.utils as core_utils
+    from moto.dynamodb.comparisons import get_comparison_func
     from moto.dynamodb.models import table as ddb_table
     from moto.sqs import models as sqs_models
     from moto.sqs.exceptions import ReceiptHandleIsInvalid
@@ -162,21 +184,79 @@ def apply() -> None:
 
     DynamoResult.execute_result = execute_result  # type: ignore[method-assign]
 
-    # 7. Base-table queries look at their partition only.
+    # 7. Queries look at their partition only: a base-table query at its hash key's items; an index
+    # query at the items its key conditions select (moto checks them again, then sorts them by the
+    # index's keys, a total order: the order they come in does not matter). Selecting first also
+    # spares moto sizing every item of the partition, matching or not (Item.size walks each attribute).
     table_cls = ddb_table.Table
-    partition = threading.local()
+    partition = threading.local()  # .scope: (table, base-table hash key, or None and index key conditions)
     whole_query = table_cls.query
+    writes = [0]  # DynamoDB writes so far (patch 9)
+    kept: dict[tuple[Any, ...], tuple[list[str], list[Any]]] = {}  # sorted index partitions (under 9's lock)
+    kept_at = [-1]  # the write count `kept` is valid for
+
+    def every_item(self: Any) -> list[Any]:
+        return [i for group in self.items.values() for i in (group.values() if self.range_key_attr else [group])]
+
+    def select(items: list[Any], conditions: list[Condition]) -> list[Any]:
+        """The items meeting every key condition, narrowed one condition at a time."""
+        for name, comparison, values in conditions:
+            test = get_comparison_func(comparison)
+            if all(v.type == "S" for v in values):
+                # A string's cast value is itself: DynamoType.compare would cost a dozen calls more per item.
+                raw = [v.value for v in values]
+                items = [
+                    i for i in items if (a := i.attrs.get(name)) is not None and a.type == "S" and test(a.value, *raw)
+                ]
+            else:
+                items = [i for i in items if (a := i.attrs.get(name)) is not None and a.compare(comparison, values)]
+        return items
+
+    def sorted_partition(self: Any, equal: list[Condition], name: str) -> tuple[list[str], list[Any]]:
+        """The items of an index partition with a string `name`, sorted by it; kept until a write."""
+        if kept_at[0] != writes[0]:
+            kept.clear()
+            kept_at[0] = writes[0]
+        key = (id(self), tuple((n, v.type, v.value) for n, _, [v] in equal), name)
+        if key not in kept:
+            found = ((i.attrs.get(name), i) for i in select(every_item(self), equal))
+            pairs = sorted(((a.value, i) for a, i in found if a is not None and a.type == "S"), key=lambda p: p[0])
+            kept[key] = ([v for v, _ in pairs], [i for _, i in pairs])
+        return kept[key]
+
+    def index_items(self: Any, equal: list[Condition], ranges: list[Condition]) -> Any:
+        """An index query's items: one condition on a string range key bisects its sorted partition."""
+        if len(ranges) != 1 or any(v.type != "S" for v in ranges[0][2]):
+            return select(every_item(self), equal + ranges)
+        name, comparison, values = ranges[0]
+        keys, items = sorted_partition(self, equal, name)
+        raw = [v.value for v in values]
+        if comparison in ("EQ", "="):
+            return items[bisect.bisect_left(keys, raw[0]) : bisect.bisect_right(keys, raw[0])]
+        if comparison in ("LT", "<", "LE", "<="):
+            side = bisect.bisect_left if comparison in ("LT", "<") else bisect.bisect_right
+            return items[: side(keys, raw[0])]
+        if comparison in ("GT", ">", "GE", ">="):
+            side = bisect.bisect_right if comparison in ("GT", ">") else bisect.bisect_left
+            return items[side(keys, raw[0]) :]
+        if comparison == "BETWEEN":
+            return items[bisect.bisect_left(keys, raw[0]) : bisect.bisect_right(keys, raw[1])]
+        if comparison == "BEGINS_WITH":
+            start = end = bisect.bisect_left(keys, raw[0])
+            while end < len(keys) and keys[end].startswith(raw[0]):
+                end += 1
+            return items[start:end]
+        return select(items, ranges)
 
     def all_items(self: Any) -> Any:
-        wanted = getattr(partition, "key", None)
-        if wanted is None or wanted[0] is not self:
-            items = [
-                i
-                for hash_set in self.items.values()
-                for i in (hash_set.values() if self.range_key_attr else [hash_set])
-            ]
+        scope = getattr(partition, "scope", None)
+        if scope is None or scope[0] is not self:
+            items = every_item(self)
             return sorted(items, key=lambda i: (i.hash_key.cast_value, i.range_key.cast_value if i.range_key else ""))
-        found = self.items.get(wanted[1])  # .get: `items` is a defaultdict
+        _, hash_key, conditions = scope
+        if hash_key is None:
+            return index_items(self, *conditions)
+        found = self.items.get(hash_key)  # .get: `items` is a defaultdict
         if found is None:
             return []
         if not self.range_key_attr:
@@ -186,13 +266,18 @@ def apply() -> None:
 
     def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
         index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
-        if index_name is not None or hash_key is None:
+        hash_conditions = kwargs.get("hash_key_conditions")
+        if index_name is not None and hash_conditions:
+            equal = [(name, "EQ", [value]) for name, value in hash_conditions]
+            partition.scope = (self, None, (equal, list(kwargs.get("range_key_conditions") or [])))
+        elif index_name is None and hash_key is not None:
+            partition.scope = (self, hash_key, None)
+        else:
             return whole_query(self, hash_key, *args, **kwargs)
-        partition.key = (self, hash_key)
         try:
             return whole_query(self, hash_key, *args, **kwargs)
         finally:
-            partition.key = None
+            partition.scope = None
 
     def sorted_items(self: Any, hash_key_attrs: list[str], range_key_attrs: list[str | None], items: list[Any]) -> Any:
         attrs = self._generate_attr_to_sort_by(hash_key_attrs, range_key_attrs)
@@ -227,11 +312,16 @@ def apply() -> None:
     from moto.dynamodb.models import DynamoDBBackend
 
     write_lock = threading.RLock()
-    for name in ("put_item", "update_item", "delete_item", "transact_write_items", "get_item", "query", "scan"):
+    for name in (*WRITES, "get_item", "query", "scan"):
         original = getattr(DynamoDBBackend, name)
 
-        def locked(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+        def locked(
+            self: Any, *args: Any, __original: Any = original, __write: bool = name in WRITES, **kwargs: Any
+        ) -> Any:
             with write_lock:
-                return __original(self, *args, **kwargs)
+                try:
+                    return __original(self, *args, **kwargs)
+                finally:
+                    writes[0] += __write
 
         setattr(DynamoDBBackend, name, functools.wraps(original)(locked))

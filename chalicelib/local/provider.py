@@ -14,10 +14,14 @@ the launch specification (ImageId, InstanceType, ...) means nothing here and is 
 - A launch token seen before answers with the same workers and starts nothing (tokens are kept in
   memory: a restarted stack has forgotten them, as it has forgotten its processes).
 - `close()` ends every process it started and waits for them: nothing outlives the stack.
+- A worker gets SIGTERM if the thread that started it ends (Linux: PR_SET_PDEATHSIG), so the stack
+  dying without a `close()` (kill -9, OOM) leaves no worker behind. That thread is the pump's, which
+  lives as long as the stack.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
@@ -27,7 +31,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +42,7 @@ from ..services.ports import Launched, LaunchFailed
 log = logging.getLogger("taskqueue.local.provider")
 PROJECT_DIR = Path(__file__).resolve().parents[2]  # where `python -m worker` is importable
 GRACE = 30.0  # seconds between SIGTERM and SIGKILL (a worker reports its runs, then exits)
+PR_SET_PDEATHSIG = 1  # prctl option, from <linux/prctl.h>
 
 
 def worker_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -146,6 +151,7 @@ class LocalProvider:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a Ctrl-C reaches the stack, which ends its workers itself
+                preexec_fn=_terminated_with_parent(),
             )
         log.info("started worker %s/%s: pid %d, log %s", region, worker_id, proc.pid, log_path)
         launched = Launched(
@@ -154,6 +160,21 @@ class LocalProvider:
             provider_data={"pid": proc.pid, "logPath": str(log_path)},
         )
         return launched, proc
+
+
+def _terminated_with_parent() -> Callable[[], None] | None:
+    """For Popen's preexec_fn (Linux): the child gets SIGTERM when the thread starting it ends."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork: the child only calls it
+    parent = os.getpid()
+
+    def in_child() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before prctl: no signal would come
+            os._exit(1)
+
+    return in_child
 
 
 def _signal(proc: subprocess.Popen[bytes], sig: int) -> bool:

@@ -2,12 +2,15 @@
 
 It reads the DynamoDB stream and any SQS event sources the app declares, and calls the *same*
 handler objects Lambda would, with events shaped as Lambda delivers them. `step()` drains what
-is there once (tests use it as a step helper); `run()` keeps doing so until stopped.
+is there once (tests use it as a step helper); `run()` keeps doing so until stopped, sharing its
+time between the stream and the schedules, and waiting longer and longer while there is nothing
+to do (`wake()` ends a wait at once).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import uuid
@@ -75,6 +78,7 @@ class EventPump:
     _last_ticks: dict[str, float] = field(default_factory=dict)  # schedule name -> time.monotonic()
     idle_since: float = 0.0  # time.monotonic() when a pass last found nothing to deliver
     _queues: dict[str, tuple[str, str]] = field(default_factory=dict)
+    _wake: threading.Event = field(default_factory=threading.Event)
 
     def _context(self, name: str) -> LambdaContext:
         return LambdaContext(function_name=name, memory_size=512, max_runtime_ms=900_000)
@@ -104,9 +108,13 @@ class EventPump:
                 StreamArn=shard.stream_arn, ShardId=shard.shard_id, ShardIteratorType="LATEST"
             )["ShardIterator"]
 
-    def pump_streams(self) -> int:
+    def pump_streams(self, budget: float | None = None) -> int:
+        """Deliver the stream's waiting records: all of them, or, given a `budget` in seconds, batches
+        until it is spent (at least one per shard). Under a steady stream of writes a shard is never
+        found empty: without a budget, nothing else would ever get a turn."""
         if not self._shards:
             self._open_shards()
+        until = None if budget is None else time.monotonic() + budget
         handled = 0
         for source in self.app.event_sources:
             if not isinstance(source, DynamoDBEventConfig):
@@ -121,7 +129,7 @@ class EventPump:
                         self._invoke(source.name, event)
                     shard.iterator = resp.get("NextShardIterator")
                     handled += len(records)
-                    if not records:
+                    if not records or (until is not None and time.monotonic() >= until):
                         break
         return handled
 
@@ -179,16 +187,27 @@ class EventPump:
                 }
                 self._invoke(source.name, event)
 
+    def _schedules(self) -> dict[str, float]:
+        """Each schedule's name and interval."""
+        return {
+            source.name: self.schedule_intervals.get(source.name, self.schedule_every)
+            for source in self.app.event_sources
+            if isinstance(source, ScheduledEventConfig)
+        }
+
     def due_schedules(self, now: float) -> list[str]:
         """The schedules whose interval has passed since they last ran (or since the pump started)."""
         due = []
-        for source in self.app.event_sources:
-            if isinstance(source, ScheduledEventConfig):
-                every = self.schedule_intervals.get(source.name, self.schedule_every)
-                if now - self._last_ticks.setdefault(source.name, now) >= every:
-                    self._last_ticks[source.name] = now
-                    due.append(source.name)
+        for name, every in self._schedules().items():
+            if now - self._last_ticks.setdefault(name, now) >= every:
+                self._last_ticks[name] = now
+                due.append(name)
         return due
+
+    def next_schedule_in(self, now: float) -> float:
+        """Seconds from `now` until a schedule is due (infinity if the app has none)."""
+        waits = [self._last_ticks.get(name, now) + every - now for name, every in self._schedules().items()]
+        return max(0.0, min(waits, default=math.inf))
 
     def _invoke(self, name: str, event: dict[str, Any]) -> Any:
         return self.app.handler_map[name](event, self._context(name))
@@ -197,18 +216,36 @@ class EventPump:
         """Deliver everything waiting once: stream records, then SQS messages."""
         return self.pump_streams() + self.pump_queues()
 
-    def run(self, stop: threading.Event, idle_sleep: float = 0.02, queue_every: float = 0.25) -> None:
+    def wake(self) -> None:
+        """Something was written: end the idle wait now (the embedded stack calls this once its API
+        has served a request that may have written, so a new task is dispatched at once)."""
+        self._wake.set()
+
+    def run(
+        self,
+        stop: threading.Event,
+        idle_sleep: float = 0.02,
+        idle_max: float = 1.0,
+        queue_every: float = 0.25,
+        stream_budget: float = 0.5,
+    ) -> None:
         """Deliver continuously, running each schedule at its interval, until `stop` is set.
 
-        The stream is read every `idle_sleep` seconds when idle (dispatch latency rides on it); SQS
-        sources, which carry only overflow work, every `queue_every` seconds.
+        Each pass reads the stream for at most about `stream_budget` seconds, then runs the schedules
+        that are due, so a steady stream of writes cannot hold up the sweeper (claim expiry) or the
+        provisioner. SQS sources, which carry only overflow work, are read at most every `queue_every`
+        seconds. After a pass that found nothing, the pump waits `idle_sleep` seconds, twice as long
+        after each further idle pass up to `idle_max` (an idle stack costs next to no CPU, however
+        much it stores), never past the next schedule; `wake()` ends the wait.
         """
         self._last_ticks.clear()
         self.due_schedules(time.monotonic())  # each schedule's first run is one interval from now
         last_queues = 0.0
+        sleep = idle_sleep
         while not stop.is_set():
+            self._wake.clear()  # from here on, a write ends the next wait
             try:
-                busy = self.pump_streams()
+                busy = self.pump_streams(stream_budget)
                 if time.monotonic() - last_queues >= queue_every:
                     last_queues = time.monotonic()
                     busy += self.pump_queues()
@@ -218,8 +255,13 @@ class EventPump:
             except Exception:
                 # Lambda would retry the batch; so do we, after a pause.
                 log.exception("event pump: handler failed; retrying")
-                busy = 0
+                busy, due = 0, []
                 stop.wait(1.0)
-            if not busy:
-                self.idle_since = time.monotonic()
-                stop.wait(idle_sleep)
+            if busy:
+                sleep = idle_sleep
+                continue
+            if due:
+                continue  # what the schedules wrote is on the stream already: deliver it first
+            self.idle_since = time.monotonic()
+            woken = self._wake.wait(min(sleep, self.next_schedule_in(time.monotonic())))
+            sleep = idle_sleep if woken else min(sleep * 2, idle_max)

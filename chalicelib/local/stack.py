@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -48,14 +49,24 @@ def wait_for(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = No
             time.sleep(0.05)
 
 
-def local_server(app: Any, config: Any, host: str, port: int) -> Any:
-    """Chalice's local HTTP server, with its access log only when TASKQUEUE_ACCESS_LOG=1."""
+def local_server(app: Any, config: Any, host: str, port: int, on_write: Callable[[], None] | None = None) -> Any:
+    """Chalice's local HTTP server, with its access log only when TASKQUEUE_ACCESS_LOG=1.
+    `on_write` is called after each request that may have written (any method but GET, HEAD, OPTIONS)."""
     from chalice.local import ChaliceRequestHandler, CustomLocalChalice, LocalChalice, LocalDevServer
 
     class Handler(ChaliceRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:
             if os.environ.get("TASKQUEUE_ACCESS_LOG") == "1":
                 super().log_message(format, *args)
+
+        def _handle_write(self) -> None:
+            try:
+                self._generic_handle()
+            finally:
+                if on_write is not None:
+                    on_write()
+
+        do_PUT = do_POST = do_DELETE = do_PATCH = _handle_write
 
     # As chalice.local.create_local_server does: per-thread current_request for a threaded server.
     if not isinstance(app, LocalChalice):
@@ -127,7 +138,12 @@ class EmbeddedStack:
     def start(self) -> None:
         self.moto_port = self.moto_port or free_port()
         self._moto = subprocess.Popen(
-            [sys.executable, "-m", "chalicelib.local.motoserver", "--port", str(self.moto_port)], cwd=PROJECT_DIR
+            [sys.executable, "-m", "chalicelib.local.motoserver", "--port", str(self.moto_port)],
+            cwd=PROJECT_DIR,
+            # Out of the terminal's process group: a Ctrl-C reaches this process only, which stops the
+            # workers (they report to the API, which needs the stand-in) before the stand-in. The
+            # stand-in exits by itself if this process dies.
+            start_new_session=True,
         )
         wait_for(f"{self.aws_endpoint}/moto-api/", 60, self._moto)
         # Every AWS client this process (and its children) makes talks to the stand-in.
@@ -162,8 +178,12 @@ class EmbeddedStack:
         sqs = boto3.client("sqs", region_name=region)
         streams = boto3.client("dynamodbstreams", region_name=region)
         create_resources(settings, ddb, sqs, boto3.client("events", region_name=settings.region))
-        # Workers find work through the SQS hints (a stopping worker need not wait out a claimWork poll).
-        self.provider = LocalProvider(Path(tempfile.mkdtemp(prefix="taskqueue-workers-")), claim_mode="sqs")
+        # Workers find work through the SQS hints. A stopping one waits out its long poll (to give
+        # back what it brings): 5 s, not AWS's 20, keeps scale-in and Ctrl-C quick here, where
+        # empty receives cost nothing.
+        self.provider = LocalProvider(
+            Path(tempfile.mkdtemp(prefix="taskqueue-workers-")), claim_mode="sqs", worker_args=("--poll-seconds", "5")
+        )
         container.configure(container.build(settings, providers={self.provider.provider_id: self.provider}))
         grant_anonymous(container.get().auth, os.environ.get("TASKQUEUE_ANONYMOUS_SCOPES"))
 
@@ -179,7 +199,8 @@ class EmbeddedStack:
         )
         self._pump = pump
         config = CLIFactory(str(PROJECT_DIR)).create_config_obj(chalice_stage_name="dev")
-        self._server = local_server(app, config, self.host, self.port)
+        # The pump backs off while idle; a request that may have written wakes it (dispatch latency).
+        self._server = local_server(app, config, self.host, self.port, on_write=pump.wake)
         self._threads = [
             threading.Thread(target=self._server.server.serve_forever, name="http", daemon=True),
             threading.Thread(target=pump.run, args=(self._stop,), name="pump", daemon=True),
@@ -198,7 +219,10 @@ class EmbeddedStack:
             pass
 
     def stop(self) -> None:
+        """Stop in order: the pump, the workers (they report their runs through the API), the API, the stand-in."""
         self._stop.set()
+        if self._pump is not None:
+            self._pump.wake()  # out of its idle wait: it sees the stop at once
         if self.provider is not None:
             # First, while the API still answers: workers report their running tasks as they end.
             self.provider.close()

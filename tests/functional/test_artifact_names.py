@@ -25,7 +25,7 @@ from taskcluster.exceptions import TaskclusterRestFailure
 from chalicelib.domain import artifacts
 from chalicelib.domain.artifacts import MAX_NAME_LENGTH, S3_MAX_KEY_BYTES, name_problem, s3_key
 from tests.functional.test_artifacts import enc, error, link, objects, reference, s3
-from tests.harness import Harness
+from tests.harness import Harness, Interrupting
 
 SECRET = b"task A's private bytes"
 
@@ -309,24 +309,6 @@ def test_a_content_type_must_be_printable_ascii(stack: Harness, content_type: st
 
 
 # --- createArtifact racing itself -----------------------------------------------------------------
-class Interrupting:
-    """A store that runs `interrupt` once, just before the `at`-th call to either store."""
-
-    def __init__(self, inner: Any, counter: list[int], at: int, interrupt: Callable[[], None]) -> None:
-        self._inner, self._counter, self._at, self._interrupt = inner, counter, at, interrupt
-
-    def __getattr__(self, name: str) -> Any:
-        target = getattr(self._inner, name)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            self._counter[0] += 1
-            if self._counter[0] == self._at:
-                self._interrupt()
-            return target(*args, **kwargs)
-
-        return call
-
-
 RIVALS = {
     "other contentType": (lambda stack: s3(stack, "text/plain"), lambda stack: s3(stack, "text/html")),
     "s3 against reference": (lambda stack: s3(stack), lambda stack: reference(stack)),

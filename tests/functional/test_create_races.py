@@ -18,27 +18,7 @@ import slugid
 from chalicelib.domain.errors import QueueError
 from chalicelib.services.graph import TaskGraph
 from chalicelib.services.queue import QueueService
-from tests.harness import Harness, task_def
-
-
-class Interrupting:
-    """A store that runs `interrupt` once, just before its `at`-th call (any method)."""
-
-    def __init__(self, inner: Any, counter: list[int], at: int, interrupt: Callable[[], None]) -> None:
-        self._inner, self._counter, self._at, self._interrupt = inner, counter, at, interrupt
-
-    def __getattr__(self, name: str) -> Any:
-        target = getattr(self._inner, name)
-        if not callable(target):
-            return target
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            self._counter[0] += 1
-            if self._counter[0] == self._at:
-                self._interrupt()
-            return target(*args, **kwargs)
-
-        return call
+from tests.harness import Harness, Interrupting, task_def
 
 
 def interrupted_queue(stack: Harness, at: int, interrupt: Callable[[], None]) -> QueueService:

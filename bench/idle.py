@@ -1,0 +1,116 @@
+"""Idle CPU of the embedded stack, empty and with many tasks stored.
+
+    .venv/bin/python -m bench.idle [--tasks 10000] [--seconds 10]
+
+The stack runs in this process (API + event pump) with its AWS stand-in (the moto server) as a
+child. Figures: CPU used (in cores: CPU seconds per second) by each over `--seconds` of idleness,
+once on a fresh stack and once after `--tasks` pending tasks were stored (bulk puts, as
+bench/graph.py loads graphs) and the pump delivered their stream records. An idle stack should use
+next to nothing, however much it stores. Not part of `make bench`; `measure()` returns the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from taskcluster.utils import slugId
+
+from chalicelib import container
+from chalicelib.domain import transitions
+from chalicelib.domain.definition import new_task
+from chalicelib.local.stack import EmbeddedStack, free_port
+
+from .graph import _bulk_tasks, _definition, _wait_idle
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (all its threads), from /proc."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()  # "pid (comm) state ...": comm may hold spaces
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+
+
+def idle_cpu(stack: EmbeddedStack, seconds: float) -> dict[str, float]:
+    """Cores used by this process (the API and the pump; the caller only sleeps) and by the stand-in."""
+    assert stack._moto is not None
+    moto = stack._moto.pid
+    t0, own0, moto0 = time.monotonic(), time.process_time(), cpu_seconds(moto)
+    time.sleep(seconds)
+    elapsed = time.monotonic() - t0
+    return {
+        "api_and_pump_cores": round((time.process_time() - own0) / elapsed, 4),
+        "stand_in_cores": round((cpu_seconds(moto) - moto0) / elapsed, 4),
+    }
+
+
+def store_pending(n: int, batch: int = 500) -> None:
+    """Write `n` pending tasks of one task queue directly to the tasks table, `batch` per bulk put."""
+    c = container.get()
+    now = c.clock.now()
+    tq, group = "bench/idle", slugId()
+    for start in range(0, n, batch):
+        ids = [slugId() for _ in range(min(batch, n - start))]
+        _bulk_tasks(c).put_many([transitions.schedule(new_task(i, _definition(c, i, tq, group, [])), now) for i in ids])
+
+
+def settle(stack: EmbeddedStack) -> None:
+    """Until the pump is idle and every schedule ran once since (a first run loads the AWS clients'
+    service models: start-up work, not idleness)."""
+    _wait_idle(stack, time.monotonic())
+    settings = container.get().settings
+    time.sleep(max(settings.sweep_interval, settings.provision_interval) + 1)
+
+
+def measure(tasks: int, seconds: float) -> dict[str, Any]:
+    """Idle CPU of a fresh stack, then of the same stack once `tasks` pending tasks are stored."""
+    stack = EmbeddedStack(port=free_port())
+    stack.start()
+    try:
+        settle(stack)
+        empty = idle_cpu(stack, seconds)
+        t0 = time.monotonic()
+        store_pending(tasks)
+        settle(stack)
+        return {
+            "seconds": seconds,
+            "sweep_interval_s": container.get().settings.sweep_interval,
+            "empty": empty,
+            "stored": {"tasks": tasks, "load_s": round(time.monotonic() - t0, 1), **idle_cpu(stack, seconds)},
+        }
+    finally:
+        stack.stop()
+
+
+def report(label: str, cpu: dict[str, Any]) -> None:
+    total = cpu["api_and_pump_cores"] + cpu["stand_in_cores"]
+    print(
+        f"  {label:28} API+pump {cpu['api_and_pump_cores']:.3f} cores, stand-in {cpu['stand_in_cores']:.3f} cores, "
+        f"total {total:.3f}",
+        flush=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.idle", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=10_000, help="pending tasks stored (default 10000)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each measurement (default 10)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TASKQUEUE_ROOT_ACCESS_TOKEN", secrets.token_urlsafe(33))
+    result = measure(args.tasks, args.seconds)
+    print(f"idle CPU over {args.seconds:g} s (sweeper every {result['sweep_interval_s']:g} s):")
+    report("fresh stack", result["empty"])
+    report(f"{args.tasks} pending tasks stored", result["stored"])
+    print(f"  (storing them and delivering their stream records took {result['stored']['load_s']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
