@@ -65,6 +65,8 @@ def test_the_demo_runs_the_task_graph_on_provisioned_workers_which_stop_when_idl
     for log in logs:
         text = log.read_text()
         assert "registered worker_pool=demo/linux provider=local" in text, text
-        assert "worker-stopped reason=sigterm exit=0" in text, text
+        # Ended by the scanner (SIGTERM), or by itself when worker-manager told it it was over
+        # capacity (it asks between polls): either way, cleanly.
+        assert re.search(r"worker-stopped reason=(sigterm|worker-manager-terminate) exit=0", text), text
     assert not running(lambda cmd: "-m worker" in cmd and log_dir in cmd)
     shutil.rmtree(log_dir)
