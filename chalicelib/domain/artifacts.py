@@ -1,4 +1,4 @@
-"""Artifacts: what a run produced, as Taskcluster's queue records them (reference §1.5, §5).
+"""Artifacts: what a run produced, as Taskcluster's queue records them.
 
 Pure rules only: which names and createArtifact calls are allowed (and in what order the checks
 run, since Taskcluster's status codes depend on it), when a repeat is compatible, where an s3
@@ -202,7 +202,7 @@ def purge_at(storage_type: StorageType, expires: datetime, now: datetime) -> dat
 
 
 def check_create(task: Task | None, artifact: Artifact, now: datetime, max_s3_days: int) -> None:
-    """createArtifact's checks, in Taskcluster's order (reference §5.1); raises the first that fails.
+    """createArtifact's checks, in Taskcluster's order; raises the first that fails.
 
     (Taskcluster authorizes between the "never claimed" and the task-expiry checks: scopes
     `queue:create-artifact:<taskId>/<runId>` — issue 7 wires them there.)

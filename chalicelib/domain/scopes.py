@@ -1,6 +1,6 @@
 """Scopes: what a caller holds, what an endpoint requires, and whether the first satisfies the second.
 
-Taskcluster's rules (reference §0.5, libraries/scopes): a held scope ending in `*` satisfies every
+Taskcluster's rules (libraries/scopes): a held scope ending in `*` satisfies every
 required scope with that prefix; an endpoint requires a *scope expression* — a scope string,
 `{"AllOf": [...]}`, `{"AnyOf": [...]}`, with `{"for": var, "in": param, "each": template}` items that
 expand over a list inside either — whose `<param>` placeholders are filled from route parameters or
@@ -369,7 +369,7 @@ def _fill(template: str, params: Mapping[str, Any]) -> str:
 
 # --- the endpoints --------------------------------------------------------------------------------
 def priorities_at_or_above(priority: str) -> list[str]:
-    """createTask accepts the scope of the task's priority or any higher one (reference §1.2)."""
+    """createTask accepts the scope of the task's priority or any higher one."""
     return list(PRIORITIES[: PRIORITIES.index(priority) + 1])
 
 
@@ -400,7 +400,7 @@ def _in_scheduler_or_project(verb: str) -> ScopeExpr:
 GET_ARTIFACT: ScopeExpr = {"AllOf": [{"for": "name", "in": "names", "each": "queue:get-artifact:<name>"}]}
 RESOLVE_TASK = "queue:resolve-task:<taskId>/<runId>"
 
-# Every endpoint's expression (reference §1.2–§1.5); None: public. An expression whose parameters
+# Every endpoint's expression; None: public. An expression whose parameters
 # are not all route parameters is authorized by the handler once it knows them ("deferred").
 ENDPOINT_SCOPES: dict[str, ScopeExpr | None] = {
     "ping": None,
@@ -446,7 +446,7 @@ ENDPOINT_SCOPES: dict[str, ScopeExpr | None] = {
     "taskQueueCounts": {"AllOf": ["queue:pending-count:<taskQueueId>", "queue:claimed-count:<taskQueueId>"]},
     "listPendingTasks": "queue:pending-list:<taskQueueId>",
     "listClaimedTasks": "queue:claimed-list:<taskQueueId>",
-    # worker metadata (reference §1.6)
+    # worker metadata
     "listProvisioners": "queue:list-provisioners",
     "getProvisioner": "queue:get-provisioner:<provisionerId>",
     "listWorkerTypes": "queue:list-worker-types:<provisionerId>",

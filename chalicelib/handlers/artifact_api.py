@@ -1,4 +1,4 @@
-"""Queue v1 artifact routes (reference §1.5, §5): parse, call the artifact service, render.
+"""Queue v1 artifact routes: parse, call the artifact service, render.
 
 Artifact names may contain `/`. The official clients send it as `%2F`, inside the one `{name}`
 segment; raw slashes (URLs typed or pasted, as Taskcluster's `{*name}` routes accept) reach the

@@ -1,4 +1,4 @@
-"""Artifacts: createArtifact, downloads (following links), listings and expiry (reference §5).
+"""Artifacts: createArtifact, downloads (following links), listings and expiry.
 
 The task row is only read (a run's state and worker decide whether it may create artifacts);
 each artifact is one small item of its own table, written conditionally; s3 artifacts' bytes
@@ -107,7 +107,7 @@ class ArtifactService:
         """getArtifact / artifact (run_id given) and their latest-run variants (run_id None).
 
         `authorize` is called with the names read so far (the requested one, then each link's
-        target) before each read; `public/` names need no scope (reference §5.3). A name that can
+        target) before each read; `public/` names need no scope. A name that can
         never exist is refused (400) before anything is read or authorized."""
         check_artifact_name(name)
         authorize(_private([name]))

@@ -251,7 +251,7 @@ class Auth:
             if roles:
                 self._roles = None
 
-    # --- temporary credentials for a run (reference §4) -----------------------------------------
+    # --- temporary credentials for a run ---------------------------------------------------------
     def task_credentials(self, task: Task, run_id: int) -> dict[str, str] | None:
         """Credentials its worker uses for this claimed run only, until takenUntil; None without a root token."""
         run = task.runs[run_id]

@@ -1,8 +1,8 @@
 """Artifacts over HTTP and through the official client: create, upload to S3, download, links,
-errors, listings and expiry (reference §1.5, §5), against the stack on in-process moto.
+errors, listings and expiry, against the stack on in-process moto.
 
 Presigned URLs are real: the test uploads to them and downloads from them with `requests`, which
-in-process moto serves (it intercepts `requests`; toolchain-notes §3.4). In-process moto does not
+in-process moto serves (it intercepts `requests`). In-process moto does not
 check signatures: tests/e2e/test_artifacts_e2e.py does that against the moto server.
 """
 

@@ -504,7 +504,7 @@ def test_only_monitoring_and_read_only_auth_endpoints_are_public() -> None:
     assert not {n for n in public - monitoring - auth_reads - registration if not n.startswith(("reference", "schema"))}
 
 
-# What deferred expressions need beyond route parameters, per endpoint (reference §1.2–§1.5).
+# What deferred expressions need beyond route parameters, per endpoint.
 DEFERRED = {
     "tasks": {"taskIds"},
     "statuses": {"taskIds"},
