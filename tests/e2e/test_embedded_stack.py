@@ -174,8 +174,10 @@ def _stop(served: Served) -> None:
 
 
 @contextmanager
-def serving(settings: dict[str, str]) -> Iterator[Served]:
-    """`python -m chalicelib.local serve` with these TASKQUEUE_* settings, answering; always stopped."""
+def serving(settings: dict[str, str], own_group: bool = False) -> Iterator[Served]:
+    """`python -m chalicelib.local serve` with these TASKQUEUE_* settings (and other environment),
+    answering; always stopped. `own_group`: the leader of its own process group, as a terminal's
+    foreground job is."""
     env = {**os.environ, **settings, "PYTHONUNBUFFERED": "1"}
     env.pop("AWS_ENDPOINT_URL", None)  # the stack points its clients at its own moto server
     port = free_port()
@@ -187,6 +189,7 @@ def serving(settings: dict[str, str]) -> Iterator[Served]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=own_group,
     )
     served = Served(proc, port)
     served.reader = threading.Thread(target=_read_output, args=(served,), name="serve-output", daemon=True)

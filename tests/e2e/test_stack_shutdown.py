@@ -16,8 +16,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,19 +28,15 @@ import taskcluster
 from chalicelib.local.demo import TASK_QUEUE, ensure_pool
 from tests.e2e.test_embedded_stack import (
     MOTO_MODULE,
-    READY_TIMEOUT,
     ROOT_TOKEN,
     Served,
-    _pings,
-    _read_output,
     alive,
     definition,
     descendants,
     eventually,
-    free_port,
+    serving,
 )
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 ENV = {
     "TASKQUEUE_ROOT_ACCESS_TOKEN": ROOT_TOKEN,
     "TASKQUEUE_PROVISION_INTERVAL": "0.5",  # the worker comes soon after the task
@@ -69,26 +63,9 @@ class Running:
 
 @contextmanager
 def running_a_task(tmp_path: Path) -> Iterator[Running]:
-    """The stack, serving in its own process group, with a worker running a long task; always ended."""
-    env = {**os.environ, **ENV, "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmp_path)}
-    env.pop("AWS_ENDPOINT_URL", None)
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "chalicelib.local", "serve", "--port", str(port)],
-        cwd=PROJECT_DIR,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # its own process group, as a shell gives a foreground job
-    )
-    served = Served(proc, port)
-    served.reader = threading.Thread(target=_read_output, args=(served,), name="serve-output", daemon=True)
-    served.reader.start()
-    processes: dict[int, str] = {}
-    try:
-        eventually(lambda: _pings(served), READY_TIMEOUT, "the stack to answer ping")
+    """The stack, serving in its own process group, with a worker running a long task; always ended
+    (whatever of it is left, by its id)."""
+    with serving({**ENV, "TMPDIR": str(tmp_path)}, own_group=True) as served:
         options = {"rootUrl": served.root_url, "credentials": {"clientId": "root", "accessToken": ROOT_TOKEN}}
         ensure_pool(taskcluster.WorkerManager(options), max_workers=1)
         task = definition(TASK_QUEUE)
@@ -96,21 +73,14 @@ def running_a_task(tmp_path: Path) -> Iterator[Running]:
         task_id = slugid.nice()
         queue = served.queue()
         queue.createTask(task_id, task)
+        pid = served.proc.pid
         eventually(lambda: queue.status(task_id)["status"]["state"] == "running", RUNNING_TIMEOUT, "the task to run")
-        processes.update(descendants(proc.pid))
-        eventually(lambda: any("sleep 300" in cmd for cmd in descendants(proc.pid).values()), 30, "the task's process")
-        processes.update(descendants(proc.pid))
+        eventually(lambda: any("sleep 300" in cmd for cmd in descendants(pid).values()), 30, "the task's process")
+        served.children.update(descendants(pid))
+        processes = dict(served.children)
         assert any(MOTO_MODULE in cmd for cmd in processes.values()), processes
         assert any(" -m worker " in cmd for cmd in processes.values()), processes
         yield Running(served, task_id, tmp_path, processes)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for pid, cmd in processes.items():
-            if alive(pid, cmd):  # left behind by a failed test: end it, by its id
-                os.kill(pid, signal.SIGKILL)
-        served.reader.join(timeout=10)
 
 
 def test_ctrl_c_stops_the_worker_then_the_api_then_the_stand_in_cleanly(tmp_path: Path) -> None:
