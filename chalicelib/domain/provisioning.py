@@ -28,8 +28,9 @@ WorkerKey = tuple[str, str]  # (workerGroup, workerId)
 OVER_PROVISIONED_FLOOR = 25  # Taskcluster's sanity alarm: existing > 25 and > 1.25 × max
 SINGLE_CONFIG_WEIGHT = 0.01  # the only config with room is never starved by its own errors
 # How long a newly registered worker that has claimed nothing is safe from scale-in: long enough
-# for its first claimWork or SQS poll, short against what an idle instance costs.
-SCALE_IN_GRACE = timedelta(seconds=60)
+# for its first claimWork or SQS poll (it makes one at once), short against what an idle worker
+# costs — one launched for a task another worker took meanwhile goes soon after.
+SCALE_IN_GRACE = timedelta(seconds=15)
 
 
 def key(worker: PoolWorker) -> WorkerKey:
@@ -198,8 +199,8 @@ def plan_scan(
     The target is in task slots and workers come in `capacity` slots: workers are kept until
     they cover the target, so it is rounded up to whole workers as the estimator rounds its
     launches up (rounding down would remove the worker a pending task was launched for, every
-    scan). A worker that has not claimed yet within SCALE_IN_GRACE of registering is not over
-    capacity: it was launched for work that another worker may just have taken.
+    scan). A worker that has not claimed anything SCALE_IN_GRACE after registering is not over
+    capacity yet: it was launched for work that another worker may just have taken.
     """
     stopped: list[PoolWorker] = []
     removals: list[tuple[PoolWorker, str]] = []

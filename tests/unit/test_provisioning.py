@@ -280,7 +280,7 @@ def test_the_target_is_rounded_up_to_whole_workers() -> None:
 
 
 def test_a_worker_that_has_not_claimed_yet_gets_a_grace_period() -> None:
-    fresh = worker("i-1", capacity=2, age=20)  # registered 20 s ago, nothing claimed yet
+    fresh = worker("i-1", capacity=2, age=10)  # registered 10 s ago, nothing claimed yet
     stale = worker("i-2", capacity=2, age=200)  # registered long ago, nothing claimed
     plan = scan([fresh, stale], pending=0)
     assert [(w.worker_id, r) for w, r in plan.marks] == [("i-2", "over capacity")]
