@@ -10,7 +10,6 @@ from ..domain.events import Event
 
 SOURCE = "taskqueue"  # EventBridge `source` of every task event
 PUT_EVENTS_BATCH = 10  # PutEvents takes at most ten entries
-MAX_ENTRY_BYTES = 256 * 1024
 
 
 class EventBridgeBus:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,6 +41,11 @@ def task_from_row(row: TaskRow) -> Task:
         hint_seq=int(row.hintSeq or 0),
         link=row.link or "",
     )
+
+
+def image_decoder(model: type[TaskRow]) -> Callable[[Mapping[str, Any]], Task]:
+    """Reads a stream record's image of the tasks table (DynamoDB JSON) as a Task."""
+    return lambda image: task_from_row(model.from_raw_data(dict(image)))
 
 
 def _queue_sort(task: Task) -> str | None:

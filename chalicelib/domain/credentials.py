@@ -233,3 +233,31 @@ class Role:
             "scopes": list(self.scopes),
             "expandedScopes": list(expanded),
         }
+
+
+# --- as the auth API shows them -------------------------------------------------------------------
+@dataclass(frozen=True)
+class ClientView:
+    """A stored client with its expanded scopes; with its access token only when just (re)issued
+    (createClient, resetAccessToken)."""
+
+    client: Client
+    expanded_scopes: tuple[str, ...]
+    access_token: str | None = field(default=None, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        out = self.client.to_json(self.expanded_scopes)
+        if self.access_token is not None:
+            out["accessToken"] = self.access_token
+        return out
+
+
+@dataclass(frozen=True)
+class RoleView:
+    """A role with its expanded scopes."""
+
+    role: Role
+    expanded_scopes: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return self.role.to_json(self.expanded_scopes)

@@ -114,6 +114,18 @@ def group_event(name: str, task_group_id: str, scheduler_id: str, expires: str, 
     return Event(name, body, f"primary.{task_group_id}.{scheduler_id}._")
 
 
+def group_priority_changed(task_group_id: str, scheduler_id: str, priority: str, affected: int) -> Event:
+    """`task-group-priority-changed`: changeTaskGroupPriority gave `affected` tasks `priority`."""
+    body = {
+        "version": 1,
+        "taskGroupId": task_group_id,
+        "schedulerId": scheduler_id,
+        "newPriority": priority,
+        "tasksAffected": affected,
+    }
+    return Event("task-group-priority-changed", body, f"primary.{task_group_id}.{scheduler_id}._")
+
+
 def resolution(old: Task | None, new: Task) -> TaskState | None:
     """The state `new` resolved to for good by this change, if it did (a retried run does not count).
 

@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from .errors import RequestConflict
 from .model import Task, TaskState, format_date, parse_date
 
-ALL_COMPLETED = "all-completed"
 ALL_RESOLVED = "all-resolved"
 GROUP_EXPIRY_MARGIN = timedelta(hours=1)
 

@@ -108,10 +108,6 @@ def format_date(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
-def truncate_ms(dt: datetime) -> datetime:
-    return dt.replace(microsecond=dt.microsecond // 1000 * 1000)
-
-
 @dataclass(frozen=True)
 class Run:
     run_id: int
@@ -176,7 +172,7 @@ class Task:
     `version` counts writes to the row; `hint_seq` counts dispatch hints asked for the pending run.
     `link` names the dependency edges of the createTask request that stored this task (empty for
     tasks stored before edges were named): edges another request wrote for the same taskId are
-    not this task's, whichever way the two raced (services/graph.py).
+    not this task's, whichever way the two raced (services/dependencies.py).
     """
 
     task_id: str

@@ -15,16 +15,18 @@ Pure: no I/O. The arithmetic is in domain/provisioning.py.
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from .errors import InputError
+from .model import format_date
 
-POOL_ID = re.compile(r"^[a-zA-Z0-9-_]{1,38}/[a-z]([-a-z0-9]{0,36}[a-z0-9])?$")
 IDENTIFIER = re.compile(r"^[a-zA-Z0-9-_]{1,38}$")
 DEFAULT_REREGISTRATION_TIMEOUT = 345600  # 4 days
 MAX_REREGISTRATION_TIMEOUT = 2592000  # 30 days
@@ -58,11 +60,6 @@ class LaunchConfig:
     max_capacity: int | None = None  # per-config cap; the pool's maxCapacity always applies too
     worker_config: dict[str, Any] = field(default_factory=dict)  # public: handed to the worker
     additional_user_data: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def spot(self) -> bool:
-        market = self.launch_spec.get("InstanceMarketOptions") or {}
-        return bool(market.get("MarketType") == "spot")
 
 
 @dataclass(frozen=True)
@@ -122,6 +119,24 @@ class PoolWorker:
     def alive(self) -> bool:
         return self.state is not WorkerState.STOPPED
 
+    def to_json(self) -> dict[str, Any]:
+        """As worker-manager shows a worker (listWorkersForWorkerPool, worker)."""
+        out: dict[str, Any] = {
+            "workerPoolId": self.worker_pool_id,
+            "workerGroup": self.worker_group,
+            "workerId": self.worker_id,
+            "providerId": self.provider_id,
+            "created": format_date(self.created),
+            "expires": format_date(self.expires),
+            "state": self.state.value,
+            "capacity": self.capacity,
+            "lastModified": format_date(self.last_modified),
+            "lastChecked": format_date(self.last_checked),
+        }
+        if self.launch_config_id:
+            out["launchConfigId"] = self.launch_config_id
+        return out
+
 
 @dataclass(frozen=True)
 class QueueActivity:
@@ -145,6 +160,96 @@ class PoolError:
     description: str
     launch_config_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "workerPoolId": self.worker_pool_id,
+            "errorId": self.error_id,
+            "reported": format_date(self.reported),
+            "kind": self.kind,
+            "title": self.title,
+            "description": self.description,
+            "extra": self.extra,
+        }
+        if self.launch_config_id:
+            out["launchConfigId"] = self.launch_config_id
+        return out
+
+
+def pool_counters(tallies: Iterable[tuple[WorkerState, int]]) -> dict[str, int]:
+    """Taskcluster's (deprecated, still served) aggregate counters of a pool's workers, from each
+    worker's (state, capacity)."""
+    out = {"currentCapacity": 0}
+    for state in WorkerState:
+        out[f"{state.value}Count"] = 0
+        out[f"{state.value}Capacity"] = 0
+    for state, capacity in tallies:
+        out[f"{state.value}Count"] += 1
+        out[f"{state.value}Capacity"] += capacity
+        if state is not WorkerState.STOPPED:
+            out["currentCapacity"] += capacity
+    return out
+
+
+@dataclass(frozen=True)
+class WorkerPoolView:
+    """A worker pool as worker-manager shows it: its definition and its workers' counters."""
+
+    pool: WorkerPool
+    counters: Mapping[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        pool = self.pool
+        return {
+            "workerPoolId": pool.worker_pool_id,
+            "providerId": pool.provider_id,
+            "previousProviderIds": list(pool.previous_provider_ids),
+            "description": pool.description,
+            "config": pool.config,
+            "owner": pool.owner,
+            "emailOnError": pool.email_on_error,
+            "created": format_date(pool.created),
+            "lastModified": format_date(pool.last_modified),
+            **self.counters,
+        }
+
+
+@dataclass(frozen=True)
+class RegistrationGrant:
+    """What registerWorker and reregisterWorker give a worker: credentials until `expires`, the
+    one-time secret of its next reregistration and (registerWorker only) its launch config's
+    workerConfig."""
+
+    expires: datetime
+    credentials: Mapping[str, str] = field(repr=False)
+    secret: str = field(repr=False)
+    worker_config: Mapping[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "expires": format_date(self.expires),
+            "credentials": dict(self.credentials),
+            "secret": self.secret,
+        }
+        if self.worker_config is not None:
+            out["workerConfig"] = self.worker_config
+        return out
+
+
+@dataclass(frozen=True)
+class TerminationAdvice:
+    """shouldWorkerTerminate's answer: the scanner's decision for a worker, and why."""
+
+    terminate: bool
+    reason: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"terminate": self.terminate, "reason": self.reason}
+
+
+def token_hash(token: str) -> str:
+    """What a worker row keeps of a one-time token or secret (registration, reregistration)."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def new_error_id() -> str:

@@ -14,7 +14,7 @@ grows faster than n log n in them: sets are normalized by sorting, held sets ans
 (ScopeSet), roles are found by bisection (RoleIndex), and an expansion is bounded by the scopes and
 characters it produces (docs/limits.md), since a role may multiply its parameter every round.
 
-Pure: no I/O. The table of every endpoint's expression is `ENDPOINT_SCOPES`.
+Pure: no I/O. Each endpoint's expression is declared with its route (handlers/api.py).
 """
 
 from __future__ import annotations
@@ -387,7 +387,8 @@ def create_task_parameters(definition: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _in_scheduler_or_project(verb: str) -> ScopeExpr:
+def in_scheduler_or_project(verb: str) -> ScopeExpr:
+    """schedule/rerun/cancel: by the task's scheduler and group, its project, or a scheduler it may assume."""
     return {
         "AnyOf": [
             f"queue:{verb}:<schedulerId>/<taskGroupId>/<taskId>",
@@ -395,130 +396,3 @@ def _in_scheduler_or_project(verb: str) -> ScopeExpr:
             {"AllOf": [f"queue:{verb}", "assume:scheduler-id:<schedulerId>/<taskGroupId>"]},
         ]
     }
-
-
-GET_ARTIFACT: ScopeExpr = {"AllOf": [{"for": "name", "in": "names", "each": "queue:get-artifact:<name>"}]}
-RESOLVE_TASK = "queue:resolve-task:<taskId>/<runId>"
-
-# Every endpoint's expression; None: public. An expression whose parameters
-# are not all route parameters is authorized by the handler once it knows them ("deferred").
-ENDPOINT_SCOPES: dict[str, ScopeExpr | None] = {
-    "ping": None,
-    "lbheartbeat": None,
-    "heartbeat": None,
-    "version": None,
-    "task": "queue:get-task:<taskId>",
-    "status": "queue:status:<taskId>",
-    "tasks": {"AllOf": [{"for": "taskId", "in": "taskIds", "each": "queue:get-task:<taskId>"}]},
-    "statuses": {"AllOf": [{"for": "taskId", "in": "taskIds", "each": "queue:status:<taskId>"}]},
-    "createTask": {
-        "AllOf": [
-            {"for": "scope", "in": "scopes", "each": "<scope>"},
-            {"for": "route", "in": "routes", "each": "queue:route:<route>"},
-            "queue:create-task:project:<projectId>",
-            "queue:scheduler-id:<schedulerId>",
-            {
-                "AnyOf": [
-                    {
-                        "for": "priority",
-                        "in": "priorities",
-                        "each": "queue:create-task:<priority>:<provisionerId>/<workerType>",
-                    }
-                ]
-            },
-        ]
-    },
-    "scheduleTask": _in_scheduler_or_project("schedule-task"),
-    "rerunTask": _in_scheduler_or_project("rerun-task"),
-    "cancelTask": _in_scheduler_or_project("cancel-task"),
-    "changeTaskPriority": {
-        "AnyOf": ["queue:change-task-priority:<taskId>", "queue:change-task-priority-in-queue:<taskQueueId>"]
-    },
-    "claimWork": {"AllOf": ["queue:claim-work:<taskQueueId>", "queue:worker-id:<workerGroup>/<workerId>"]},
-    "claimTask": {
-        "AllOf": ["queue:claim-task:<provisionerId>/<workerType>", "queue:worker-id:<workerGroup>/<workerId>"]
-    },
-    "reclaimTask": "queue:reclaim-task:<taskId>/<runId>",
-    "reportCompleted": RESOLVE_TASK,
-    "reportFailed": RESOLVE_TASK,
-    "reportException": RESOLVE_TASK,
-    "pendingTasks": "queue:pending-count:<taskQueueId>",
-    "taskQueueCounts": {"AllOf": ["queue:pending-count:<taskQueueId>", "queue:claimed-count:<taskQueueId>"]},
-    "listPendingTasks": "queue:pending-list:<taskQueueId>",
-    "listClaimedTasks": "queue:claimed-list:<taskQueueId>",
-    # worker metadata
-    "listProvisioners": "queue:list-provisioners",
-    "getProvisioner": "queue:get-provisioner:<provisionerId>",
-    "listWorkerTypes": "queue:list-worker-types:<provisionerId>",
-    "getWorkerType": "queue:get-worker-type:<provisionerId>/<workerType>",
-    "listTaskQueues": "queue:list-task-queues",
-    "getTaskQueue": "queue:get-task-queue:<taskQueueId>",
-    "listWorkers": "queue:list-workers:<provisionerId>/<workerType>",
-    "getWorker": "queue:get-worker:<provisionerId>/<workerType>/<workerGroup>/<workerId>",
-    "quarantineWorker": {"AllOf": ["queue:quarantine-worker:<provisionerId>/<workerType>/<workerGroup>/<workerId>"]},
-    # one scope per property of the body: deferred to the handler, which knows them
-    "declareWorker": {
-        "AllOf": [
-            {
-                "for": "property",
-                "in": "properties",
-                "each": "queue:declare-worker:<provisionerId>/<workerType>/<workerGroup>/<workerId>#<property>",
-            }
-        ]
-    },
-    "getTaskGroup": "queue:list-task-group:<taskGroupId>",
-    "listTaskGroup": "queue:list-task-group:<taskGroupId>",
-    "sealTaskGroup": "queue:seal-task-group:<schedulerId>/<taskGroupId>",
-    "cancelTaskGroup": "queue:cancel-task-group:<schedulerId>/<taskGroupId>",
-    "changeTaskGroupPriority": "queue:change-task-group-priority:<schedulerId>/<taskGroupId>",
-    "listDependentTasks": "queue:list-dependent-tasks:<taskId>",
-    "createArtifact": "queue:create-artifact:<taskId>/<runId>",  # deferred by the handler: after the run is found
-    "finishArtifact": "queue:create-artifact:<taskId>/<runId>",
-    "getArtifact": GET_ARTIFACT,
-    "getLatestArtifact": GET_ARTIFACT,  # the requested name before the task lookup (403 beats 404)
-    "artifact": GET_ARTIFACT,
-    "latestArtifact": GET_ARTIFACT,
-    "listArtifacts": "queue:list-artifacts:<taskId>:<runId>",
-    "listLatestArtifacts": "queue:list-artifacts:<taskId>",
-    "artifactInfo": "queue:list-artifacts:<taskId>:<runId>",
-    "latestArtifactInfo": "queue:list-artifacts:<taskId>",
-    # auth (Taskcluster's auth service, the subset in handlers/auth_api.py)
-    "listClients": None,
-    "client": None,
-    "createClient": {"AllOf": ["auth:create-client:<clientId>", {"for": "scope", "in": "scopes", "each": "<scope>"}]},
-    "updateClient": {"AllOf": ["auth:update-client:<clientId>", {"for": "scope", "in": "scopes", "each": "<scope>"}]},
-    "resetAccessToken": "auth:reset-access-token:<clientId>",
-    "deleteClient": "auth:delete-client:<clientId>",
-    "listRoles": None,
-    "role": None,
-    "createRole": {"AllOf": ["auth:create-role:<roleId>", {"for": "scope", "in": "scopes", "each": "<scope>"}]},
-    "updateRole": {"AllOf": ["auth:update-role:<roleId>", {"for": "scope", "in": "scopes", "each": "<scope>"}]},
-    "deleteRole": "auth:delete-role:<roleId>",
-    "expandScopes": None,
-    "currentScopes": {"AllOf": []},  # nothing required, but the caller is authenticated to be answered
-    # worker-manager (handlers/worker_manager_api.py); `ping` is shared with the other services.
-    # providerId comes from the body: deferred to the handler.
-    "createWorkerPool": {
-        "AllOf": ["worker-manager:manage-worker-pool:<workerPoolId>", "worker-manager:provider:<providerId>"]
-    },
-    "updateWorkerPool": {
-        "AllOf": ["worker-manager:manage-worker-pool:<workerPoolId>", "worker-manager:provider:<providerId>"]
-    },
-    "deleteWorkerPool": "worker-manager:manage-worker-pool:<workerPoolId>",
-    "workerPool": "worker-manager:get-worker-pool:<workerPoolId>",
-    "listWorkerPools": "worker-manager:list-worker-pools",
-    "listWorkerPoolErrors": "worker-manager:list-worker-pool-errors:<workerPoolId>",
-    "listWorkersForWorkerPool": "worker-manager:list-workers:<workerPoolId>",
-    "worker": "worker-manager:get-worker:<workerPoolId>/<workerGroup>/<workerId>",
-    "registerWorker": None,  # the registration token is the proof
-    # the worker named in the body: deferred to the handler
-    "reregisterWorker": "worker-manager:reregister-worker:<workerPoolId>/<workerGroup>/<workerId>",
-    "shouldWorkerTerminate": "worker-manager:should-worker-terminate:<workerPoolId>/<workerGroup>/<workerId>",
-    "removeWorker": "worker-manager:remove-worker:<workerPoolId>/<workerGroup>/<workerId>",
-    # workerGroup and workerId come from the body: deferred to the handler.
-    "reportWorkerError": {"AllOf": ["assume:worker-pool:<workerPoolId>", "assume:worker-id:<workerGroup>/<workerId>"]},
-    # the served API reference and schemas (handlers/reference_api.py): documents, always public
-    "reference_manifest": None,
-    "reference_api": None,
-    "reference_schema": None,
-}

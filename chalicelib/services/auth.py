@@ -1,14 +1,15 @@
-"""Authentication and authorization (Taskcluster's auth service, in-process), and the auth API's use cases.
+"""Authentication and authorization (Taskcluster's auth service, in-process), and the credentials
+this deployment issues.
 
 `authenticate` turns a signed request into a Caller with expanded scopes: no credentials → the
 `anonymous` role; a Hawk header or bewit → the client (the root client from configuration, or a
 stored one), or temporary credentials checked against their issuer; `authorizedScopes` narrows
-the result. `authorize` checks a caller against an endpoint's scope expression.
+the result. `authorize` checks a caller against an endpoint's scope expression. The auth API's
+administration of clients and roles is services/auth_admin.py.
 
-Expansion is bounded (domain/scopes.py): createRole and updateRole refuse a role that would make
-any role's expansion exceed the bound (400), and should stored roles exceed it anyway (written
-another way, or two racing role writes each checked without the other), requests fail closed —
-the caller's scopes cannot be known, so nothing is authorized (403), and expandScopes is a 400.
+Expansion is bounded (domain/scopes.py): should stored roles exceed the bound (written another
+way, or two racing role writes each checked without the other), requests fail closed — the
+caller's scopes cannot be known, so nothing is authorized (403).
 
 Clients and the role set are cached per process for `cache_seconds` (a Lambda container lives
 for many requests): a change made through another process takes effect within that time.
@@ -19,10 +20,10 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
-from typing import Any, Protocol
+from typing import Any
 
 from ..clock import Clock
 from ..domain import hawk
@@ -31,47 +32,16 @@ from ..domain.credentials import (
     Certificate,
     Client,
     CredentialError,
-    Role,
     client_token,
     issue_temporary,
-    new_seed,
     parse_ext,
 )
-from ..domain.errors import AuthenticationFailed, InputError, InsufficientScopes, ResourceNotFound
-from ..domain.model import Task, parse_date
-from ..domain.scopes import (
-    MAX_SCOPE_LENGTH,
-    MAX_SCOPES_PER_SET,
-    ExpansionTooLarge,
-    RoleIndex,
-    ScopeExpr,
-    ScopeSet,
-    expand,
-    render,
-    unsatisfied,
-)
+from ..domain.errors import AuthenticationFailed, InsufficientScopes
+from ..domain.model import Task
+from ..domain.scopes import ExpansionTooLarge, RoleIndex, ScopeExpr, ScopeSet, expand, render, unsatisfied
+from .ports import AuthStore
 
 ANONYMOUS_ROLE = "anonymous"
-
-
-class AuthStore(Protocol):
-    def get_client(self, client_id: str) -> Client | None: ...
-
-    def put_client(self, client: Client, *, create: bool, seed_was: str | None = None) -> None: ...
-
-    def rotate_seed(self, client_id: str, seed_was: str, seed: str, when: datetime) -> Client: ...
-
-    def delete_client(self, client_id: str) -> None: ...
-
-    def list_clients(self, prefix: str, limit: int, token: str | None) -> tuple[list[Client], str | None]: ...
-
-    def get_role(self, role_id: str) -> Role | None: ...
-
-    def put_role(self, role: Role, *, create: bool) -> None: ...
-
-    def delete_role(self, role_id: str) -> None: ...
-
-    def all_roles(self) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -202,7 +172,7 @@ class Auth:
             raise CredentialError(f"Client {client_id} is disabled")
         if client.expires <= now:
             raise CredentialError(f"Client {client_id} has expired")
-        principal = Principal(self._token(client), tuple(self._expand(client.scopes)))
+        principal = Principal(self.access_token(client), tuple(self._expand(client.scopes)))
         with self._lock:
             self._clients[client_id] = (now, principal)
         return principal
@@ -234,22 +204,23 @@ class Auth:
             self._roles = (now, roles)
         return roles
 
-    def expand(self, scopes: Sequence[str], roles: RoleIndex | None = None) -> list[str]:
-        """For the API: an expansion beyond the bound is the request's fault or the roles', a 400."""
-        try:
-            return self._expand(scopes, roles)
-        except ExpansionTooLarge as err:
-            raise InputError(f"Scope expansion is too large: {err}") from None
+    def _expand(self, scopes: Sequence[str]) -> list[str]:
+        return expand(scopes, self.roles())
 
-    def _expand(self, scopes: Sequence[str], roles: RoleIndex | None = None) -> list[str]:
-        return expand(scopes, self.roles() if roles is None else roles)
-
-    def _forget(self, client_id: str | None = None, roles: bool = False) -> None:
+    def forget(self, client_id: str | None = None, roles: bool = False) -> None:
+        """Drop what this process cached of a client (and of the role set): it changed."""
         with self._lock:
             if client_id is not None:
                 self._clients.pop(client_id, None)
             if roles:
                 self._roles = None
+
+    def access_token(self, client: Client) -> str:
+        """A stored client's access token, derived (never stored)."""
+        if not self.root.token_key:
+            # Without a key every token would be derivable by anyone: stored clients stay unusable.
+            raise CredentialError("this deployment has no token key (configure a root access token)")
+        return client_token(self.root.token_key, client.client_id, client.seed)
 
     # --- temporary credentials for a run ---------------------------------------------------------
     def task_credentials(self, task: Task, run_id: int) -> dict[str, str] | None:
@@ -282,140 +253,3 @@ class Auth:
     def derived_secret(self, purpose: str) -> str:
         """A secret only this deployment can compute again (e.g. a launch's registration token)."""
         return client_token(self.root.token_key, purpose, "derived")
-
-    # --- the auth API: clients ------------------------------------------------------------------
-    def client(self, client_id: str) -> dict[str, Any]:
-        client = self._stored_client(client_id)
-        return client.to_json(self.expand(client.scopes))
-
-    def list_clients(self, prefix: str, limit: int, token: str | None) -> tuple[list[dict[str, Any]], str | None]:
-        clients, next_token = self.store.list_clients(prefix, limit, token)
-        roles = self.roles()
-        return [c.to_json(self.expand(c.scopes, roles)) for c in clients], next_token
-
-    def create_client(self, client_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        self._check_client_id(client_id)
-        now = self.clock.now()
-        client = Client(
-            client_id=client_id,
-            description=body["description"],
-            scopes=self._checked_scopes(body.get("scopes", [])),
-            expires=parse_date(body["expires"]),
-            created=now,
-            last_modified=now,
-            last_rotated=now,
-            seed=new_seed(),
-            delete_on_expiration=bool(body.get("deleteOnExpiration", False)),
-        )
-        expanded = self.expand(client.scopes)  # before the write: a refused client leaves nothing
-        self.store.put_client(client, create=True)
-        return self._with_token(client, expanded)
-
-    def update_client(self, client_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        stored = self._stored_client(client_id)
-        client = replace(
-            stored,
-            description=body["description"],
-            scopes=self._checked_scopes(body.get("scopes", [])),
-            expires=parse_date(body["expires"]),
-            delete_on_expiration=bool(body.get("deleteOnExpiration", False)),
-            last_modified=self.clock.now(),
-        )
-        expanded = self.expand(client.scopes)
-        self.store.put_client(client, create=False, seed_was=stored.seed)
-        self._forget(client_id)
-        return client.to_json(expanded)
-
-    def reset_access_token(self, client_id: str) -> dict[str, Any]:
-        stored = self._stored_client(client_id)
-        self.expand(stored.scopes)  # refused before the write: a new token nobody is told of locks the client out
-        client = self.store.rotate_seed(client_id, stored.seed, new_seed(), self.clock.now())
-        self._forget(client_id)
-        return self._with_token(client, self.expand(client.scopes))
-
-    def delete_client(self, client_id: str) -> None:
-        self._check_client_id(client_id)
-        self.store.delete_client(client_id)
-        self._forget(client_id)
-
-    def _stored_client(self, client_id: str) -> Client:
-        client = self.store.get_client(client_id) if client_id != self.root.client_id else None
-        if client is None:
-            raise ResourceNotFound(f"Client {client_id} not found")
-        return client
-
-    def _with_token(self, client: Client, expanded: Sequence[str]) -> dict[str, Any]:
-        return {**client.to_json(expanded), "accessToken": self._token(client)}
-
-    def _token(self, client: Client) -> str:
-        if not self.root.token_key:
-            # Without a key every token would be derivable by anyone: stored clients stay unusable.
-            raise CredentialError("this deployment has no token key (configure a root access token)")
-        return client_token(self.root.token_key, client.client_id, client.seed)
-
-    def _check_client_id(self, client_id: str) -> None:
-        if not self.root.token_key:
-            raise InputError("No token key is configured (set a root access token): clients cannot be stored")
-        if client_id == self.root.client_id:
-            raise InputError(f"{client_id} is the deployment's root client; it is configured, not stored")
-
-    # --- the auth API: roles --------------------------------------------------------------------
-    def role(self, role_id: str) -> dict[str, Any]:
-        role = self.store.get_role(role_id)
-        if role is None:
-            raise ResourceNotFound(f"Role {role_id} not found")
-        return role.to_json(self.expand(role.scopes))
-
-    def list_roles(self) -> list[dict[str, Any]]:
-        roles = list(self.store.all_roles())
-        table = RoleIndex({r.role_id: r.scopes for r in roles})
-        return [r.to_json(self.expand(r.scopes, table)) for r in roles]
-
-    def create_role(self, role_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self._put_role(role_id, body, create=True)
-
-    def update_role(self, role_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self._put_role(role_id, body, create=False)
-
-    def _put_role(self, role_id: str, body: Mapping[str, Any], create: bool) -> dict[str, Any]:
-        now = self.clock.now()
-        existing = None if create else self.store.get_role(role_id)
-        if not create and existing is None:
-            raise ResourceNotFound(f"Role {role_id} not found")
-        role = Role(
-            role_id=role_id,
-            description=body["description"],
-            scopes=self._checked_scopes(body["scopes"]),
-            created=existing.created if existing else now,
-            last_modified=now,
-        )
-        roles = {r.role_id: r.scopes for r in self.store.all_roles()}
-        roles[role_id] = role.scopes
-        table = RoleIndex(roles)
-        # Every role, not only this one: another role's expansion may pass through it.
-        for other, scopes in roles.items():
-            try:
-                expand(scopes, table)
-            except ExpansionTooLarge as err:
-                raise InputError(
-                    f"With role {role_id} as given, the expansion of role {other} is too large: {err}"
-                ) from None
-        self.store.put_role(role, create=create)
-        self._forget(roles=True)
-        return role.to_json(expand(role.scopes, table))
-
-    def delete_role(self, role_id: str) -> None:
-        self.store.delete_role(role_id)
-        self._forget(roles=True)
-
-    @staticmethod
-    def _checked_scopes(scopes: Sequence[str]) -> tuple[str, ...]:
-        # The request schemas say the same; repeated here for callers that did not come through them.
-        if len(scopes) > MAX_SCOPES_PER_SET:
-            raise InputError(f"{len(scopes)} scopes; at most {MAX_SCOPES_PER_SET} are allowed")
-        for scope in scopes:
-            if len(scope) > MAX_SCOPE_LENGTH:
-                raise InputError(f"A scope of {len(scope)} characters; at most {MAX_SCOPE_LENGTH} are allowed")
-            if scope.endswith("**"):
-                raise InputError(f"Scope {scope!r} ends with '**', which Taskcluster does not allow")
-        return tuple(scopes)

@@ -14,17 +14,19 @@ claim, events are at-least-once by contract, and every release step is idempoten
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..domain.dispatch import Hint, hint_needed
 from ..domain.events import Event, resolution, task_events
 from ..domain.model import Task, TaskState
-from .graph import RELEASE_MARGIN, TaskGraph
+from .dependencies import RELEASE_MARGIN, Dependencies
 from .ports import EventBus, HintQueues
+from .task_groups import TaskGroups
 from .worker_info import WorkerInfo
 
-log = logging.getLogger("taskqueue.outbox")
+log = logging.getLogger(__name__)
 
 INLINE_RELEASE_SECONDS = 5.0  # release work a stream invocation does before handing on the rest
 
@@ -35,8 +37,22 @@ class RowChange:
     new: Task | None
 
 
+@dataclass(frozen=True)
+class StreamRecord:
+    """One record of the tasks table's stream as Lambda delivers it: the row's images, undecoded."""
+
+    event_id: str
+    old_image: Mapping[str, Any] | None
+    new_image: Mapping[str, Any] | None
+
+
+# Reads a row image of the tasks table (the adapter's format) as a Task.
+ImageDecoder = Callable[[Mapping[str, Any]], Task]
+
+
 @dataclass
 class OutboxReport:
+    records: int = 0  # the row changes read (an unreadable record is skipped, not counted)
     hints: list[Hint] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
@@ -45,15 +61,38 @@ class OutboxReport:
 
 class Outbox:
     def __init__(
-        self, hints: HintQueues, events: EventBus, graph: TaskGraph, workers: WorkerInfo | None = None
+        self,
+        hints: HintQueues,
+        events: EventBus,
+        groups: TaskGroups,
+        dependencies: Dependencies,
+        decode: ImageDecoder,
+        workers: WorkerInfo | None = None,
     ) -> None:
+        self.decode = decode
         self.hints = hints
         self.events = events
-        self.graph = graph
+        self.groups = groups
+        self.dependencies = dependencies
         self.workers = workers
 
+    def process_records(self, records: Sequence[StreamRecord], time_left: Callable[[], float]) -> OutboxReport:
+        """A batch of the stream: each record decoded, then `process`. A record that cannot be read
+        is logged and skipped: it must not block the shard, and the sweeper re-derives anything it
+        should have caused from the row itself."""
+        changes = []
+        for record in records:
+            try:
+                changes.append(RowChange(self._task(record.old_image), self._task(record.new_image)))
+            except Exception:
+                log.exception("skipping unreadable stream record %s", record.event_id)
+        return self.process(changes, time_left)
+
+    def _task(self, image: Mapping[str, Any] | None) -> Task | None:
+        return self.decode(image) if image else None
+
     def process(self, changes: Sequence[RowChange], time_left: Callable[[], float]) -> OutboxReport:
-        report = OutboxReport()
+        report = OutboxReport(records=len(changes))
         resolved: list[tuple[Task, TaskState]] = []
         for c in changes:
             if c.new is None:
@@ -67,7 +106,7 @@ class Outbox:
                 resolved.append((c.new, state))
         if report.hints:
             self.hints.send(report.hints)
-        report.events += self.graph.resolved_for_good([t for t, _ in resolved])
+        report.events += self.groups.resolved_for_good([t for t, _ in resolved])
         if report.events:
             self.events.publish(report.events)
         # One query each finds out whether anything depends on them (usually nothing does). Large
@@ -78,7 +117,7 @@ class Outbox:
             spent = at_start - time_left()
             return min(time_left(), RELEASE_MARGIN + INLINE_RELEASE_SECONDS - spent)
 
-        report.released += self.graph.release_all([(t.task_id, s) for t, s in resolved], inline_left)
+        report.released += self.dependencies.release_all([(t.task_id, s) for t, s in resolved], inline_left)
         # Last: who was seen is informational, and must not delay dependents becoming pending.
         if self.workers is not None:
             try:

@@ -1,4 +1,5 @@
-"""The ports the services need; adapters/ implements them over DynamoDB, SQS and S3."""
+"""The ports the services need, all of them here; adapters/ implements them over DynamoDB, SQS,
+S3 and EC2 (and the embedded stack's local provider)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from ..domain.artifacts import Artifact
+from ..domain.credentials import Client, Role
 from ..domain.dispatch import Hint
 from ..domain.events import Event
 from ..domain.graph import TaskGroup
 from ..domain.model import Task, TaskState
-from ..domain.pools import PoolError, PoolWorker, WorkerPool, WorkerState
+from ..domain.pools import PoolError, PoolWorker, QueueActivity, WorkerPool, WorkerState
 from ..domain.provisioning import Launch
+from ..domain.provisioning import WorkerKey as PoolWorkerKey
 from ..domain.transitions import RunPatch
 from ..domain.worker_info import Provisioner, QueueWorker, TaskQueue, WorkerKey
 
@@ -92,7 +95,7 @@ class EventBus(Protocol):
 
 
 class ReleaseQueue(Protocol):
-    """Where a dependency release too big for one invocation continues (services/graph.py)."""
+    """Where a dependency release too big for one invocation continues (services/dependencies.py)."""
 
     def enqueue(self, jobs: Sequence[dict[str, Any]]) -> None: ...
 
@@ -241,6 +244,62 @@ class PoolStore(Protocol):
     ) -> tuple[list[PoolError], str | None]: ...
 
 
+class Tally(Protocol):
+    """A worker's state and capacity: all a pool's counters need."""
+
+    @property
+    def state(self) -> WorkerState: ...
+
+    @property
+    def capacity(self) -> int: ...
+
+
+class PoolRecords(PoolStore, Protocol):
+    """The PoolStore plus what worker-manager's listings need (adapters/pool_store.py has both)."""
+
+    def put_pool(self, pool: WorkerPool, *, create: bool, expected: WorkerPool | None = None) -> bool: ...
+
+    def list_workers(
+        self,
+        worker_pool_id: str,
+        limit: int,
+        continuation: str | None,
+        state: str | None = None,
+        launch_config_id: str | None = None,
+    ) -> tuple[list[PoolWorker], str | None]: ...
+
+    def worker_tallies(self, worker_pool_id: str) -> Sequence[Tally]: ...
+
+    def errors(
+        self,
+        worker_pool_id: str,
+        since: datetime,
+        limit: int,
+        continuation: str | None,
+        launch_config_id: str | None = None,
+        error_id: str | None = None,
+    ) -> tuple[list[PoolError], str | None]: ...
+
+
+class QueueFacts(Protocol):
+    """What the provisioner and worker registration need to know from the queue about a task
+    queue (a worker pool's id) and its workers (services/queue_facts.py)."""
+
+    def counts(self, task_queue_id: str) -> tuple[int, int]:
+        """(pendingTasks, claimedTasks)."""
+        ...
+
+    def held_runs(self, task_queue_id: str) -> dict[PoolWorkerKey, list[tuple[str, int]]]:
+        """The runs each worker holds a claim on now."""
+        ...
+
+    def activity(self, task_queue_id: str, workers: Sequence[PoolWorkerKey]) -> dict[PoolWorkerKey, QueueActivity]: ...
+
+    def worker_shutdown(self, task_id: str, run_id: int) -> None:
+        """Resolve the run exception/worker-shutdown (it retries); no error if already resolved."""
+        ...
+
+
 @dataclass(frozen=True)
 class Launched:
     """A worker a provider started: its id, group and what the provider wants to remember."""
@@ -274,3 +333,26 @@ class Provider(Protocol):
         ...
 
     def terminate(self, workers: Sequence[PoolWorker]) -> None: ...
+
+
+# --- auth -----------------------------------------------------------------------------------------
+class AuthStore(Protocol):
+    """Stored clients and roles (adapters/auth_store.py); the root client is configured, never stored."""
+
+    def get_client(self, client_id: str) -> Client | None: ...
+
+    def put_client(self, client: Client, *, create: bool, seed_was: str | None = None) -> None: ...
+
+    def rotate_seed(self, client_id: str, seed_was: str, seed: str, when: datetime) -> Client: ...
+
+    def delete_client(self, client_id: str) -> None: ...
+
+    def list_clients(self, prefix: str, limit: int, token: str | None) -> tuple[list[Client], str | None]: ...
+
+    def get_role(self, role_id: str) -> Role | None: ...
+
+    def put_role(self, role: Role, *, create: bool) -> None: ...
+
+    def delete_role(self, role_id: str) -> None: ...
+
+    def all_roles(self) -> Any: ...

@@ -21,8 +21,9 @@ from ..domain.definition import new_task, normalize, same_definition
 from ..domain.errors import InputError, InputTooLarge, RequestConflict, ResourceNotFound
 from ..domain.model import ReasonResolved, Task, TaskState, Worker
 from ..domain.transitions import RunPatch
-from .graph import TaskGraph
+from .dependencies import Dependencies
 from .ports import HintQueues, Page, TaskStore
+from .task_groups import TaskGroups
 from .transition import Transitioned, load, transition
 
 CLAIM_CONCURRENCY = 16  # claims claimWork makes at once
@@ -38,7 +39,8 @@ class QueueService:
         self,
         store: TaskStore,
         hints: HintQueues,
-        graph: TaskGraph,
+        groups: TaskGroups,
+        dependencies: Dependencies,
         clock: Clock,
         settings: Settings,
         quarantined: Callable[[str, Worker], bool] = _never_quarantined,
@@ -46,7 +48,8 @@ class QueueService:
     ) -> None:
         self.store = store
         self.hints = hints
-        self.graph = graph
+        self.groups = groups
+        self.dependencies = dependencies
         self.clock = clock
         self.settings = settings
         # Whether a worker is quarantined (services/worker_info.py: cached per process, so
@@ -86,7 +89,7 @@ class QueueService:
             )
         linked = bool(definition["dependencies"])
         # The edges this request writes carry its own link, so racing requests for one taskId
-        # never touch each other's (services/graph.py).
+        # never touch each other's (services/dependencies.py).
         task = new_task(task_id, definition, link=secrets.token_urlsafe(9) if linked else "")
         if linked:
             # Edges are written before the row: an existing task needs none of them.
@@ -94,28 +97,28 @@ class QueueService:
             if existing is not None:
                 return self._repeat(existing, definition)
         # Dependencies first: a refused one (400) leaves nothing, not even a new task group.
-        if not linked or not self.graph.link(task):
+        if not linked or not self.dependencies.link(task):
             task = transitions.schedule(task, now)
         try:
-            self.graph.admit(task)
+            self.groups.admit(task)
         except RequestConflict:
             if linked:
-                self.graph.unlink(task)
+                self.dependencies.unlink(task)
             raise
         existing = self.store.create(task)
         if existing is not None:
             if linked:
-                self.graph.unlink(task)  # another request's task won: ours are nobody's edges
+                self.dependencies.unlink(task)  # another request's task won: ours are nobody's edges
             return self._repeat(existing, definition)
-        self.graph.join(task)
-        return self.graph.settle(task)
+        self.groups.join(task)
+        return self.dependencies.settle(task)
 
     def _repeat(self, existing: Task, definition: dict[str, Any]) -> Task:
         """createTask for a taskId in use: the same definition is an idempotent success."""
         if not same_definition(existing, definition):
             raise RequestConflict("taskId already used by another task", taskId=existing.task_id)
         if not existing.ever_resolved:
-            self.graph.join(existing)
+            self.groups.join(existing)
         return existing
 
     def task(self, task_id: str) -> Task:

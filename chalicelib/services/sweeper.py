@@ -51,7 +51,7 @@ class Sweeper:
             if result.changed:
                 report.changed.append(task_id)
                 if result.task.state is TaskState.UNSCHEDULED:
-                    self.queue.graph.recheck(result.task)
+                    self.queue.dependencies.recheck(result.task)
         if self.artifacts is not None:
             report.artifacts_purged = self.artifacts.expire(settings.sweep_batch)
         return report

@@ -40,7 +40,7 @@ from ..domain.worker_info import (
 )
 from .ports import WorkerStore
 
-log = logging.getLogger("taskqueue.workers")
+log = logging.getLogger(__name__)
 
 SAVE_ATTEMPTS = 5  # a row's version guard failing this often in a row means something is wrong
 CACHE_LIMIT = 10_000  # entries of each per-process cache before it starts afresh

@@ -1,7 +1,9 @@
 """Worker-manager's API use cases: worker pools (create, update, delete, read, list), their workers
-and their errors, as Taskcluster's worker-manager shows them. Launching, scanning and registering
-workers are the provisioner's (services/provisioner.py); this service only defines pools and reads
-what the provisioner records.
+and their errors, as Taskcluster's worker-manager shows them. Launching and scanning workers are
+the provisioner's (services/provisioner.py), registering and removing them worker registration's
+(services/registration.py); this service only defines pools and reads what those record. It
+answers domain values (domain/pools.py: WorkerPoolView, PoolWorker, PoolError); the handlers
+render them.
 
 - createWorkerPool under a taken id is 409, whatever the definition, as Taskcluster answers it
   (deployment tools create, and update on 409; updateWorkerPool is the idempotent call).
@@ -16,126 +18,28 @@ what the provisioner records.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from dataclasses import replace
-from datetime import datetime, timedelta
-from typing import Any, Protocol
+from datetime import timedelta
+from typing import Any
 
 from ..clock import Clock
 from ..domain.errors import InputError, RequestConflict, ResourceNotFound
-from ..domain.model import format_date
-from ..domain.pools import ERROR_RETENTION, PoolError, PoolWorker, WorkerPool, WorkerState, new_error_id, pool_config
-from .ports import PoolStore
+from ..domain.pools import (
+    ERROR_RETENTION,
+    PoolError,
+    PoolWorker,
+    WorkerPool,
+    WorkerPoolView,
+    new_error_id,
+    pool_config,
+    pool_counters,
+)
+from .ports import PoolRecords
 
 NULL_PROVIDER = "null-provider"  # Taskcluster's providerId of a pool pending deletion
 UPDATE_ATTEMPTS = 5  # re-reads after a concurrent change before answering 409
 ONE_MS = timedelta(milliseconds=1)
-
-
-class Tally(Protocol):
-    """A worker's state and capacity: all the counters need."""
-
-    @property
-    def state(self) -> WorkerState: ...
-
-    @property
-    def capacity(self) -> int: ...
-
-
-class PoolRecords(PoolStore, Protocol):
-    """The PoolStore plus what the API's listings need (adapters/pool_store.py has both)."""
-
-    def put_pool(self, pool: WorkerPool, *, create: bool, expected: WorkerPool | None = None) -> bool: ...
-
-    def list_workers(
-        self,
-        worker_pool_id: str,
-        limit: int,
-        continuation: str | None,
-        state: str | None = None,
-        launch_config_id: str | None = None,
-    ) -> tuple[list[PoolWorker], str | None]: ...
-
-    def worker_tallies(self, worker_pool_id: str) -> Sequence[Tally]: ...
-
-    def errors(
-        self,
-        worker_pool_id: str,
-        since: datetime,
-        limit: int,
-        continuation: str | None,
-        launch_config_id: str | None = None,
-        error_id: str | None = None,
-    ) -> tuple[list[PoolError], str | None]: ...
-
-
-def counters(tallies: Sequence[Tally]) -> dict[str, int]:
-    """Taskcluster's (deprecated, still served) aggregate counters of a pool's workers."""
-    out = {"currentCapacity": 0}
-    for state in WorkerState:
-        out[f"{state.value}Count"] = 0
-        out[f"{state.value}Capacity"] = 0
-    for t in tallies:
-        out[f"{t.state.value}Count"] += 1
-        out[f"{t.state.value}Capacity"] += t.capacity
-        if t.state is not WorkerState.STOPPED:
-            out["currentCapacity"] += t.capacity
-    return out
-
-
-def pool_json(pool: WorkerPool, tallies: Sequence[Tally]) -> dict[str, Any]:
-    return {
-        "workerPoolId": pool.worker_pool_id,
-        "providerId": pool.provider_id,
-        "previousProviderIds": list(pool.previous_provider_ids),
-        "description": pool.description,
-        "config": pool.config,
-        "owner": pool.owner,
-        "emailOnError": pool.email_on_error,
-        "created": format_date(pool.created),
-        "lastModified": format_date(pool.last_modified),
-        **counters(tallies),
-    }
-
-
-def worker_json(worker: PoolWorker) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "workerPoolId": worker.worker_pool_id,
-        "workerGroup": worker.worker_group,
-        "workerId": worker.worker_id,
-        "providerId": worker.provider_id,
-        "created": format_date(worker.created),
-        "expires": format_date(worker.expires),
-        "state": worker.state.value,
-        "capacity": worker.capacity,
-        "lastModified": format_date(worker.last_modified),
-        "lastChecked": format_date(worker.last_checked),
-    }
-    if worker.launch_config_id:
-        out["launchConfigId"] = worker.launch_config_id
-    return out
-
-
-def error_json(error: PoolError) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "workerPoolId": error.worker_pool_id,
-        "errorId": error.error_id,
-        "reported": format_date(error.reported),
-        "kind": error.kind,
-        "title": error.title,
-        "description": error.description,
-        "extra": error.extra,
-    }
-    if error.launch_config_id:
-        out["launchConfigId"] = error.launch_config_id
-    return out
-
-
-def _page(key: str, items: list[dict[str, Any]], token: str | None) -> dict[str, Any]:
-    out: dict[str, Any] = {key: items}
-    if token:
-        out["continuationToken"] = token
-    return out
 
 
 def _previous_providers(current: WorkerPool, new_provider_id: str) -> tuple[str, ...]:
@@ -157,7 +61,7 @@ class WorkerManager:
         self.provider_ids = None if provider_ids is None else {*provider_ids, NULL_PROVIDER}
 
     # --- pools ----------------------------------------------------------------------------------
-    def create_worker_pool(self, worker_pool_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    def create_worker_pool(self, worker_pool_id: str, body: Mapping[str, Any]) -> WorkerPoolView:
         self._check_definition(body)
         now = self.clock.now()
         pool = WorkerPool(
@@ -171,11 +75,11 @@ class WorkerManager:
             last_modified=now,
         )
         if self.store.put_pool(pool, create=True):
-            return pool_json(pool, [])
+            return WorkerPoolView(pool, pool_counters(()))
         # As Taskcluster, whatever the definition: tools such as tc-admin create, and update on 409.
         raise RequestConflict("Worker pool already exists", workerPoolId=worker_pool_id)
 
-    def update_worker_pool(self, worker_pool_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    def update_worker_pool(self, worker_pool_id: str, body: Mapping[str, Any]) -> WorkerPoolView:
         if body.get("workerPoolId", worker_pool_id) != worker_pool_id:
             raise InputError("Incorrect workerPoolId in request body")
         self._check_definition(body)
@@ -186,17 +90,17 @@ class WorkerManager:
             "email_on_error": body["emailOnError"],
             "config": dict(body["config"]),
         }
-        return self._pool_json(self._rewrite(worker_pool_id, **fields))
+        return self._view(self._rewrite(worker_pool_id, **fields))
 
-    def delete_worker_pool(self, worker_pool_id: str) -> dict[str, Any]:
-        return self._pool_json(self._rewrite(worker_pool_id, provider_id=NULL_PROVIDER))
+    def delete_worker_pool(self, worker_pool_id: str) -> WorkerPoolView:
+        return self._view(self._rewrite(worker_pool_id, provider_id=NULL_PROVIDER))
 
-    def worker_pool(self, worker_pool_id: str) -> dict[str, Any]:
-        return self._pool_json(self._existing(worker_pool_id))
+    def worker_pool(self, worker_pool_id: str) -> WorkerPoolView:
+        return self._view(self._existing(worker_pool_id))
 
-    def list_worker_pools(self, limit: int, continuation: str | None) -> dict[str, Any]:
+    def list_worker_pools(self, limit: int, continuation: str | None) -> tuple[list[WorkerPoolView], str | None]:
         pools, token = self.store.list_pools(limit, continuation)
-        return _page("workerPools", [self._pool_json(p) for p in pools], token)
+        return [self._view(p) for p in pools], token
 
     # --- workers and errors ---------------------------------------------------------------------
     def list_workers(
@@ -206,16 +110,15 @@ class WorkerManager:
         continuation: str | None,
         state: str | None = None,
         launch_config_id: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> tuple[list[PoolWorker], str | None]:
         self._existing(worker_pool_id)  # Taskcluster: 404 for a pool that does not exist
-        workers, token = self.store.list_workers(worker_pool_id, limit, continuation, state, launch_config_id)
-        return _page("workers", [worker_json(w) for w in workers], token)
+        return self.store.list_workers(worker_pool_id, limit, continuation, state, launch_config_id)
 
-    def worker(self, worker_pool_id: str, worker_group: str, worker_id: str) -> dict[str, Any]:
+    def worker(self, worker_pool_id: str, worker_group: str, worker_id: str) -> PoolWorker:
         worker = self.store.get_worker(worker_pool_id, worker_group, worker_id)
         if worker is None:
             raise ResourceNotFound("Worker not found")
-        return worker_json(worker)
+        return worker
 
     def list_errors(
         self,
@@ -224,13 +127,12 @@ class WorkerManager:
         continuation: str | None,
         launch_config_id: str | None = None,
         error_id: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> tuple[list[PoolError], str | None]:
         """The pool's errors of the last 7 days (older ones are gone, as in Taskcluster), newest first."""
         since = self.clock.now() - ERROR_RETENTION
-        errors, token = self.store.errors(worker_pool_id, since, limit, continuation, launch_config_id, error_id)
-        return _page("workerPoolErrors", [error_json(e) for e in errors], token)
+        return self.store.errors(worker_pool_id, since, limit, continuation, launch_config_id, error_id)
 
-    def report_worker_error(self, worker_pool_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    def report_worker_error(self, worker_pool_id: str, body: Mapping[str, Any]) -> PoolError:
         """A worker's own error report, listed with the pool's errors (the launch config it was
         launched from, when known; who reported it in `extra`)."""
         self._existing(worker_pool_id)
@@ -246,7 +148,7 @@ class WorkerManager:
             extra={**body["extra"], "workerGroup": body["workerGroup"], "workerId": body["workerId"]},
         )
         self.store.add_error(error)
-        return error_json(error)
+        return error
 
     # --- helpers --------------------------------------------------------------------------------
     def _check_definition(self, body: Mapping[str, Any]) -> None:
@@ -278,5 +180,6 @@ class WorkerManager:
                 return updated
         raise RequestConflict("Worker pool changed concurrently; try again", workerPoolId=worker_pool_id)
 
-    def _pool_json(self, pool: WorkerPool) -> dict[str, Any]:
-        return pool_json(pool, self.store.worker_tallies(pool.worker_pool_id))
+    def _view(self, pool: WorkerPool) -> WorkerPoolView:
+        tallies = self.store.worker_tallies(pool.worker_pool_id)
+        return WorkerPoolView(pool, pool_counters((t.state, t.capacity) for t in tallies))

@@ -1,4 +1,5 @@
-"""Task graphs: task groups and dependencies (Taskcluster's dependency tracker).
+"""Dependencies between tasks (Taskcluster's dependency tracker): createTask's edges, their
+release when a task resolves, the sweeper's re-check, and listDependentTasks.
 
 Creating a task with dependencies writes one edge pair per dependency (a `dependents#` item
 for listing and release, a `requires#` item while unsatisfied), *before* the task row, so a
@@ -12,8 +13,6 @@ on (`ReleaseQueue`); the sweeper re-checks unscheduled dependents, so none is ev
 from __future__ import annotations
 
 import itertools
-import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,14 +20,12 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from ..domain import transitions
-from ..domain.errors import InputError, RequestConflict, ResourceNotFound
-from ..domain.events import Event, group_event
-from ..domain.graph import TaskGroup, check_membership, group_expiry_for, satisfied_by, satisfies, seal
-from ..domain.model import ACTIVE_STATES, Task, TaskState, format_date
-from .ports import EventBus, GraphStore, ReleaseQueue, TaskStore
+from ..domain.errors import InputError, RequestConflict
+from ..domain.graph import satisfied_by, satisfies
+from ..domain.model import Task, TaskState
+from .ports import GraphStore, ReleaseQueue, TaskStore
 from .transition import Transitioned, transition
 
-GROUP_CACHE_SECONDS = 10.0  # how long a process trusts a group it checked (sealing is advisory)
 RELEASE_PAGE = 100
 RELEASE_CONCURRENCY = 16
 RELEASE_MARGIN = 5.0  # seconds of an invocation left when release hands on what remains
@@ -44,42 +41,15 @@ class ReleaseReport:
     continuation: str | None = None  # where release stopped, if it did
 
 
-class TaskGraph:
-    def __init__(
-        self, store: TaskStore, graph: GraphStore, events: EventBus, releases: ReleaseQueue, clock: Any
-    ) -> None:
+class Dependencies:
+    def __init__(self, store: TaskStore, graph: GraphStore, releases: ReleaseQueue, clock: Any) -> None:
         self.store = store
         self.graph = graph
-        self.events = events
         self.releases = releases
         self.clock = clock
-        self._groups: dict[str, tuple[float, TaskGroup]] = {}
-        self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=RELEASE_CONCURRENCY, thread_name_prefix="release")
 
     # --- createTask ----------------------------------------------------------------------------
-    def admit(self, task: Task) -> None:
-        """The group check createTask makes before inserting."""
-        gid = task.task_group_id
-        needed = group_expiry_for(task)
-        with self._lock:
-            cached = self._groups.get(gid)
-        if cached and time.monotonic() - cached[0] < GROUP_CACHE_SECONDS and cached[1].expires >= needed:
-            check_membership(cached[1], task)
-            return
-        group = self.graph.ensure_group(gid, task.scheduler_id, needed)
-        if group is None:  # it exists: another scheduler, sealed, or already long-lived enough
-            group = self.graph.group(gid, consistent=True)
-            if group is None:
-                raise RequestConflict(f"Task group {gid} changed while joining it; try again", taskGroupId=gid)
-            check_membership(group, task)
-        with self._lock:
-            self._groups[gid] = (time.monotonic(), group)
-
-    def join(self, task: Task) -> None:
-        """A created task is one of its group's unresolved members until it resolves for good."""
-        self.graph.add_member(task.task_group_id, task.task_id, task.expires)
-
     def link(self, task: Task) -> list[str]:
         """Record a new task's dependencies; return those not yet satisfied.
 
@@ -138,7 +108,7 @@ class TaskGraph:
 
         return transition(self.store, self.clock, task_id, step, read)
 
-    # --- resolution ----------------------------------------------------------------------------
+    # --- resolution: release, and the sweeper's re-check ---------------------------------------
     def release(
         self, task_id: str, resolved: TaskState, continuation: str | None, time_left: Callable[[], float]
     ) -> ReleaseReport:
@@ -196,6 +166,25 @@ class TaskGraph:
         scheduled = self._map(lambda t: self._schedule(t.task_id, t).changed, ready)
         return [t.task_id for t, changed in zip(ready, scheduled, strict=True) if changed]
 
+    def recheck(self, task: Task) -> Task:
+        """The sweeper's backstop for an unscheduled dependent: settle what a lost release missed."""
+        remaining = self.graph.requirements(task.task_id, task.link)
+        others = [d for d in remaining if d != task.task_id]
+        found = self._read(others)
+        done = [d for d in others if d in found and satisfied_by(found[d], task.definition["requires"])]
+        if done:
+            self.graph.satisfy([(task.task_id, task.link, d) for d in done])
+        if set(remaining) - set(done):
+            return task
+        return self._schedule(task.task_id).task
+
+    # --- listDependentTasks --------------------------------------------------------------------
+    def dependents(self, task_id: str, limit: int, continuation: str | None) -> tuple[list[Task], str | None]:
+        page, token = self.graph.dependents(task_id, limit, continuation)
+        found = self.store.get_many([d for d, _, _, _ in page])
+        return [found[d] for d, link, _, _ in page if d in found and found[d].link == link], token
+
+    # --- plumbing ------------------------------------------------------------------------------
     def _has_requirements(self, edge: tuple[str, str]) -> bool:
         return bool(self.graph.requirements(edge[0], edge[1], limit=1))
 
@@ -214,120 +203,8 @@ class TaskGraph:
             return [fn(i) for i in items]
         return list(self._pool.map(fn, items))
 
-    def resolved_for_good(self, tasks: Sequence[Task]) -> list[Event]:
-        """Tasks resolved for good leave their groups' unresolved sets; emptied groups are resolved."""
-        if not tasks:
-            return []
-        self.graph.remove_members([(t.task_group_id, t.task_id) for t in tasks])
-        events = []
-        for gid in dict.fromkeys(t.task_group_id for t in tasks):
-            if not self.graph.has_members(gid):
-                group = self.graph.group(gid)
-                if group is not None:
-                    events.append(
-                        group_event(
-                            "task-group-resolved", gid, group.scheduler_id, format_date(group.expires), _sealed(group)
-                        )
-                    )
-        return events
-
-    def recheck(self, task: Task) -> Task:
-        """The sweeper's backstop for an unscheduled dependent: settle what a lost release missed."""
-        remaining = self.graph.requirements(task.task_id, task.link)
-        others = [d for d in remaining if d != task.task_id]
-        found = self._read(others)
-        done = [d for d in others if d in found and satisfied_by(found[d], task.definition["requires"])]
-        if done:
-            self.graph.satisfy([(task.task_id, task.link, d) for d in done])
-        if set(remaining) - set(done):
-            return task
-        return self._schedule(task.task_id).task
-
-    # --- task groups ---------------------------------------------------------------------------
-    def group(self, task_group_id: str) -> TaskGroup:
-        group = self.graph.group(task_group_id, consistent=True)
-        if group is None or group.expires <= self.clock.now():
-            raise ResourceNotFound(f"Task group {task_group_id} not found", taskGroupId=task_group_id)
-        return group
-
-    def seal_group(self, task_group_id: str) -> TaskGroup:
-        group = seal(self.group(task_group_id), self.clock.now())
-        self.graph.seal_group(group)
-        with self._lock:
-            self._groups.pop(task_group_id, None)  # other processes notice within GROUP_CACHE_SECONDS
-        group = self.group(task_group_id)  # the first seal wins
-        self.events.publish(
-            [
-                group_event(
-                    "task-group-sealed", task_group_id, group.scheduler_id, format_date(group.expires), _sealed(group)
-                )
-            ]
-        )
-        return group
-
-    def members(self, task_group_id: str, limit: int, continuation: str | None) -> tuple[list[Task], str | None]:
-        ids, token = self.store.group_page(task_group_id, limit, continuation)
-        found = self.store.get_many(ids)
-        return [found[i] for i in ids if i in found], token
-
-    def all_members(self, task_group_id: str) -> list[Task]:
-        tasks: list[Task] = []
-        token: str | None = None
-        while True:
-            page, token = self.members(task_group_id, 1000, token)
-            tasks += page
-            if token is None:
-                return tasks
-
-    def cancel_group(self, task_group_id: str) -> tuple[int, list[str]]:
-        """Cancel every unresolved, not-yet-past-deadline member of a sealed group."""
-        group = self.group(task_group_id)
-        if group.sealed is None:
-            raise RequestConflict(f"Task group {task_group_id} must be sealed before it can be cancelled")
-        members = self.all_members(task_group_id)
-        now = self.clock.now()
-        cancelled = []
-        for task in members:
-            if task.deadline <= now or not (task.state in ACTIVE_STATES or task.state is TaskState.UNSCHEDULED):
-                continue
-            result = transition(self.store, self.clock, task.task_id, _cancel_unless_done)
-            if result.changed:
-                cancelled.append(task.task_id)
-        return len(members), cancelled
-
-    def change_group_priority(self, task_group_id: str, new_priority: str) -> list[str]:
-        self.group(task_group_id)
-        changed = []
-        for task in self.all_members(task_group_id):
-
-            def step(t: Task, now: datetime) -> Task:
-                if t.ever_resolved or t.deadline <= now or t.priority == new_priority:
-                    return t
-                return transitions.change_priority(t, new_priority, now)
-
-            if transition(self.store, self.clock, task.task_id, step).changed:
-                changed.append(task.task_id)
-        return changed
-
-    # --- dependents ----------------------------------------------------------------------------
-    def dependents(self, task_id: str, limit: int, continuation: str | None) -> tuple[list[Task], str | None]:
-        page, token = self.graph.dependents(task_id, limit, continuation)
-        found = self.store.get_many([d for d, _, _, _ in page])
-        return [found[d] for d, link, _, _ in page if d in found and found[d].link == link], token
-
 
 def _rounds(n: int) -> list[tuple[int, int]]:
     """createTask's dependency rounds: one read batch first, then LINK_ROUND at a time."""
     bounds = [0, *range(min(n, BATCH_GET), n, LINK_ROUND), n]
     return [(a, b) for a, b in itertools.pairwise(bounds) if a < b]
-
-
-def _cancel_unless_done(task: Task, now: datetime) -> Task:
-    try:
-        return transitions.cancel(task, now)
-    except RequestConflict:
-        return task
-
-
-def _sealed(group: TaskGroup) -> str | None:
-    return format_date(group.sealed) if group.sealed else None

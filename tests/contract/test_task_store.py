@@ -1,0 +1,295 @@
+"""TaskStore: the tasks table, its guarded writes and its three indexes (queue, due, group)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from chalicelib.domain import transitions
+from chalicelib.domain.definition import new_task, normalize
+from chalicelib.domain.errors import InputError
+from chalicelib.domain.model import ReasonResolved, Task, TaskState, Worker
+from chalicelib.services.ports import QueueEntry, TaskStore
+
+T0 = datetime(2030, 1, 1, tzinfo=UTC)
+LEASE = timedelta(minutes=20)
+WORKER = Worker("wg", "w1")
+QUEUE = "proj/linux"
+
+
+def unscheduled(task_id: str, deadline: timedelta = timedelta(hours=1), **body: Any) -> Task:
+    request = {
+        "taskQueueId": QUEUE,
+        "created": T0.isoformat(),
+        "deadline": (T0 + deadline).isoformat(),
+        "payload": {"command": ["true"]},
+        "metadata": {"name": task_id, "description": "", "owner": "me@example.com", "source": "https://example.com"},
+        **body,
+    }
+    return new_task(task_id, normalize(task_id, request, T0, 5))
+
+
+def pending(task_id: str, at: datetime = T0, **body: Any) -> Task:
+    return transitions.schedule(unscheduled(task_id, **body), at)
+
+
+def created(tasks: TaskStore, task: Task) -> Task:
+    assert tasks.create(task) is None
+    stored = tasks.get(task.task_id)
+    assert stored is not None
+    return stored
+
+
+def claim(tasks: TaskStore, task_id: str, at: datetime = T0, run_id: int = 0) -> Task | None:
+    return tasks.patch_run(task_id, transitions.claim_patch(run_id, WORKER, at, LEASE, QUEUE))
+
+
+def page_all(tasks: TaskStore, state: TaskState, limit: int) -> tuple[list[QueueEntry], list[int]]:
+    """Every entry of the queue's listing, a page at a time; and the size of each page."""
+    entries: list[QueueEntry] = []
+    sizes: list[int] = []
+    token: str | None = None
+    while True:
+        page = tasks.queue_page(QUEUE, state, limit, token)
+        entries += page.entries
+        sizes.append(len(page.entries))
+        token = page.continuation
+        if token is None:
+            return entries, sizes
+
+
+# --- rows -----------------------------------------------------------------------------------------
+def test_get_of_an_unknown_task_is_none(tasks: TaskStore) -> None:
+    assert tasks.get("nobody") is None
+    assert tasks.get_many(["nobody"]) == {}
+
+
+def test_a_created_task_reads_back_whole_at_version_1(tasks: TaskStore) -> None:
+    task = replace(pending("a", routes=["r.1"], tags={"k": "v"}), link="lnk")
+    stored = created(tasks, task)
+    assert stored == replace(task, version=1)
+    assert stored.definition is not task.definition
+
+
+def test_create_returns_the_stored_task_when_the_id_is_taken(tasks: TaskStore) -> None:
+    first = created(tasks, pending("a"))
+    other = unscheduled("a", deadline=timedelta(hours=2), priority="high")
+    assert tasks.create(other) == first
+    assert tasks.get("a") == first
+
+
+def test_dates_are_kept_to_the_millisecond(tasks: TaskStore) -> None:
+    at = T0 + timedelta(microseconds=123_456)
+    stored = created(tasks, pending("a", at=at))
+    assert stored.runs[0].scheduled == T0 + timedelta(milliseconds=123)
+
+
+def test_get_many_returns_the_known_tasks_once_each(tasks: TaskStore) -> None:
+    created(tasks, pending("a"))
+    created(tasks, unscheduled("b"))
+    found = tasks.get_many(["a", "b", "a", "nobody"], consistent=True)
+    assert sorted(found) == ["a", "b"]
+    assert found["b"].state is TaskState.UNSCHEDULED
+
+
+# --- version-guarded saves ------------------------------------------------------------------------
+def test_save_writes_the_status_and_bumps_the_version_when_it_still_matches(tasks: TaskStore) -> None:
+    stored = created(tasks, unscheduled("a"))
+    scheduled = transitions.schedule(stored, T0)
+    saved = tasks.save(scheduled, expected_version=1)
+    assert saved is not None and saved.version == 2 and saved.state is TaskState.PENDING
+    assert tasks.get("a") == saved
+
+
+def test_save_returns_none_when_the_row_moved_on(tasks: TaskStore) -> None:
+    stored = created(tasks, unscheduled("a"))
+    assert tasks.save(transitions.schedule(stored, T0), 1) is not None
+    late = transitions.cancel(stored, T0)
+    assert tasks.save(late, 1) is None
+    current = tasks.get("a")
+    assert current is not None and current.state is TaskState.PENDING and current.version == 2
+
+
+def test_save_of_a_task_that_does_not_exist_returns_none(tasks: TaskStore) -> None:
+    assert tasks.save(pending("ghost"), 0) is None
+    assert tasks.get("ghost") is None
+
+
+def test_save_writes_the_status_only_never_the_definition(tasks: TaskStore) -> None:
+    stored = created(tasks, unscheduled("a"))
+    changed = replace(transitions.schedule(stored, T0), definition={**stored.definition, "tags": {"new": "x"}})
+    saved = tasks.save(replace(changed, priority="high", hint_seq=3, retries_left=1), 1)
+    assert saved is not None
+    assert saved.definition == stored.definition
+    assert (saved.priority, saved.hint_seq, saved.retries_left) == ("high", 3, 1)
+
+
+# --- patch_run: the guarded write without a read --------------------------------------------------
+def test_patch_run_claims_the_pending_latest_run(tasks: TaskStore) -> None:
+    created(tasks, pending("a"))
+    claimed = claim(tasks, "a", T0 + timedelta(seconds=5))
+    assert claimed is not None and claimed.version == 2
+    run = claimed.runs[0]
+    assert run.state is TaskState.RUNNING and (run.worker_group, run.worker_id) == ("wg", "w1")
+    assert run.started == T0 + timedelta(seconds=5) and run.taken_until == T0 + timedelta(seconds=5) + LEASE
+    assert tasks.get("a") == claimed
+
+
+def test_patch_run_returns_none_when_the_run_is_not_in_the_expected_state(tasks: TaskStore) -> None:
+    created(tasks, pending("a"))
+    assert claim(tasks, "a") is not None
+    assert claim(tasks, "a") is None
+    assert tasks.patch_run("a", transitions.resolve_patch(0, ReasonResolved.COMPLETED, T0)) is not None
+    assert tasks.patch_run("a", transitions.resolve_patch(0, ReasonResolved.FAILED, T0)) is None
+    stored = tasks.get("a")
+    assert stored is not None and stored.state is TaskState.COMPLETED and stored.version == 3
+
+
+def test_patch_run_returns_none_for_a_run_that_is_not_the_latest(tasks: TaskStore) -> None:
+    stored = created(tasks, pending("a"))
+    first = transitions.cancel(stored, T0)
+    retried = transitions.rerun(first, T0)
+    assert tasks.save(retried, 1) is not None
+    assert claim(tasks, "a", run_id=0) is None
+    assert claim(tasks, "a", run_id=2) is None
+    assert claim(tasks, "a", run_id=1) is not None
+
+
+def test_patch_run_returns_none_for_an_unscheduled_task(tasks: TaskStore) -> None:
+    created(tasks, unscheduled("a"))
+    assert claim(tasks, "a") is None
+
+
+def test_patch_run_claims_only_if_the_deadline_outlives_the_lease(tasks: TaskStore) -> None:
+    created(tasks, pending("short", deadline=timedelta(minutes=10)))
+    created(tasks, pending("long", deadline=timedelta(minutes=30)))
+    assert claim(tasks, "short") is None
+    assert claim(tasks, "long") is not None
+
+
+def test_patch_run_claims_only_from_the_task_queue_named(tasks: TaskStore) -> None:
+    created(tasks, pending("a", taskQueueId="proj/other"))
+    assert claim(tasks, "a") is None
+    unchecked = transitions.claim_patch(0, WORKER, T0, LEASE)
+    assert tasks.patch_run("a", unchecked) is not None
+
+
+def test_patch_run_of_a_task_that_does_not_exist_returns_none(tasks: TaskStore) -> None:
+    assert claim(tasks, "ghost") is None
+    assert tasks.get("ghost") is None
+
+
+# --- the task queue index -------------------------------------------------------------------------
+def test_queue_page_lists_pending_tasks_oldest_first_page_by_page(tasks: TaskStore) -> None:
+    for i in range(7):
+        created(tasks, pending(f"t{i}", at=T0 + timedelta(seconds=10 - i)))
+    entries, sizes = page_all(tasks, TaskState.PENDING, 3)
+    assert [e.task_id for e in entries] == [f"t{i}" for i in reversed(range(7))]
+    assert entries[0].since == T0 + timedelta(seconds=4) and entries[0].taken_until is None
+    assert sizes[:3] == [3, 3, 1]
+
+
+def test_a_short_page_carries_no_token(tasks: TaskStore) -> None:
+    created(tasks, pending("a"))
+    page = tasks.queue_page(QUEUE, TaskState.PENDING, 5, None)
+    assert [e.task_id for e in page.entries] == ["a"] and page.continuation is None
+
+
+def test_queue_page_lists_running_tasks_with_their_lease_and_start(tasks: TaskStore) -> None:
+    created(tasks, pending("a"))
+    created(tasks, pending("b"))
+    claim(tasks, "b", T0 + timedelta(seconds=1))
+    page = tasks.queue_page(QUEUE, TaskState.RUNNING, 10, None)
+    assert page.entries == [QueueEntry("b", T0 + timedelta(seconds=1), T0 + timedelta(seconds=1) + LEASE)]
+    assert [e.task_id for e in tasks.queue_page(QUEUE, TaskState.PENDING, 10, None).entries] == ["a"]
+
+
+def test_resolved_and_unscheduled_tasks_are_in_no_queue_listing(tasks: TaskStore) -> None:
+    created(tasks, unscheduled("u"))
+    created(tasks, pending("a"))
+    claim(tasks, "a")
+    tasks.patch_run("a", transitions.resolve_patch(0, ReasonResolved.COMPLETED, T0))
+    for state in (TaskState.PENDING, TaskState.RUNNING):
+        assert tasks.queue_page(QUEUE, state, 10, None).entries == []
+
+
+def test_queue_page_refuses_a_token_of_another_listing(tasks: TaskStore) -> None:
+    for i in range(3):
+        created(tasks, pending(f"t{i}"))
+    token = tasks.queue_page(QUEUE, TaskState.PENDING, 1, None).continuation
+    assert token is not None
+    with pytest.raises(InputError):
+        tasks.queue_page(QUEUE, TaskState.RUNNING, 1, token)
+    with pytest.raises(InputError):
+        tasks.queue_page("proj/other", TaskState.PENDING, 1, token)
+    with pytest.raises(InputError):
+        tasks.queue_page(QUEUE, TaskState.PENDING, 1, "not-a-token")
+
+
+def test_queue_count_counts_what_is_live_at_the_instant(tasks: TaskStore) -> None:
+    created(tasks, pending("p1"))
+    created(tasks, pending("p2", deadline=timedelta(minutes=30)))
+    created(tasks, pending("r1"))
+    created(tasks, pending("other", taskQueueId="proj/other"))
+    claim(tasks, "r1")
+    assert tasks.queue_count(QUEUE, TaskState.PENDING, T0) == 2
+    assert tasks.queue_count(QUEUE, TaskState.RUNNING, T0) == 1
+    # p2's deadline passed; r1's lease expired: neither counts, whatever the sweeper has yet to do
+    later = T0 + LEASE + timedelta(minutes=11)
+    assert tasks.queue_count(QUEUE, TaskState.PENDING, later) == 1
+    assert tasks.queue_count(QUEUE, TaskState.RUNNING, later) == 0
+    assert tasks.queue_count("proj/none", TaskState.PENDING, T0) == 0
+
+
+# --- the sweeper's agenda -------------------------------------------------------------------------
+def test_due_names_the_tasks_due_by_now_and_no_more_than_asked(tasks: TaskStore) -> None:
+    for i in range(6):
+        created(tasks, pending(f"t{i}", deadline=timedelta(minutes=20 + i)))
+    assert tasks.due(T0 + timedelta(minutes=9), 10) == []  # a pending run's first redispatch: after 600 s
+    at = T0 + timedelta(minutes=10)
+    assert sorted(tasks.due(at, 10)) == ["t0", "t1", "t2", "t3", "t4", "t5"]
+    assert len(tasks.due(at, 4)) == 4
+    assert set(tasks.due(at, 4)) <= {f"t{i}" for i in range(6)}
+
+
+def test_a_running_task_is_due_when_its_lease_ends(tasks: TaskStore) -> None:
+    created(tasks, pending("a", deadline=timedelta(hours=2)))
+    claim(tasks, "a")
+    assert tasks.due(T0 + LEASE - timedelta(seconds=1), 10) == []
+    assert tasks.due(T0 + LEASE, 10) == ["a"]
+
+
+def test_a_resolved_task_is_never_due(tasks: TaskStore) -> None:
+    created(tasks, pending("a"))
+    claim(tasks, "a")
+    tasks.patch_run("a", transitions.resolve_patch(0, ReasonResolved.COMPLETED, T0))
+    assert tasks.due(T0 + timedelta(days=30), 10) == []
+
+
+# --- task groups ----------------------------------------------------------------------------------
+def test_group_page_pages_through_the_members_in_task_id_order(tasks: TaskStore) -> None:
+    for task_id in ["e", "b", "d", "a", "c"]:
+        created(tasks, pending(task_id, taskGroupId="g"))
+    created(tasks, pending("x", taskGroupId="other"))
+    ids: list[str] = []
+    token: str | None = None
+    while True:
+        page, token = tasks.group_page("g", 2, token)
+        assert len(page) <= 2
+        ids += page
+        if token is None:
+            break
+    assert ids == ["a", "b", "c", "d", "e"]
+
+
+def test_group_page_refuses_a_token_of_another_group(tasks: TaskStore) -> None:
+    for task_id in ["a", "b"]:
+        created(tasks, pending(task_id, taskGroupId="g"))
+    _, token = tasks.group_page("g", 1, None)
+    assert token is not None
+    with pytest.raises(InputError):
+        tasks.group_page("h", 1, token)
+    assert tasks.group_page("empty", 10, None) == ([], None)
