@@ -8,14 +8,16 @@ from chalicelib.handlers.auth_api import auth_bp
 from chalicelib.handlers.events import events_bp
 from chalicelib.handlers.graph_api import graph_bp
 from chalicelib.handlers.provisioning import provisioning_bp
-from chalicelib.handlers.queue_api import queue_bp
 from chalicelib.handlers.reference_api import reference_bp
+from chalicelib.handlers.tasks_api import tasks_bp
+from chalicelib.handlers.work_api import work_bp
 from chalicelib.handlers.worker_info_api import worker_info_bp
 from chalicelib.handlers.worker_manager_api import worker_manager_bp
 
 app = Chalice(app_name="taskqueue", configure_logs=False)
 observability.install(app)
-app.register_blueprint(queue_bp)
+app.register_blueprint(tasks_bp)
+app.register_blueprint(work_bp)
 app.register_blueprint(events_bp)
 app.register_blueprint(graph_bp)
 app.register_blueprint(artifact_bp)

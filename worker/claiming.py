@@ -24,7 +24,7 @@ from chalicelib.domain.dispatch import Hint, queue_names
 
 from .queue import QueueCalls, TaskclusterFailure, brief, status_code
 
-log = logging.getLogger("worker")
+log = logging.getLogger(__name__)
 KNOWN_QUEUES_TTL = 5.0  # seconds the list of a task queue's priority queues is trusted
 NO_QUEUE_WAIT = 1.0  # seconds to wait before looking again when no hint queue exists yet
 NO_QUEUE_WARN_EVERY = 300.0  # seconds between repeats of the no-dispatch-queue warning

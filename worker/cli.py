@@ -21,7 +21,7 @@ from .manager import Registration, WorkerManagerCalls, register
 from .queue import QueueCalls, TaskclusterFailure, brief
 from .worker import CREDENTIALS_MARGIN, Worker
 
-log = logging.getLogger("worker")
+log = logging.getLogger(__name__)
 
 
 def docker_engine() -> bool:
@@ -72,9 +72,10 @@ def setup_logging(worker_id: str) -> None:
     formatter = logging.Formatter(f"%(asctime)s.%(msecs)03dZ worker={worker_id} %(message)s", "%Y-%m-%dT%H:%M:%S")
     formatter.converter = time.gmtime
     handler.setFormatter(formatter)
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False
+    parent = logging.getLogger("worker")  # every module's logger (getLogger(__name__)) is its child
+    parent.addHandler(handler)
+    parent.setLevel(logging.INFO)
+    parent.propagate = False
 
 
 def register_worker(config: Config) -> Registration | None:

@@ -19,7 +19,7 @@ NAME = "public/logs/live.log"
 CONTENT_TYPE = "text/plain; charset=utf-8"
 URL_MARGIN = timedelta(minutes=5)  # ask for a new PUT URL this long before the old one ends
 
-log = logging.getLogger("worker")
+log = logging.getLogger(__name__)
 
 
 class LiveLog:

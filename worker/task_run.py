@@ -37,7 +37,7 @@ from .payload import (
 from .queue import QueueCalls, TaskclusterFailure, brief, status_code, upload
 from .rules import Ending, Outcome
 
-log = logging.getLogger("worker")
+log = logging.getLogger(__name__)
 
 
 def parse_date(text: str) -> datetime:

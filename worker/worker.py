@@ -24,7 +24,7 @@ from .queue import QueueCalls, TaskclusterFailure, brief, status_code
 from .rules import Ending
 from .task_run import TaskRun
 
-log = logging.getLogger("worker")
+log = logging.getLogger(__name__)
 MAX_BACKOFF = 30.0
 CLAIM_WAIT = 60.0  # longest wait at shutdown for a claim or poll in flight (claimWork, SQS: ≤ 20 s)
 # A registered worker stops claiming this long before its credentials expire: a claim call (claimWork

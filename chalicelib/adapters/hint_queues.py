@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from ..domain.dispatch import Hint, queue_name, queue_names
 from ..services.ports import ReceivedHint
 
-log = logging.getLogger("taskqueue.dispatch")
+log = logging.getLogger(__name__)
 
 VISIBILITY_TIMEOUT = 30  # seconds a received hint stays hidden while its claimer works on it
 RETENTION = 14 * 24 * 3600  # SQS's maximum; longer than any deadline (5 days)

@@ -14,7 +14,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-log = logging.getLogger("taskqueue.events")
+log = logging.getLogger(__name__)
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys
 
 

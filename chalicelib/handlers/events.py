@@ -7,7 +7,6 @@ with events shaped as Lambda delivers them.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -15,18 +14,12 @@ from chalice import Blueprint, Rate
 from chalice.app import DynamoDBEvent, SQSEvent
 
 from .. import container
-from ..adapters.task_store import task_from_row
 from ..config import Settings
-from ..domain.model import Task, TaskState
-from ..services.outbox import RowChange
+from ..domain.model import TaskState
+from ..services.outbox import StreamRecord
 
-log = logging.getLogger("taskqueue.events")
 events_bp = Blueprint(__name__)
 SETTINGS = Settings.from_env()  # decorator arguments are evaluated once, at import
-
-
-def _task(model: Any, image: dict[str, Any] | None) -> Task | None:
-    return task_from_row(model.from_raw_data(image)) if image else None
 
 
 def _time_left(context: Any) -> Callable[[], float]:
@@ -37,18 +30,10 @@ def _time_left(context: Any) -> Callable[[], float]:
 
 @events_bp.on_dynamodb_record(stream_arn=SETTINGS.tasks_stream_arn, batch_size=100, starting_position="TRIM_HORIZON")
 def tasks_stream(event: DynamoDBEvent) -> dict[str, Any]:
-    c = container.get()
-    changes: list[RowChange] = []
-    for record in event:
-        try:
-            changes.append(RowChange(_task(c.task_model, record.old_image), _task(c.task_model, record.new_image)))
-        except Exception:
-            # A record we cannot read must not block the shard (invariant 4); the sweeper
-            # re-derives anything it should have caused from the row itself.
-            log.exception("skipping unreadable stream record %s", record.event_id)
-    report = c.outbox.process(changes, _time_left(getattr(event, "context", None)))
+    records = [StreamRecord(r.event_id, r.old_image, r.new_image) for r in event]
+    report = container.get().outbox.process_records(records, _time_left(getattr(event, "context", None)))
     return {
-        "records": len(changes),
+        "records": report.records,
         "hints": len(report.hints),
         "events": len(report.events),
         "released": len(report.released),
@@ -63,7 +48,7 @@ def release(event: SQSEvent) -> dict[str, Any]:
     released = 0
     for record in event:
         job = json.loads(record.body)
-        report = c.graph.release(
+        report = c.dependencies.release(
             job["taskId"], TaskState(job["resolved"]), job.get("continuation"), _time_left(event.context)
         )
         released += len(report.released)

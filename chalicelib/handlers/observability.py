@@ -15,11 +15,14 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from chalice.app import Chalice, Request
 
-logger = Logger(service="taskqueue", level=os.environ.get("TASKQUEUE_LOG_LEVEL", "INFO"))
-# The app's modules log through the standard library; route their records through Powertools.
-for name in ("taskqueue.api", "taskqueue.events", "taskqueue.dispatch", "taskqueue.pump"):
-    logging.getLogger(name).handlers = logger.handlers
-    logging.getLogger(name).propagate = False
+LEVEL = os.environ.get("TASKQUEUE_LOG_LEVEL", "INFO")
+logger = Logger(service="taskqueue", level=LEVEL)
+# Every module logs through the standard library as `logging.getLogger(__name__)`: their one
+# parent, the package's logger, sends every record through Powertools (JSON, with the keys below).
+PARENT = logging.getLogger(__name__.split(".")[0])
+PARENT.handlers = logger.handlers
+PARENT.setLevel(LEVEL)
+PARENT.propagate = False
 
 
 def install(app: Chalice) -> None:

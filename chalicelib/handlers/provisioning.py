@@ -21,7 +21,7 @@ from chalice.app import CloudWatchEvent
 
 from .. import container
 
-log = logging.getLogger("taskqueue.provisioner")
+log = logging.getLogger(__name__)
 provisioning_bp = Blueprint(__name__)
 
 SPOT_WARNING = "EC2 Spot Instance Interruption Warning"
@@ -48,7 +48,7 @@ def provisioner(event: CloudWatchEvent) -> dict[str, Any]:
 def ec2_events(event: CloudWatchEvent) -> dict[str, Any]:
     detail = event.detail or {}
     instance_id = detail.get("instance-id", "")
-    p = container.get().provisioner
+    p = container.get().registration
     if event.detail_type == SPOT_WARNING:
         handled = p.interrupted(instance_id, detail.get("instance-action", "terminate"))
     elif event.detail_type == STATE_CHANGE and detail.get("state") in GONE_STATES:

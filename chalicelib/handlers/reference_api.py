@@ -6,9 +6,7 @@
 
 They are documents, not API methods (Taskcluster serves them outside its services' APIs too), so
 they are plain routes rather than `Api` endpoints: public, no Hawk, no scopes, and not part of any
-reference themselves. (Their view names are in ENDPOINT_SCOPES as public only because the scope
-table's test expects every view of the app there.) URLs in them are absolute, built from the root
-URL the request came to.
+reference themselves. URLs in them are absolute, built from the root URL the request came to.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ from ..domain.errors import InvalidRequestArguments
 from ..domain.model import parse_date
 from ..domain.worker_info import WorkerKey
 from ..services.worker_info import WorkerInfo
-from .http import Api, Call
+from .api import Api, page
+from .http import Call
 
 worker_info_bp = Blueprint(__name__)
 api = Api(worker_info_bp, "/api/queue/v1")
@@ -23,13 +24,6 @@ PAGED = ("continuationToken", "limit")
 
 def _workers() -> WorkerInfo:
     return container.get().workers
-
-
-def _page(key: str, items: list[dict[str, Any]], token: str | None) -> dict[str, Any]:
-    out: dict[str, Any] = {key: items}
-    if token:
-        out["continuationToken"] = token
-    return out
 
 
 def _task_queue_id(call: Call) -> str:
@@ -45,10 +39,11 @@ def _worker_key(call: Call) -> WorkerKey:
     "GET",
     "/provisioners",
     "listProvisioners",
+    scopes="queue:list-provisioners",
     output="list-provisioners-response",
-    query=PAGED,
-    stability="deprecated",
+    paged=True,
     category=CATEGORY,
+    stability="deprecated",
 )
 def list_provisioners(call: Call) -> dict[str, Any]:
     """Get a list of all active provisioners
@@ -56,21 +51,19 @@ def list_provisioners(call: Call) -> dict[str, Any]:
     The provisioners of the task queues that have not expired, by id: a provisioner is the part of
     a `taskQueueId` before its `/`, its `expires` and `lastDateActive` the latest of its task
     queues'. Unlike Taskcluster's, this listing does return a `continuationToken` when more may
-    follow.
-
-    Results come in pages of at most `limit` (default and maximum 1000); a `continuationToken`
-    in the answer means more may follow: call again with it until none is returned."""
+    follow."""
     found, token = _workers().provisioners(call.limit(), call.continuation)
-    return _page("provisioners", [p.to_json() for p in found], token)
+    return page("provisioners", [p.to_json() for p in found], token)
 
 
 @api.route(
     "GET",
     "/provisioners/{provisionerId}",
     "getProvisioner",
+    scopes="queue:get-provisioner:<provisionerId>",
     output="provisioner-response",
-    stability="deprecated",
     category=CATEGORY,
+    stability="deprecated",
 )
 def get_provisioner(call: Call) -> dict[str, Any]:
     """Get an active provisioner
@@ -83,29 +76,28 @@ def get_provisioner(call: Call) -> dict[str, Any]:
     "GET",
     "/provisioners/{provisionerId}/worker-types",
     "listWorkerTypes",
+    scopes="queue:list-worker-types:<provisionerId>",
     output="list-workertypes-response",
-    query=PAGED,
-    stability="deprecated",
+    paged=True,
     category=CATEGORY,
+    stability="deprecated",
 )
 def list_worker_types(call: Call) -> dict[str, Any]:
     """Get a list of all active worker-types
 
-    The provisioner's task queues that have not expired, as worker types, by id.
-
-    Results come in pages of at most `limit` (default and maximum 1000); a `continuationToken`
-    in the answer means more may follow: call again with it until none is returned."""
+    The provisioner's task queues that have not expired, as worker types, by id."""
     found, token = _workers().task_queues(call.limit(), call.continuation, call.params["provisionerId"])
-    return _page("workerTypes", [q.worker_type_json() for q in found], token)
+    return page("workerTypes", [q.worker_type_json() for q in found], token)
 
 
 @api.route(
     "GET",
     "/provisioners/{provisionerId}/worker-types/{workerType}",
     "getWorkerType",
+    scopes="queue:get-worker-type:<provisionerId>/<workerType>",
     output="workertype-response",
-    stability="deprecated",
     category=CATEGORY,
+    stability="deprecated",
 )
 def get_worker_type(call: Call) -> dict[str, Any]:
     """Get a worker-type
@@ -119,8 +111,9 @@ def get_worker_type(call: Call) -> dict[str, Any]:
     "GET",
     "/task-queues",
     "listTaskQueues",
+    scopes="queue:list-task-queues",
     output="list-taskqueues-response",
-    query=PAGED,
+    paged=True,
     category=CATEGORY,
 )
 def list_task_queues(call: Call) -> dict[str, Any]:
@@ -130,15 +123,19 @@ def list_task_queues(call: Call) -> dict[str, Any]:
     it (Taskcluster only records claims) and when a worker claims or reclaims one of its tasks; it
     expires five days later. This is recorded from the tasks table's stream, so a new task queue
     shows up a moment after its first task, and without new claims `lastDateActive` is updated at
-    most every 5 minutes.
-
-    Results come in pages of at most `limit` (default and maximum 1000); a `continuationToken`
-    in the answer means more may follow: call again with it until none is returned."""
+    most every 5 minutes."""
     found, token = _workers().task_queues(call.limit(), call.continuation)
-    return _page("taskQueues", [q.to_json() for q in found], token)
+    return page("taskQueues", [q.to_json() for q in found], token)
 
 
-@api.route("GET", "/task-queues/{taskQueueId}", "getTaskQueue", output="taskqueue-response", category=CATEGORY)
+@api.route(
+    "GET",
+    "/task-queues/{taskQueueId}",
+    "getTaskQueue",
+    scopes="queue:get-task-queue:<taskQueueId>",
+    output="taskqueue-response",
+    category=CATEGORY,
+)
 def get_task_queue(call: Call) -> dict[str, Any]:
     """Get a task queue
 
@@ -151,10 +148,12 @@ def get_task_queue(call: Call) -> dict[str, Any]:
     "GET",
     "/provisioners/{provisionerId}/worker-types/{workerType}/workers",
     "listWorkers",
+    scopes="queue:list-workers:<provisionerId>/<workerType>",
     output="list-workers-response",
-    query=(*PAGED, "quarantined"),
-    stability="deprecated",
+    query=("quarantined",),
+    paged=True,
     category=CATEGORY,
+    stability="deprecated",
 )
 def list_workers(call: Call) -> dict[str, Any]:
     """Get a list of all active workers of a workerType
@@ -163,10 +162,7 @@ def list_workers(call: Call) -> dict[str, Any]:
     their first claim, last activity and latest task. Workers that expired (a day after their
     last claim or reclaim) are left out unless they are quarantined. `quarantined=true` lists only
     workers quarantined now, `quarantined=false` only the others; `quarantineUntil` is shown only
-    while it is in the future.
-
-    Results come in pages of at most `limit` (default and maximum 1000); a `continuationToken`
-    in the answer means more may follow: call again with it until none is returned."""
+    while it is in the future."""
     raw = call.query.get("quarantined")
     if raw not in (None, "true", "false"):
         raise InvalidRequestArguments(f"Invalid query parameter quarantined: {raw!r} does not match ^(true|false)$")
@@ -174,16 +170,17 @@ def list_workers(call: Call) -> dict[str, Any]:
     workers = _workers()
     found, token = workers.workers(_task_queue_id(call), call.limit(), call.continuation, quarantined)
     now = container.get().clock.now()
-    return _page("workers", [w.list_entry(now) for w in found], token)
+    return page("workers", [w.list_entry(now) for w in found], token)
 
 
 @api.route(
     "GET",
     "/provisioners/{provisionerId}/worker-types/{workerType}/workers/{workerGroup}/{workerId}",
     "getWorker",
+    scopes="queue:get-worker:<provisionerId>/<workerType>/<workerGroup>/<workerId>",
     output="worker-response",
-    stability="deprecated",
     category=CATEGORY,
+    stability="deprecated",
 )
 def get_worker(call: Call) -> dict[str, Any]:
     """Get a worker
@@ -198,10 +195,11 @@ def get_worker(call: Call) -> dict[str, Any]:
     "PUT",
     "/provisioners/{provisionerId}/worker-types/{workerType}/workers/{workerGroup}/{workerId}",
     "quarantineWorker",
+    scopes={"AllOf": ["queue:quarantine-worker:<provisionerId>/<workerType>/<workerGroup>/<workerId>"]},
     input="quarantine-worker-request",
     output="worker-response",
-    stability="experimental",
     category=CATEGORY,
+    stability="experimental",
 )
 def quarantine_worker(call: Call) -> dict[str, Any]:
     """Quarantine a worker
@@ -222,10 +220,19 @@ def quarantine_worker(call: Call) -> dict[str, Any]:
     "PUT",
     "/provisioners/{provisionerId}/worker-types/{workerType}/{workerGroup}/{workerId}",
     "declareWorker",
+    scopes={
+        "AllOf": [
+            {
+                "for": "property",
+                "in": "properties",
+                "each": "queue:declare-worker:<provisionerId>/<workerType>/<workerGroup>/<workerId>#<property>",
+            }
+        ]
+    },
     input="update-worker-request",
     output="worker-response",
-    stability="experimental",
     category=CATEGORY,
+    stability="experimental",
 )
 def declare_worker(call: Call) -> dict[str, Any]:
     """Declare a worker

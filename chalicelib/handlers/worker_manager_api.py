@@ -19,7 +19,8 @@ from .. import container
 from ..domain.errors import InvalidRequestArguments
 from ..domain.pools import WorkerState
 from ..services.worker_manager import WorkerManager
-from .http import Api, Call
+from .api import Api, page
+from .http import Call
 
 worker_manager_bp = Blueprint(__name__)
 api = Api(worker_manager_bp, "/api/worker-manager/v1")
@@ -32,7 +33,7 @@ def _wm() -> WorkerManager:
     return container.get().worker_manager
 
 
-@api.route("GET", "/ping", "ping", category="Monitoring")
+@api.route("GET", "/ping", "ping", scopes=None, category="Monitoring")
 def ping(call: Call) -> dict[str, Any]:
     """Ping Server
 
@@ -45,6 +46,7 @@ def ping(call: Call) -> dict[str, Any]:
     "PUT",
     "/worker-pool/{workerPoolId}",
     "createWorkerPool",
+    scopes={"AllOf": ["worker-manager:manage-worker-pool:<workerPoolId>", "worker-manager:provider:<providerId>"]},
     input="create-worker-pool-request",
     splat=True,
     output="worker-pool-full",
@@ -59,18 +61,19 @@ def create_worker_pool(call: Call) -> dict[str, Any]:
     cannot express (minCapacity above maxCapacity, a launch specification setting `UserData`,
     `IamInstanceProfile`, `MinCount` or `MaxCount`, repeated launchConfigIds) is 400 `InputError`."""
     call.authorize(providerId=call.body["providerId"])
-    return _wm().create_worker_pool(call.params["workerPoolId"], call.body)
+    return _wm().create_worker_pool(call.params["workerPoolId"], call.body).to_json()
 
 
 @api.route(
     "POST",
     "/worker-pool/{workerPoolId}",
     "updateWorkerPool",
+    scopes={"AllOf": ["worker-manager:manage-worker-pool:<workerPoolId>", "worker-manager:provider:<providerId>"]},
     input="update-worker-pool-request",
     splat=True,
     output="worker-pool-full",
-    stability="experimental",
     category=POOLS,
+    stability="experimental",
 )
 def update_worker_pool(call: Call) -> dict[str, Any]:
     """Update Worker Pool
@@ -84,13 +87,14 @@ def update_worker_pool(call: Call) -> dict[str, Any]:
     pool; until then it can be updated again, such as to set its `providerId` to a real provider.
     404 when the pool does not exist."""
     call.authorize(providerId=call.body["providerId"])
-    return _wm().update_worker_pool(call.params["workerPoolId"], call.body)
+    return _wm().update_worker_pool(call.params["workerPoolId"], call.body).to_json()
 
 
 @api.route(
     "DELETE",
     "/worker-pool/{workerPoolId}",
     "deleteWorkerPool",
+    scopes="worker-manager:manage-worker-pool:<workerPoolId>",
     splat=True,
     output="worker-pool-full",
     category=POOLS,
@@ -102,13 +106,14 @@ def delete_worker_pool(call: Call) -> dict[str, Any]:
     providerId to `"null-provider"`, but does not require scope
     `worker-manager:provider:null-provider`. The pool stays listed until the provisioner has
     removed its workers, then it is gone. 404 when the pool does not exist."""
-    return _wm().delete_worker_pool(call.params["workerPoolId"])
+    return _wm().delete_worker_pool(call.params["workerPoolId"]).to_json()
 
 
 @api.route(
     "GET",
     "/worker-pool/{workerPoolId}",
     "workerPool",
+    scopes="worker-manager:get-worker-pool:<workerPoolId>",
     splat=True,
     output="worker-pool-full",
     category=POOLS,
@@ -118,47 +123,54 @@ def worker_pool(call: Call) -> dict[str, Any]:
 
     Fetch an existing worker pool definition, with the counts and capacity of its workers by
     state. 404 when the pool does not exist."""
-    return _wm().worker_pool(call.params["workerPoolId"])
+    return _wm().worker_pool(call.params["workerPoolId"]).to_json()
 
 
-@api.route("GET", "/worker-pools", "listWorkerPools", output="worker-pool-list", query=PAGED, category=POOLS)
+@api.route(
+    "GET",
+    "/worker-pools",
+    "listWorkerPools",
+    scopes="worker-manager:list-worker-pools",
+    output="worker-pool-list",
+    paged=True,
+    category=POOLS,
+)
 def list_worker_pools(call: Call) -> dict[str, Any]:
     """List All Worker Pools
 
-    Get the list of all the existing worker pools, by id (pools pending deletion included).
-
-    Results come in pages of at most `limit` (default and maximum 1000); a `continuationToken`
-    in the answer means more may follow: call again with it until none is returned."""
-    return _wm().list_worker_pools(call.limit(), call.continuation)
+    Get the list of all the existing worker pools, by id (pools pending deletion included)."""
+    pools, token = _wm().list_worker_pools(call.limit(), call.continuation)
+    return page("workerPools", [p.to_json() for p in pools], token)
 
 
 @api.route(
     "GET",
     "/worker-pool-errors/{workerPoolId}",
     "listWorkerPoolErrors",
+    scopes="worker-manager:list-worker-pool-errors:<workerPoolId>",
     splat=True,
     output="worker-pool-error-list",
-    query=(*PAGED, "launchConfigId", "errorId"),
+    query=("launchConfigId", "errorId"),
+    paged=True,
     category=POOLS,
 )
 def list_worker_pool_errors(call: Call) -> dict[str, Any]:
     """List Worker Pool Errors
 
     Get the list of worker pool errors of the last 7 days (older ones are deleted), newest
-    first; `launchConfigId` and `errorId` narrow it down.
-
-    Results come in pages of at most `limit` (default and maximum 1000); a `continuationToken`
-    in the answer means more may follow: call again with it until none is returned."""
+    first; `launchConfigId` and `errorId` narrow it down."""
     q = call.query
-    return _wm().list_errors(
+    errors, token = _wm().list_errors(
         call.params["workerPoolId"], call.limit(), call.continuation, q.get("launchConfigId"), q.get("errorId")
     )
+    return page("workerPoolErrors", [e.to_json() for e in errors], token)
 
 
 @api.route(
     "POST",
     "/worker-pool-errors/{workerPoolId}",
     "reportWorkerError",
+    scopes={"AllOf": ["assume:worker-pool:<workerPoolId>", "assume:worker-id:<workerGroup>/<workerId>"]},
     input="report-worker-error-request",
     splat=True,
     output="worker-pool-error",
@@ -172,7 +184,7 @@ def report_worker_error(call: Call) -> dict[str, Any]:
     with the reporting worker in `extra` and its launch config when it was launched by the pool.
     The worker's own credentials carry the scopes it needs. 404 when the pool does not exist."""
     call.authorize(workerGroup=call.body["workerGroup"], workerId=call.body["workerId"])
-    return _wm().report_worker_error(call.params["workerPoolId"], call.body)
+    return _wm().report_worker_error(call.params["workerPoolId"], call.body).to_json()
 
 
 # --- workers --------------------------------------------------------------------------------------
@@ -183,8 +195,10 @@ STATES = tuple(s.value for s in WorkerState)
     "GET",
     "/workers/{workerPoolId}",
     "listWorkersForWorkerPool",
+    scopes="worker-manager:list-workers:<workerPoolId>",
     output="worker-list",
-    query=(*PAGED, "launchConfigId", "state"),
+    query=("launchConfigId", "state"),
+    paged=True,
     category=WORKERS,
 )
 def list_workers_for_worker_pool(call: Call) -> dict[str, Any]:
@@ -192,22 +206,21 @@ def list_workers_for_worker_pool(call: Call) -> dict[str, Any]:
 
     Get the list of all the existing workers in a given worker pool, stopped ones included until
     they expire; `state` (requested, running, stopping, stopped) and `launchConfigId` narrow it
-    down. 404 when the pool does not exist.
-
-    Results come in pages of at most `limit` (default and maximum 1000); a `continuationToken`
-    in the answer means more may follow: call again with it until none is returned."""
+    down. 404 when the pool does not exist."""
     state = call.query.get("state")
     if state is not None and state not in STATES:
         raise InvalidRequestArguments(f"Invalid query parameter state: {state!r} is not one of {', '.join(STATES)}")
-    return _wm().list_workers(
+    workers, token = _wm().list_workers(
         call.params["workerPoolId"], call.limit(), call.continuation, state, call.query.get("launchConfigId")
     )
+    return page("workers", [w.to_json() for w in workers], token)
 
 
 @api.route(
     "GET",
     "/workers/{workerPoolId}/{workerGroup}/{workerId}",
     "worker",
+    scopes="worker-manager:get-worker:<workerPoolId>/<workerGroup>/<workerId>",
     output="worker-full",
     category=WORKERS,
 )
@@ -216,10 +229,16 @@ def worker(call: Call) -> dict[str, Any]:
 
     Get a single worker. 404 when there is no such worker."""
     p = call.params
-    return _wm().worker(p["workerPoolId"], p["workerGroup"], p["workerId"])
+    return _wm().worker(p["workerPoolId"], p["workerGroup"], p["workerId"]).to_json()
 
 
-@api.route("DELETE", "/workers/{workerPoolId}/{workerGroup}/{workerId}", "removeWorker", category=WORKERS)
+@api.route(
+    "DELETE",
+    "/workers/{workerPoolId}/{workerGroup}/{workerId}",
+    "removeWorker",
+    scopes="worker-manager:remove-worker:<workerPoolId>/<workerGroup>/<workerId>",
+    category=WORKERS,
+)
 def remove_worker(call: Call) -> dict[str, Any]:
     """Remove a Worker
 
@@ -229,7 +248,7 @@ def remove_worker(call: Call) -> dict[str, Any]:
     stopping or stopped is left as it is. A termination the cloud refuses is listed among the
     pool's errors. Registered workers may remove themselves. 404 when there is no such worker."""
     p = call.params
-    container.get().provisioner.remove_worker(p["workerPoolId"], p["workerGroup"], p["workerId"])
+    container.get().registration.remove_worker(p["workerPoolId"], p["workerGroup"], p["workerId"])
     return {}
 
 
@@ -238,6 +257,7 @@ def remove_worker(call: Call) -> dict[str, Any]:
     "POST",
     "/worker/register",
     "registerWorker",
+    scopes=None,
     input="register-worker-request",
     output="register-worker-response",
     category=WORKERS,
@@ -250,13 +270,14 @@ def register_worker(call: Call) -> dict[str, Any]:
     with its pool's worker scopes until the pool's `reregistrationTimeout`. Registration is
     one-time (409 once registered) and only before `registrationTimeout` (400 after). No
     credentials are needed: the token is the proof."""
-    return container.get().provisioner.register(call.body)
+    return container.get().registration.register(call.body).to_json()
 
 
 @api.route(
     "POST",
     "/worker/reregister",
     "reregisterWorker",
+    scopes="worker-manager:reregister-worker:<workerPoolId>/<workerGroup>/<workerId>",
     input="reregister-worker-request",
     output="reregister-worker-response",
     category=WORKERS,
@@ -272,13 +293,14 @@ def reregister_worker(call: Call) -> dict[str, Any]:
     404 when there is no such worker."""
     b = call.body
     call.authorize(workerPoolId=b["workerPoolId"], workerGroup=b["workerGroup"], workerId=b["workerId"])
-    return container.get().provisioner.reregister(b)
+    return container.get().registration.reregister(b).to_json()
 
 
 @api.route(
     "GET",
     "/workers/{workerPoolId}/{workerGroup}/{workerId}/should-terminate",
     "shouldWorkerTerminate",
+    scopes="worker-manager:should-worker-terminate:<workerPoolId>/<workerGroup>/<workerId>",
     output="should-worker-terminate-response",
     category=WORKERS,
 )
@@ -289,4 +311,4 @@ def should_worker_terminate(call: Call) -> dict[str, Any]:
     target (newest workers kept), the worker's launch config was removed, or it is stopping.
     The reference worker asks between tasks and exits by itself. 404 when there is no such worker."""
     p = call.params
-    return container.get().provisioner.should_terminate(p["workerPoolId"], p["workerGroup"], p["workerId"])
+    return container.get().registration.should_terminate(p["workerPoolId"], p["workerGroup"], p["workerId"]).to_json()

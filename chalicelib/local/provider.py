@@ -39,7 +39,7 @@ from ..domain.pools import PoolWorker, WorkerPool
 from ..domain.provisioning import CloudState, Launch, WorkerKey
 from ..services.ports import Launched, LaunchFailed
 
-log = logging.getLogger("taskqueue.local.provider")
+log = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parents[2]  # where `python -m worker` is importable
 GRACE = 30.0  # seconds between SIGTERM and SIGKILL (a worker reports its runs, then exits)
 PR_SET_PDEATHSIG = 1  # prctl option, from <linux/prctl.h>

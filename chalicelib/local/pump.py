@@ -22,7 +22,7 @@ from typing import Any
 from chalice.app import Chalice, DynamoDBEventConfig, ScheduledEventConfig, SQSEventConfig
 from chalice.local import LambdaContext
 
-log = logging.getLogger("taskqueue.pump")
+log = logging.getLogger(__name__)
 
 
 def lambda_stream_record(record: dict[str, Any], stream_arn: str, region: str) -> dict[str, Any]:

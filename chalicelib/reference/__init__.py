@@ -1,9 +1,9 @@
 """The API reference, generated from the code: never written twice.
 
-Every endpoint is registered through `handlers.http.Api.route`, which records it in
-`handlers.http.ENDPOINTS` (service, method, path, name, scope expression, input schema, handler).
-This package turns that registry — plus each endpoint's words (its handler's docstring, or
-`endpoints.DOCS`) and the JSON schemas in chalicelib/schemas — into Taskcluster's formats:
+Every endpoint is declared once, by `handlers.api.Api.route`, which records it in
+`handlers.api.ENDPOINTS` (service, method, path, name, scope expression, schemas, query, category,
+stability, handler). This package turns that registry — with each endpoint's words (its handler's
+docstring) and the JSON schemas in chalicelib/schemas — into Taskcluster's formats:
 
 - `api_reference(service)`: `/references/<service>/v1/api.json` (api-reference-v0);
 - `manifest()`: `/references/manifest.json` (manifest-v3);
@@ -17,7 +17,6 @@ readable rendering in docs/reference/ (render.py).
 from __future__ import annotations
 
 import copy
-import importlib
 import inspect
 import re
 from collections.abc import Callable
@@ -27,27 +26,17 @@ from typing import Any
 
 import fastjsonschema
 
-from ..handlers.http import ENDPOINTS, Endpoint
+from ..handlers.api import ENDPOINTS, PAGING, Endpoint
 from ..schemas import SCHEMA_DIR, load
-from .endpoints import DOCS, SERVICES, Doc, Service
+from .service_docs import SERVICES, Service
 
 API_REFERENCE_SCHEMA = "/schemas/common/api-reference-v0.json#"
-MANIFEST_SCHEMA = "/schemas/common/manifest-v3.json#"
 SCHEMA_ID = re.compile(r"^/schemas/(?P<service>[a-z][a-z0-9_-]*)/(?P<version>v[0-9]+)/(?P<name>[^/]+)\.json#?$")
 ARG = re.compile(r"<([A-Za-z0-9_]+)>")
 
 
 class ReferenceError(ValueError):
     """The code and the words about it disagree (an endpoint documented twice, or not at all)."""
-
-
-def load_app() -> None:
-    """Import the application, so every Api it registers has recorded its endpoints.
-
-    In the Lambda (and the embedded stack) app.py is loaded already; the generator and the tests
-    call this first.
-    """
-    importlib.import_module("app")
 
 
 @dataclass(frozen=True)
@@ -93,45 +82,32 @@ class Entry:
         return out
 
 
-def _docstring(fn: Callable[..., Any]) -> tuple[str, str] | None:
-    doc = inspect.getdoc(fn)
-    if not doc:
-        return None
-    title, _, rest = doc.partition("\n")
-    return title.strip(), rest.strip()
+def unwrap(text: str) -> str:
+    """A docstring's paragraphs as one line each (lists, tables and code blocks keep their lines)."""
+    paragraphs = []
+    for para in text.split("\n\n"):
+        lines = para.split("\n")
+        structured = any(
+            line.lstrip().startswith(("- ", "* ", "|", "```")) or line.startswith("    ") for line in lines
+        )
+        paragraphs.append(para if structured else " ".join(line.strip() for line in lines))
+    return "\n\n".join(paragraphs)
 
 
 def entry(endpoint: Endpoint) -> Entry:
-    """The reference entry of one endpoint: its docstring and route arguments, or its DOCS entry."""
-    key = (endpoint.service, endpoint.name)
-    doc: Doc | None = DOCS.get(key)
-    own = _docstring(endpoint.handler)
-    if own is not None and doc is not None:
-        raise ReferenceError(f"{key} is documented twice: in its handler's docstring and in reference/endpoints.py")
-    if own is not None:
-        title, description = own
-        return Entry(
-            endpoint,
-            title,
-            description or title,
-            endpoint.category or "General",
-            endpoint.stability or "stable",
-            endpoint.output,
-            endpoint.query,
-        )
-    if doc is None:
+    """The reference entry of one endpoint: its declaration, and its handler's docstring for the words."""
+    doc = inspect.getdoc(endpoint.handler)
+    if not doc:
         raise ReferenceError(
-            f"{key} has no documentation: give its handler a docstring (first line: title) or add it to "
-            "chalicelib/reference/endpoints.py DOCS"
+            f"{endpoint.service}.{endpoint.name} has no documentation: give its handler a docstring "
+            "(first line: the title; then the description)"
         )
+    title, _, rest = doc.partition("\n")
+    description = unwrap(rest.strip()) or title.strip()
+    if endpoint.paged:
+        description = f"{description}\n\n{PAGING}"
     return Entry(
-        endpoint,
-        doc.title,
-        doc.description,
-        endpoint.category or doc.category,
-        endpoint.stability or doc.stability,
-        endpoint.output or doc.output,
-        endpoint.query or doc.query,
+        endpoint, title.strip(), description, endpoint.category, endpoint.stability, endpoint.output, endpoint.query
     )
 
 

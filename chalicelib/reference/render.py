@@ -94,10 +94,10 @@ def index_markdown() -> str:
         "",
         "# API reference",
         "",
-        "Every endpoint of every service, generated from the code: the routes registered through"
-        " `Api.route` (chalicelib/handlers/http.py), their scope expressions (chalicelib/domain/scopes.py),"
-        " the JSON schemas they validate with (chalicelib/schemas/v1) and their descriptions"
-        " (handler docstrings, or chalicelib/reference/endpoints.py).",
+        "Every endpoint of every service, generated from the code: each endpoint as its route"
+        " declares it (`Api.route` in chalicelib/handlers/api.py: path, scope expression, schemas,"
+        " query, category), the JSON schemas it validates with (chalicelib/schemas/v1) and its"
+        " description (the handler's docstring).",
         "",
         "A running deployment serves the same in Taskcluster's formats, without credentials:"
         " `<rootUrl>/references/manifest.json`, `<rootUrl>/references/<service>/v1/api.json` and"
