@@ -75,7 +75,7 @@ def _bulk_tasks(c: container.Container) -> DynamoTaskStore:
 
 
 def _bulk_graph(c: container.Container) -> DynamoGraphStore:
-    graph = c.graph.graph
+    graph = c.dependencies.graph
     assert isinstance(graph, DynamoGraphStore)
     return graph
 

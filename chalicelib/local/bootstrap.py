@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 from botocore.exceptions import ClientError
 
+from ..adapters import aws
 from ..adapters.hint_queues import RETENTION, dlq_name
 from ..adapters.tables import all_tables
 from ..config import Settings
@@ -31,7 +31,7 @@ def create_resources(
             )
     sqs.create_queue(QueueName=dlq_name(settings.queue_prefix), Attributes={"MessageRetentionPeriod": str(RETENTION)})
     sqs.create_queue(QueueName=settings.release_queue, Attributes={"VisibilityTimeout": "120"})
-    create_bucket(settings, s3 or boto3.client("s3", region_name=settings.region))
+    create_bucket(settings, s3 or aws.client("s3", region_name=settings.region))
     if events is not None:
         create_event_tap(settings, events, sqs)
 

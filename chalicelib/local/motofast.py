@@ -17,6 +17,8 @@ moto's observable behaviour and removes work that grows with queue depth or stre
    and every sort compared DynamoType objects (a Python method call per comparison) instead of
    plain values. An idle stack's schedules query the same index partitions every few seconds:
    each is now kept, sorted by its range key, until the next write, and a query bisects it.
+10. Every request listed the methods of its response class (inspect.getmembers) to find its
+    action's: a fixed cost on every request, whatever the depth.
 
 And one for fidelity rather than speed:
 
@@ -307,6 +309,11 @@ def apply() -> None:
         return PlainJson(shaped_get_records(self).result)
 
     DynamoDBStreamsHandler.get_records = get_records  # type: ignore[method-assign]
+
+    # 10. A response class's methods, listed once per class (moto only looks an action up in the list).
+    import moto.core.responses as core_responses
+
+    core_responses.method_names_from_class = functools.lru_cache(maxsize=None)(core_responses.method_names_from_class)
 
     # 9. Item operations are atomic in DynamoDB: make them so in moto.
     from moto.dynamodb.models import DynamoDBBackend

@@ -159,25 +159,28 @@ class EmbeddedStack:
             # No token configured: generate one for this run (`serve` prints it).
             os.environ["TASKQUEUE_ROOT_ACCESS_TOKEN"] = secrets.token_urlsafe(33)
 
-        import boto3
         from chalice.cli.factory import CLIFactory
 
         from app import app
         from chalicelib import container
+        from chalicelib.adapters import aws
         from chalicelib.config import Settings
 
         from .bootstrap import create_resources
         from .provider import LocalProvider
         from .pump import EventPump
 
+        # botocore's data read, and its sessions made, once for the process (and thread).
+        aws.share_loader()
+        aws.share_sessions()
         settings = Settings.from_env()
         # Launched workers reach the API where this stack serves it, unless configured otherwise.
         settings = replace(settings, public_root_url=settings.public_root_url or self.root_url)
         region = settings.region
-        ddb = boto3.client("dynamodb", region_name=region)
-        sqs = boto3.client("sqs", region_name=region)
-        streams = boto3.client("dynamodbstreams", region_name=region)
-        create_resources(settings, ddb, sqs, boto3.client("events", region_name=settings.region))
+        ddb = aws.client("dynamodb", region_name=region)
+        sqs = aws.client("sqs", region_name=region)
+        streams = aws.client("dynamodbstreams", region_name=region)
+        create_resources(settings, ddb, sqs, aws.client("events", region_name=settings.region))
         # Workers find work through the SQS hints. A stopping one waits out its long poll (to give
         # back what it brings): 5 s, not AWS's 20, keeps scale-in and Ctrl-C quick here, where
         # empty receives cost nothing.
@@ -185,7 +188,7 @@ class EmbeddedStack:
             Path(tempfile.mkdtemp(prefix="taskqueue-workers-")), claim_mode="sqs", worker_args=("--poll-seconds", "5")
         )
         container.configure(container.build(settings, providers={self.provider.provider_id: self.provider}))
-        grant_anonymous(container.get().auth, os.environ.get("TASKQUEUE_ANONYMOUS_SCOPES"))
+        grant_anonymous(container.get().auth_admin, os.environ.get("TASKQUEUE_ANONYMOUS_SCOPES"))
 
         pump = EventPump(
             app,

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from chalicelib.local.stack import free_port
-from tests.e2e.test_embedded_stack import running
+from tests.harness import running
 
 PROJECT = Path(__file__).resolve().parents[2]
 

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 import slugid
 
-from tests.e2e.test_embedded_stack import ENV, Served, definition, runs, serving
+from tests.harness import E2E_ENV, Served, runs, serving, task_def_now
 
-SETTINGS = {k: v for k, v in ENV.items() if k != "TASKQUEUE_REDISPATCH_AFTER"}
+SETTINGS = {k: v for k, v in E2E_ENV.items() if k != "TASKQUEUE_REDISPATCH_AFTER"}
 
 CLIENTS = 8  # concurrent createTask loops: the API's threads leave the pump behind the writes
 LOAD_LIMIT = 60.0  # seconds the load may last at most
@@ -45,7 +45,7 @@ def test_an_abandoned_claim_expires_on_time_while_tasks_are_created_continuously
         queue = served.queue()
         end = time.monotonic() + LOAD_LIMIT
         while not stop.is_set() and time.monotonic() < end:
-            queue.createTask(slugid.nice(), definition("e2e/load"))
+            queue.createTask(slugid.nice(), task_def_now("e2e/load"))
             created[i] += 1
 
     loaders = [threading.Thread(target=load, args=(i,), name=f"load-{i}", daemon=True) for i in range(CLIENTS)]
@@ -57,7 +57,7 @@ def test_an_abandoned_claim_expires_on_time_while_tasks_are_created_continuously
             assert any(t.is_alive() for t in loaders), "the load stopped"
             time.sleep(0.1)
         task_id = slugid.nice()
-        queue.createTask(task_id, definition("e2e/abandoned"))
+        queue.createTask(task_id, task_def_now("e2e/abandoned"))
         # claimTask, not claimWork: a hint would come from the stream, behind the backlog of the load.
         claimed = queue.claimTask(task_id, "0", {"workerGroup": "e2e", "workerId": "gone"})
         taken_until = when(claimed["takenUntil"])  # and never reclaimed

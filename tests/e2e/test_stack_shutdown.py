@@ -26,15 +26,16 @@ import slugid
 import taskcluster
 
 from chalicelib.local.demo import TASK_QUEUE, ensure_pool
-from tests.e2e.test_embedded_stack import (
+from tests.harness import (
     MOTO_MODULE,
+    ROOT_CLIENT,
     ROOT_TOKEN,
     Served,
     alive,
-    definition,
     descendants,
     eventually,
     serving,
+    task_def_now,
 )
 
 ENV = {
@@ -66,9 +67,9 @@ def running_a_task(tmp_path: Path) -> Iterator[Running]:
     """The stack, serving in its own process group, with a worker running a long task; always ended
     (whatever of it is left, by its id)."""
     with serving({**ENV, "TMPDIR": str(tmp_path)}, own_group=True) as served:
-        options = {"rootUrl": served.root_url, "credentials": {"clientId": "root", "accessToken": ROOT_TOKEN}}
+        options = {"rootUrl": served.root_url, "credentials": ROOT_CLIENT}
         ensure_pool(taskcluster.WorkerManager(options), max_workers=1)
-        task = definition(TASK_QUEUE)
+        task = task_def_now(TASK_QUEUE)
         task["payload"] = {"command": [["sleep", "300"]], "maxRunTime": 600}
         task_id = slugid.nice()
         queue = served.queue()

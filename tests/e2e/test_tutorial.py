@@ -1,13 +1,22 @@
 """docs/tutorial.md, run as a reader would: every command in it, in order, against one embedded stack.
 
-tests/e2e/tutorial.py reads the blocks (its docstring has the conventions). Foreground blocks run
-in one bash session, like the reader's terminal: `export`s and shell variables carry from block to
-block, and `set -e` makes any failing command fail the test. A ```python block runs as a script
-(`.venv/bin/python <file>`) in that session. A background block (the stack, the worker) starts in
-a process group of its own with the shell's environment at that point; at the end each gets Ctrl-C
-(SIGINT to its group), the worker first, and must exit cleanly, print what the tutorial shows and
-leave no process behind. The one rewrite: port 8000 becomes a free port, so the test never
-collides with a stack someone is running.
+Foreground blocks run in one bash session, like the reader's terminal: `export`s and shell
+variables carry from block to block, and `set -e` makes any failing command fail the test. A
+```python block runs as a script (`.venv/bin/python <file>`) in that session. A background block
+(the stack, the worker) starts in a process group of its own with the shell's environment at that
+point; at the end each gets Ctrl-C (SIGINT to its group), the worker first, and must exit cleanly,
+print what the tutorial shows and leave no process behind. The one rewrite: port 8000 becomes a
+free port, so the test never collides with a stack someone is running.
+
+The conventions (the tutorial states them for its readers too):
+
+- A ```sh or ```python block is run, in order.
+- An HTML comment right above a block says how: `<!-- test: background, ready at "<text>" -->`
+  starts a command meant for a terminal of its own and waits until its output shows <text>;
+  `<!-- test: not run, <why> -->` leaves the block out (the reason is required).
+- The ```text block after a run block (prose may come between) is its expected output: `<...>`
+  (any word in angle brackets) matches one value without spaces, `...` within a line matches any
+  text, and a line `...` matches any number of lines.
 """
 
 from __future__ import annotations
@@ -27,8 +36,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e import tutorial
-from tests.e2e.test_embedded_stack import alive, descendants, free_port
+from chalicelib.local.stack import free_port
+from tests.harness import alive, descendants
 
 PROJECT = Path(__file__).resolve().parents[2]
 TUTORIAL = PROJECT / "docs" / "tutorial.md"
@@ -39,9 +48,91 @@ MOST_NOT_RUN = 3  # blocks that need AWS; keep them few
 DONE = "__tutorial_block_done__"
 
 
+# --- reading the tutorial ------------------------------------------------------------------------
+RUNNABLE = ("sh", "python")
+FENCE = re.compile(r"^```(\S*)\s*$")
+DIRECTIVE = re.compile(r"^<!-- test: (.*?) -->$")
+READY_AT = re.compile(r'^background, ready at "([^"]+)"$')
+NOT_RUN = re.compile(r"^not run, (.+)$")
+PLACEHOLDER = re.compile(r"<[^<>\s][^<>]*?>")
+
+
+@dataclass(frozen=True)
+class Block:
+    line: int  # 1-based line of the opening fence
+    lang: str
+    code: str
+    directive: str | None = None
+    expected: str | None = None  # the text block that follows, for a runnable block
+
+    @property
+    def ready_at(self) -> str | None:
+        match = READY_AT.match(self.directive or "")
+        return match.group(1) if match else None
+
+    @property
+    def not_run_because(self) -> str | None:
+        match = NOT_RUN.match(self.directive or "")
+        return match.group(1) if match else None
+
+    @property
+    def runs(self) -> bool:
+        return self.lang in RUNNABLE and self.not_run_because is None
+
+
+def read_blocks(markdown: str) -> list[Block]:
+    """Every fenced block of the document, runnable ones with their directive and expected output."""
+    found: list[Block] = []
+    lines = markdown.splitlines()
+    i = 0
+    while i < len(lines):
+        opening = FENCE.match(lines[i])
+        if not opening:
+            i += 1
+            continue
+        end = next((j for j in range(i + 1, len(lines)) if lines[j].startswith("```")), None)
+        if end is None:
+            raise ValueError(f"line {i + 1}: a fenced block is never closed")
+        above = next((lines[j] for j in range(i - 1, -1, -1) if lines[j].strip()), "")
+        directive = DIRECTIVE.match(above.strip())
+        found.append(Block(i + 1, opening.group(1), "\n".join(lines[i + 1 : end]) + "\n",
+                           directive.group(1) if directive else None))  # fmt: skip
+        i = end + 1
+    for n, block in enumerate(found):  # a text block belongs to the run block before it
+        if block.lang == "text" and n > 0 and found[n - 1].lang in RUNNABLE:
+            found[n - 1] = Block(found[n - 1].line, found[n - 1].lang, found[n - 1].code,
+                                 found[n - 1].directive, block.code)  # fmt: skip
+    return found
+
+
+def pattern(expected: str) -> re.Pattern[str]:
+    """The regular expression an expected-output block stands for (whole output, line by line)."""
+    parts: list[str] = []
+    for line in expected.rstrip("\n").splitlines():
+        if line.strip() == "...":
+            parts.append(r"(?:[^\n]*\n)*?")
+            continue
+        regex = ""
+        for piece in re.split(r"(\.\.\.|<[^<>\s][^<>]*?>)", line.rstrip()):
+            if piece == "...":
+                regex += r"[^\n]*?"
+            elif PLACEHOLDER.fullmatch(piece):
+                regex += r"\S+"
+            else:
+                regex += re.escape(piece)
+        parts.append(regex + r"[ \t]*\n")
+    return re.compile("".join(parts))
+
+
+def matches(expected: str, output: str) -> bool:
+    text = "\n".join(line.rstrip() for line in output.rstrip().splitlines()) + "\n"
+    return pattern(expected).fullmatch(text) is not None
+
+
+# --- running it -----------------------------------------------------------------------------------
 @dataclass
 class Background:
-    block: tutorial.Block
+    block: Block
     proc: subprocess.Popen[str]
     output: list[str] = field(default_factory=list)
     children: dict[int, str] = field(default_factory=dict)
@@ -121,7 +212,7 @@ def _read(path: Path) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
 
 
-def _start(block: tutorial.Block, code: str, env: dict[str, str]) -> Background:
+def _start(block: Block, code: str, env: dict[str, str]) -> Background:
     proc = subprocess.Popen(
         ["bash", "-c", code],
         cwd=PROJECT,
@@ -177,9 +268,9 @@ def scratch() -> Iterator[Path]:
 
 
 def test_the_tutorial_leaves_out_only_a_few_blocks_and_says_why() -> None:
-    blocks = tutorial.blocks(TUTORIAL.read_text())
+    blocks = read_blocks(TUTORIAL.read_text())
     assert {b.lang for b in blocks} <= {"sh", "python", "text"}, [(b.line, b.lang) for b in blocks]
-    not_run = [b for b in blocks if b.lang in tutorial.RUNNABLE and not b.runs]
+    not_run = [b for b in blocks if b.lang in RUNNABLE and not b.runs]
     assert len(not_run) <= MOST_NOT_RUN, [b.line for b in not_run]
     unknown = [b.line for b in blocks if b.directive and not (b.ready_at or b.not_run_because)]
     assert not unknown, f"directives the test does not understand, at lines {unknown}"
@@ -196,7 +287,7 @@ def test_every_command_in_the_tutorial_runs_and_prints_what_it_shows(scratch: Pa
     shell = Shell(env, scratch)
     background: list[Background] = []
     try:
-        for block in tutorial.blocks(TUTORIAL.read_text()):
+        for block in read_blocks(TUTORIAL.read_text()):
             if not block.runs:
                 continue
             code = _with_port(block.code, port)
@@ -210,7 +301,7 @@ def test_every_command_in_the_tutorial_runs_and_prints_what_it_shows(scratch: Pa
             output = shell.run(code)
             if block.expected is not None:
                 expected = _with_port(block.expected, port)
-                shows = tutorial.matches(expected, output)
+                shows = matches(expected, output)
                 assert shows, f"line {block.line}: not the output the tutorial shows:\n{code}\n--- printed:\n{output}"
     finally:
         shell.close()
@@ -223,7 +314,7 @@ def test_every_command_in_the_tutorial_runs_and_prints_what_it_shows(scratch: Pa
         # make passes Ctrl-C on and then dies of it, as in a terminal, even when its command exits 0.
         assert returncode in (0, -signal.SIGINT), f"exit status {returncode} after Ctrl-C, {where}"
         if started.block.expected is not None:
-            shows = tutorial.matches(_with_port(started.block.expected, port), started.text())
+            shows = matches(_with_port(started.block.expected, port), started.text())
             assert shows, f"not the output the tutorial shows, {where}"
         left = {pid: cmd for pid, cmd in started.children.items() if alive(pid, cmd)}
         assert not left, f"left running: {left}"

@@ -3,9 +3,12 @@
 One stack serves the module (`python -m chalicelib.local serve`, claims of 4 s so reclaims happen
 within a test); one long-lived worker in sqs mode runs the outcomes that leave it running
 (completed, failed, retry exit code, malformed payload, image without Docker, maxRunTime, cancel);
-the outcomes that end a worker (SIGTERM, spot notice, refused credentials) get their own. Tests
-check what users see: task states, the live log, artifacts, and that no task process survives.
-Waits are bounded polls, never fixed sleeps; nothing asserts on durations.
+the outcomes that end a worker (SIGTERM, spot notice, refused credentials) get their own; so do
+provisioned workers (`--user-data`), which register with a worker-manager stand-in on loopback
+(harness.FakeWorkerManager) that hands out temporary credentials made from the root client and
+forwards every queue call to the stack, Host header kept, so the worker's Hawk signatures verify
+there. Tests check what users see: task states, the live log, artifacts, and that no task process
+survives. Waits are bounded polls, never fixed sleeps; nothing asserts on durations.
 """
 
 from __future__ import annotations
@@ -18,102 +21,51 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
-import slugid
-from taskcluster.exceptions import TaskclusterRestFailure
+import taskcluster
 
-from tests.e2e.test_embedded_stack import ROOT_TOKEN, Served, eventually, iso, running, runs, serving
-
-PROJECT_DIR = Path(__file__).resolve().parents[2]
-PROVISIONER = "e2e-worker"
-ENV = {
-    "TASKQUEUE_CLAIM_TIMEOUT": "4",  # the worker reclaims every ~2 s
-    "TASKQUEUE_CLAIM_WORK_TIMEOUT": "2",  # claimWork long-polls briefly: a stopping worker exits soon
-    "TASKQUEUE_SWEEP_INTERVAL": "0.2",
-    "TASKQUEUE_ROOT_ACCESS_TOKEN": ROOT_TOKEN,
-}
-WAIT = 30.0  # bound on any one wait for the worker
-WORKER_EXIT = 20.0
+from chalicelib.domain.pools import worker_credential_scopes
+from tests.harness import (
+    PROJECT_DIR,
+    ROOT_TOKEN,
+    WORKER_ENV,
+    WORKER_WAIT,
+    FakeWorkerManager,
+    Served,
+    WorkerProc,
+    artifact_text,
+    create_for_worker,
+    eventually,
+    iso,
+    live_log,
+    log_showing,
+    no_process,
+    resolved,
+    running,
+    runs,
+    serving,
+    sleeper,
+    worker_env,
+    worker_starter,
+)
 
 
 # --- the stack and workers ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def served() -> Iterator[Served]:
-    with serving(ENV) as s:
+    with serving(WORKER_ENV) as s:
         yield s
-
-
-@dataclass
-class WorkerProc:
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout=WORKER_EXIT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            pytest.fail(f"the worker did not exit within {WORKER_EXIT:.0f}s:\n{self.log()}")
-
-
-def worker_env(served: Served, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TASKCLUSTER_"))}
-    aws = served.text().split("AWS stand-in: ", 1)[1].split()[0]
-    env.update(
-        AWS_ENDPOINT_URL=aws,
-        AWS_ACCESS_KEY_ID="embedded",
-        AWS_SECRET_ACCESS_KEY="embedded",
-        AWS_DEFAULT_REGION="us-east-1",
-        TASKCLUSTER_ROOT_URL=served.root_url,
-        TASKCLUSTER_CLIENT_ID="root",
-        TASKCLUSTER_ACCESS_TOKEN=ROOT_TOKEN,
-        PYTHONUNBUFFERED="1",
-    )
-    env.update(extra)
-    return env
 
 
 @pytest.fixture(scope="module")
 def start_worker(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., WorkerProc]]:
-    started: list[WorkerProc] = []
-
-    def start(worker_type: str, *args: str, env: dict[str, str] | None = None) -> WorkerProc:
-        tmp = tmp_path_factory.mktemp(worker_type)
-        log_path = tmp / "worker.log"
-        with log_path.open("wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "worker", "--provisioner-id", PROVISIONER, "--worker-type", worker_type,
-                 "--worker-id", worker_type, "--work-dir", str(tmp / "work"), "--live-log-interval", "0.3",
-                 "--poll-seconds", "1", *args],
-                cwd=PROJECT_DIR,
-                env=env or worker_env(served),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        started.append(WorkerProc(proc, log_path))
-        return started[-1]
-
-    try:
+    with worker_starter(served, tmp_path_factory) as start:
         yield start
-    finally:
-        for w in started:
-            if w.proc.poll() is None:
-                w.proc.kill()
-                w.proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -124,73 +76,11 @@ def shared(start_worker: Callable[..., WorkerProc]) -> Iterator[WorkerProc]:
     assert worker.stop() == 0, worker.log()
 
 
-# --- helpers --------------------------------------------------------------------------------------
-def create(served: Served, worker_type: str, payload: Any, **extra: Any) -> str:
-    now = datetime.now(UTC)
-    task_id: str = slugid.nice()
-    served.queue().createTask(
-        task_id,
-        {
-            "taskQueueId": f"{PROVISIONER}/{worker_type}",
-            "created": iso(now),
-            "deadline": iso(now + timedelta(minutes=10)),
-            "payload": payload,
-            "metadata": {"name": f"e2e {worker_type}", "description": "", "owner": "me@example.com",
-                         "source": "https://example.com/e2e"},
-            **extra,
-        },
-    )  # fmt: skip
-    return task_id
-
-
-def resolved(served: Served, task_id: str, worker: WorkerProc, run_id: int = 0) -> dict[str, Any]:
-    """The task's status once run `run_id` is resolved."""
-
-    def check() -> dict[str, Any] | None:
-        status: dict[str, Any] = served.queue().status(task_id)["status"]
-        done = len(status["runs"]) > run_id and status["runs"][run_id]["state"] not in ("pending", "running")
-        return status if done else None
-
-    return eventually(check, WAIT, f"run {run_id} of {task_id} to be resolved; worker log:\n{worker.log()}")
-
-
-def artifact_text(served: Served, task_id: str, name: str, run_id: int = 0) -> str | None:
-    try:
-        url = served.queue().artifact(task_id, str(run_id), name)["url"]
-    except TaskclusterRestFailure:
-        return None
-    r = requests.get(url, timeout=30)
-    return r.text if r.status_code == 200 else None
-
-
-def live_log(served: Served, task_id: str, run_id: int = 0) -> str:
-    return artifact_text(served, task_id, "public/logs/live.log", run_id) or ""
-
-
-def log_showing(served: Served, task_id: str, text: str, worker: WorkerProc, run_id: int = 0) -> str:
-    """The live log, as soon as it shows `text` (it is uploaded while the task runs)."""
-
-    def check() -> str | None:
-        log = live_log(served, task_id, run_id)
-        return log if text in log else None
-
-    return eventually(check, WAIT, f"{text!r} in the live log of {task_id}; worker log:\n{worker.log()}")
-
-
-def no_process(marker: str) -> bool:
-    return not running(lambda cmd: marker in cmd)
-
-
-def sleeper(marker: int) -> list[list[str]]:
-    """A command that starts a background child and then sleeps: a process tree to kill."""
-    return [["sh", "-c", f"sleep {marker} & echo started; sleep {marker}"]]
-
-
 # --- outcomes (shared worker) ---------------------------------------------------------------------
 def test_a_task_completes_with_its_artifacts_and_live_log(served: Served, shared: WorkerProc) -> None:
     script = 'echo "hello from $TASK_ID run $RUN_ID"; mkdir -p out/sub; echo \'{"ok": true}\' > out/result.json; ' \
         "echo page > out/sub/index.html"  # fmt: skip
-    task_id = create(
+    task_id = create_for_worker(
         served,
         "shared",
         {
@@ -226,8 +116,8 @@ def test_a_task_completes_with_its_artifacts_and_live_log(served: Served, shared
 
 
 def test_a_non_zero_exit_fails_the_task_and_skips_the_rest(served: Served, shared: WorkerProc) -> None:
-    task_id = create(served, "shared", {"command": [["sh", "-c", "echo oops >&2; exit 3"], ["echo", "never"]],
-                                        "maxRunTime": 60})  # fmt: skip
+    payload = {"command": [["sh", "-c", "echo oops >&2; exit 3"], ["echo", "never"]], "maxRunTime": 60}
+    task_id = create_for_worker(served, "shared", payload)
     status = resolved(served, task_id, shared)
     assert (status["state"], runs(status)) == ("failed", [(0, "failed", "scheduled", "failed")])
     log = live_log(served, task_id)
@@ -241,7 +131,7 @@ def test_an_exit_code_listed_for_retry_makes_an_intermittent_exception_and_a_new
     # Run 0 exits 75 (listed): exception/intermittent-task, retried; run 1 succeeds.
     payload = {"command": [["sh", "-c", 'test "$RUN_ID" = 1 || exit 75']], "maxRunTime": 60,
                "onExitStatus": {"retry": [75]}}  # fmt: skip
-    task_id = create(served, "shared", payload, retries=1)
+    task_id = create_for_worker(served, "shared", payload, retries=1)
     status = resolved(served, task_id, shared, run_id=1)
     assert runs(status) == [
         (0, "exception", "scheduled", "intermittent-task"),
@@ -253,7 +143,7 @@ def test_an_exit_code_listed_for_retry_makes_an_intermittent_exception_and_a_new
 
 
 def test_a_malformed_payload_is_an_exception_with_the_error_in_the_log(served: Served, shared: WorkerProc) -> None:
-    task_id = create(served, "shared", {"command": [["echo", 7]], "maxRunTime": 60})
+    task_id = create_for_worker(served, "shared", {"command": [["echo", 7]], "maxRunTime": 60})
     status = resolved(served, task_id, shared)
     assert (status["state"], runs(status)) == ("exception", [(0, "exception", "scheduled", "malformed-payload")])
     log = live_log(served, task_id)
@@ -264,7 +154,9 @@ def test_a_malformed_payload_is_an_exception_with_the_error_in_the_log(served: S
 def test_an_image_payload_without_a_docker_engine_is_refused_not_run_on_the_host(
     served: Served, shared: WorkerProc
 ) -> None:
-    task_id = create(served, "shared", {"image": "alpine", "command": [["touch", "/tmp/ran"]], "maxRunTime": 60})
+    task_id = create_for_worker(
+        served, "shared", {"image": "alpine", "command": [["touch", "/tmp/ran"]], "maxRunTime": 60}
+    )
     status = resolved(served, task_id, shared)
     assert runs(status) == [(0, "exception", "scheduled", "resource-unavailable")]
     assert "this worker has no Docker engine; refusing to run the commands on the host" in live_log(served, task_id)
@@ -273,7 +165,7 @@ def test_an_image_payload_without_a_docker_engine_is_refused_not_run_on_the_host
 def test_exceeding_max_run_time_kills_the_process_tree_and_fails(served: Served, shared: WorkerProc) -> None:
     marker = 3571 + os.getpid() % 100
     # Outlives a claim (4 s): the run stays its own only because the worker reclaims it.
-    task_id = create(served, "shared", {"command": sleeper(marker), "maxRunTime": 5})
+    task_id = create_for_worker(served, "shared", {"command": sleeper(marker), "maxRunTime": 5})
     status = resolved(served, task_id, shared)
     assert (status["state"], runs(status)) == ("failed", [(0, "failed", "scheduled", "failed")])
     log = live_log(served, task_id)
@@ -284,7 +176,7 @@ def test_exceeding_max_run_time_kills_the_process_tree_and_fails(served: Served,
 
 def test_cancelling_a_running_task_stops_it_and_nothing_is_reported(served: Served, shared: WorkerProc) -> None:
     marker = 4591 + os.getpid() % 100
-    task_id = create(served, "shared", {"command": sleeper(marker), "maxRunTime": 120})
+    task_id = create_for_worker(served, "shared", {"command": sleeper(marker), "maxRunTime": 120})
     log_showing(served, task_id, "started\n", shared)  # readable while the task runs
     served.queue().cancelTask(task_id)
 
@@ -301,11 +193,11 @@ def test_sigterm_kills_running_tasks_and_reports_worker_shutdown(
     served: Served, start_worker: Callable[..., WorkerProc]
 ) -> None:
     worker = start_worker("sigterm", "--claim-mode", "claim-work")
-    first = create(served, "sigterm", {"command": [["true"]], "maxRunTime": 60})
+    first = create_for_worker(served, "sigterm", {"command": [["true"]], "maxRunTime": 60})
     assert runs(resolved(served, first, worker)) == [(0, "completed", "scheduled", "completed")]
 
     marker = 5557 + os.getpid() % 100
-    task_id = create(served, "sigterm", {"command": sleeper(marker), "maxRunTime": 120})
+    task_id = create_for_worker(served, "sigterm", {"command": sleeper(marker), "maxRunTime": 120})
     log_showing(served, task_id, "started\n", worker)
     assert worker.stop(signal.SIGTERM) == 0, worker.log()
 
@@ -353,11 +245,11 @@ def test_a_spot_interruption_notice_kills_running_tasks_and_reports_worker_shutd
         url = f"http://127.0.0.1:{metadata.server_address[1]}/latest/meta-data/spot/instance-action"
         worker = start_worker("spot", "--spot-notice-url", url, "--spot-poll-interval", "0.2")
         marker = 6661 + os.getpid() % 100
-        task_id = create(served, "spot", {"command": sleeper(marker), "maxRunTime": 120})
+        task_id = create_for_worker(served, "spot", {"command": sleeper(marker), "maxRunTime": 120})
         log_showing(served, task_id, "started\n", worker)
         SpotMetadata.notice = {"action": "terminate", "time": iso(datetime.now(UTC) + timedelta(minutes=2))}
         try:
-            assert worker.proc.wait(timeout=WAIT) == 0, worker.log()
+            assert worker.proc.wait(timeout=WORKER_WAIT) == 0, worker.log()
         except subprocess.TimeoutExpired:
             pytest.fail(f"the worker did not act on the spot notice:\n{worker.log()}")
     finally:
@@ -380,7 +272,7 @@ def test_refused_credentials_stop_the_worker_with_a_clear_error(
     env = worker_env(served, TASKCLUSTER_ACCESS_TOKEN=f"wrong-{uuid.uuid4()}")
     worker = start_worker("badcreds", "--claim-mode", "claim-work", env=env)
     try:
-        assert worker.proc.wait(timeout=WAIT) == 1, worker.log()
+        assert worker.proc.wait(timeout=WORKER_WAIT) == 1, worker.log()
     except subprocess.TimeoutExpired:
         pytest.fail(f"the worker kept going with refused credentials:\n{worker.log()}")
     assert "credentials-refused status=401" in worker.log()
@@ -394,3 +286,77 @@ def test_bad_configuration_exits_2_with_a_message() -> None:
     )  # fmt: skip
     assert result.returncode == 2
     assert result.stderr.strip() == "python -m worker: error: no root URL: pass --root-url or set TASKCLUSTER_ROOT_URL"
+
+
+# --- provisioned workers --------------------------------------------------------------------------
+POOL = "e2e-worker/provisioned"
+
+
+@pytest.fixture
+def manager(served: Served) -> Iterator[FakeWorkerManager]:
+    now = datetime.now(UTC)
+    credentials = taskcluster.createTemporaryCredentials(
+        "root", ROOT_TOKEN, now - timedelta(minutes=15), now + timedelta(hours=1),
+        worker_credential_scopes(POOL, "e2e-group", "prov-1"),
+    )  # fmt: skip
+    as_text = {k: v.decode() if isinstance(v, bytes) else v for k, v in credentials.items()}
+    fake = FakeWorkerManager(upstream=served.root_url, credentials=as_text).start()
+    yield fake
+    fake.stop()
+
+
+def start_provisioned(manager: FakeWorkerManager, tmp_path: Path, served: Served) -> WorkerProc:
+    user_data = {"rootUrl": manager.root_url, "workerPoolId": POOL, "providerId": "local", "workerGroup": "e2e-group",
+                 "launchConfigId": "lc-0", "workerConfig": {}, "registrationToken": "tok"}  # fmt: skip
+    (tmp_path / "user-data.json").write_text(json.dumps(user_data))
+    env = {k: v for k, v in worker_env(served).items() if not k.startswith("TASKCLUSTER_")}
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "worker", "--user-data", str(tmp_path / "user-data.json"), "--worker-id", "prov-1",
+             "--claim-mode", "claim-work", "--work-dir", str(tmp_path / "work"), "--should-terminate-interval", "0.2"],
+            cwd=PROJECT_DIR, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    return WorkerProc(proc, log_path)
+
+
+def test_a_registered_worker_runs_tasks_with_its_credentials_and_exits_0_when_told_to_terminate(
+    served: Served, manager: FakeWorkerManager, tmp_path: Path
+) -> None:
+    worker = start_provisioned(manager, tmp_path, served)
+    try:
+        task_id = create_for_worker(served, "provisioned", {"command": [["echo", "hello"]], "maxRunTime": 60})
+        assert resolved(served, task_id, worker)["state"] == "completed"
+        manager.terminate, manager.reason = True, "over capacity"
+        assert worker.proc.wait(timeout=WORKER_WAIT) == 0, worker.log()
+    finally:
+        worker.stop()
+    run = served.queue().status(task_id)["status"]["runs"][0]
+    assert (run["workerGroup"], run["workerId"]) == ("e2e-group", "prov-1")
+    [registration] = manager.calls("/worker/register")
+    assert registration.body["workerIdentityProof"] == {"registrationToken": "tok"}
+    assert "worker-manager-says-terminate reason=over capacity" in worker.log()
+    assert "reason=worker-manager-terminate exit=0" in worker.log()
+
+
+def test_credentials_about_to_expire_stop_claiming_but_the_running_task_finishes(
+    served: Served, manager: FakeWorkerManager, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    command = [["sh", "-c", f"echo started; while [ ! -e {go} ]; do sleep 0.1; done; echo finished"]]
+    task_id = create_for_worker(served, "provisioned", {"command": command, "maxRunTime": 120})
+    # The worker stops claiming CREDENTIALS_MARGIN (60 s) before they expire: ~8 s after registering,
+    # time enough to claim the task, which is pending already.
+    manager.lifetime = timedelta(seconds=68)
+    worker = start_provisioned(manager, tmp_path, served)
+    try:
+        eventually(lambda: task_id in worker.log(), WORKER_WAIT, "the claim")
+        eventually(
+            lambda: "worker-finishing reason=credentials-expiring" in worker.log(), WORKER_WAIT, "the expiry margin"
+        )
+        assert worker.proc.poll() is None  # still running its task
+        go.touch()
+        assert worker.proc.wait(timeout=WORKER_WAIT) == 0, worker.log()
+    finally:
+        worker.stop()
+    assert runs(served.queue().status(task_id)["status"]) == [(0, "completed", "scheduled", "completed")]

@@ -19,35 +19,45 @@ import boto3
 import pytest
 
 from chalicelib.domain.dispatch import queue_name
-from tests.e2e.test_embedded_stack import Served, eventually, runs, serving
-from tests.e2e.test_worker import (
-    ENV,
-    PROVISIONER,
-    WAIT,
+from tests.harness import (
+    WORKER_ENV,
     WORKER_EXIT,
+    WORKER_PROVISIONER,
+    WORKER_WAIT,
+    Served,
     WorkerProc,
-    create,
+    create_for_worker,
+    eventually,
     log_showing,
     no_process,
     resolved,
+    runs,
+    serving,
     sleeper,
-    start_worker,
+    worker_starter,
 )
-
-__all__ = ["start_worker"]  # test_worker.py's fixture, here starting workers on this module's stack
 
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[Served]:
-    with serving({**ENV, "TASKQUEUE_CLAIM_WORK_TIMEOUT": "10"}) as s:
+    with serving({**WORKER_ENV, "TASKQUEUE_CLAIM_WORK_TIMEOUT": "10"}) as s:
         yield s
+
+
+@pytest.fixture(scope="module")
+def start_worker(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., WorkerProc]]:
+    with worker_starter(served, tmp_path_factory) as start:
+        yield start
 
 
 def stand_in_sqs(served: Served) -> Any:
     """An SQS client on the stack's AWS stand-in, as a second worker would have."""
-    url = served.text().split("AWS stand-in: ", 1)[1].split()[0]
     return boto3.client(
-        "sqs", endpoint_url=url, region_name="us-east-1", aws_access_key_id="embedded", aws_secret_access_key="embedded"
+        "sqs",
+        endpoint_url=served.aws_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="embedded",
+        aws_secret_access_key="embedded",
     )
 
 
@@ -65,7 +75,7 @@ def test_sigterm_while_claim_work_is_in_flight_costs_the_running_task_one_run(
     # Two slots, one task: while it runs, the worker's claimWork for the other slot is in flight.
     worker = start_worker("cw-stop", "--claim-mode", "claim-work", "--capacity", "2")
     marker = 7411 + os.getpid() % 100
-    task_id = create(served, "cw-stop", {"command": sleeper(marker), "maxRunTime": 120})
+    task_id = create_for_worker(served, "cw-stop", {"command": sleeper(marker), "maxRunTime": 120})
     log_showing(served, task_id, "started\n", worker)
 
     assert worker.stop(signal.SIGTERM) == 0, worker.log()
@@ -83,12 +93,13 @@ def test_a_task_that_claim_work_in_flight_brings_after_a_sigterm_is_given_back_u
     served: Served, start_worker: Callable[..., WorkerProc]
 ) -> None:
     worker = start_worker("cw-late", "--claim-mode", "claim-work")
-    first = create(served, "cw-late", {"command": [["true"]], "maxRunTime": 60})
+    first = create_for_worker(served, "cw-late", {"command": [["true"]], "maxRunTime": 60})
     assert runs(resolved(served, first, worker)) == [(0, "completed", "scheduled", "completed")]
     # Idle now: its next claimWork is in flight.
 
     worker.proc.send_signal(signal.SIGTERM)
-    task_id = create(served, "cw-late", {"command": [["echo", "ran"]], "maxRunTime": 60})  # that claimWork takes it
+    # That claimWork takes it:
+    task_id = create_for_worker(served, "cw-late", {"command": [["echo", "ran"]], "maxRunTime": 60})
     wait_for_exit(worker)
 
     # The queue claimed it for the worker before answering: reported worker-shutdown at once, never run.
@@ -104,12 +115,13 @@ def test_sigterm_during_an_sqs_long_poll_gives_back_the_hint_it_brings(
     served: Served, start_worker: Callable[..., WorkerProc]
 ) -> None:
     worker = start_worker("sqs-stop", "--poll-seconds", "10")
-    first = create(served, "sqs-stop", {"command": [["true"]], "maxRunTime": 60})
+    first = create_for_worker(served, "sqs-stop", {"command": [["true"]], "maxRunTime": 60})
     assert runs(resolved(served, first, worker)) == [(0, "completed", "scheduled", "completed")]
     # Its hint queue exists now, and the worker long-polls it.
 
     worker.proc.send_signal(signal.SIGTERM)
-    task_id = create(served, "sqs-stop", {"command": [["true"]], "maxRunTime": 60})  # hinted during that poll
+    # Hinted during that poll:
+    task_id = create_for_worker(served, "sqs-stop", {"command": [["true"]], "maxRunTime": 60})
     wait_for_exit(worker)
     # Nearly always the poll was in flight and brought the hint (if the SIGTERM came first, the
     # worker never received it: then it was never hidden either).
@@ -118,7 +130,7 @@ def test_sigterm_during_an_sqs_long_poll_gives_back_the_hint_it_brings(
     # The stopped worker gave the hint back: the next receive gets it at once, not after its 30 s
     # of visibility timeout.
     sqs = stand_in_sqs(served)
-    url = sqs.get_queue_url(QueueName=queue_name("taskqueue-", f"{PROVISIONER}/sqs-stop", "lowest"))["QueueUrl"]
+    url = sqs.get_queue_url(QueueName=queue_name("taskqueue-", f"{WORKER_PROVISIONER}/sqs-stop", "lowest"))["QueueUrl"]
     got = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0, AttributeNames=["ApproximateReceiveCount"])
     messages = got.get("Messages", [])
     assert [(json.loads(m["Body"])["taskId"], m["Attributes"]["ApproximateReceiveCount"]) for m in messages] == [
@@ -138,9 +150,9 @@ def test_an_sqs_worker_names_its_prefix_and_region_and_warns_when_no_queue_match
     served: Served, start_worker: Callable[..., WorkerProc]
 ) -> None:
     worker = start_worker("prefix", "--queue-prefix", "nosuch-")
-    eventually(lambda: "no-dispatch-queue" in worker.log(), WAIT, f"the warning; worker log:\n{worker.log()}")
+    eventually(lambda: "no-dispatch-queue" in worker.log(), WORKER_WAIT, f"the warning; worker log:\n{worker.log()}")
     log = worker.log()
     assert "claim_mode=sqs queue_prefix=nosuch- region=us-east-1 " in log
-    assert f"no-dispatch-queue prefix=nosuch- region=us-east-1 task_queue={PROVISIONER}/prefix " in log
-    assert f"looked_for=nosuch-{PROVISIONER}_prefix_*" in log
+    assert f"no-dispatch-queue prefix=nosuch- region=us-east-1 task_queue={WORKER_PROVISIONER}/prefix " in log
+    assert f"looked_for=nosuch-{WORKER_PROVISIONER}_prefix_*" in log
     assert worker.stop() == 0, worker.log()

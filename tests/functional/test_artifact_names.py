@@ -24,8 +24,17 @@ from taskcluster.exceptions import TaskclusterRestFailure
 
 from chalicelib.domain import artifacts
 from chalicelib.domain.artifacts import MAX_NAME_LENGTH, S3_MAX_KEY_BYTES, name_problem, s3_key
-from tests.functional.test_artifacts import enc, error, link, objects, reference, s3
-from tests.harness import Harness, Interrupting
+from tests.harness import (
+    Harness,
+    Interrupting,
+    assert_error,
+    bucket_keys,
+    error_artifact,
+    link_artifact,
+    quote_name,
+    reference_artifact,
+    s3_artifact,
+)
 
 SECRET = b"task A's private bytes"
 
@@ -40,19 +49,6 @@ def claimed(stack: Harness) -> tuple[str, dict[str, str]]:
     return task_id, credentials
 
 
-def refused(r: HTTPResponse, method: str, status: int = 400, code: str = "InvalidRequestArguments") -> dict[str, Any]:
-    """Taskcluster's error body, checked: `code`, a message naming method and code, `requestInfo`."""
-    assert r.status_code == status, (r.status_code, r.body)
-    body: dict[str, Any] = r.json_body
-    assert body["code"] == code
-    assert f"* method:     {method}" in body["message"]
-    assert f"* errorCode:  {code}" in body["message"]
-    assert set(body["requestInfo"]) == {"method", "params", "payload", "time"}
-    assert body["requestInfo"]["method"] == method
-    assert "Location" not in r.headers
-    return body
-
-
 def listed(stack: Harness, task_id: str) -> list[str]:
     r = stack.call("GET", f"/task/{task_id}/runs/0/artifacts")
     assert r.status_code == 200, r.body
@@ -64,7 +60,7 @@ def bucket(stack: Harness) -> Any:
 
 
 def all_keys(stack: Harness) -> list[str]:
-    return objects(stack, "")
+    return bucket_keys(stack, "")
 
 
 # --- the traversal attack, end to end -------------------------------------------------------------
@@ -73,15 +69,15 @@ def traversals(victim: str) -> list[str]:
     from B's key `<B>/0/public/…`, three `..` reach the bucket's top."""
     return [
         f"public/../../../{victim}/0/private/x",  # raw
-        enc(f"public/../../../{victim}/0/private/x"),  # as the official clients encode it
+        quote_name(f"public/../../../{victim}/0/private/x"),  # as the official clients encode it
         f"public/%2E%2E/%2E%2E/%2E%2E/{victim}/0/private/x",  # encoded dots
         f"public%2F%2e%2e%2F.%2E%2F%2E.%2F{victim}%2F0%2Fprivate%2Fx",  # lower case, half-encoded dots
-        enc(f"public/%2E%2E/%2E%2E/%2E%2E/{victim}/0/private/x"),  # double-encoded: a literal %2E in the name
-        enc(f"public\\..\\..\\..\\{victim}\\0\\private\\x"),  # backslashes, which URL parsers turn into /
+        quote_name(f"public/%2E%2E/%2E%2E/%2E%2E/{victim}/0/private/x"),  # double-encoded: a literal %2E in the name
+        quote_name(f"public\\..\\..\\..\\{victim}\\0\\private\\x"),  # backslashes, which URL parsers turn into /
         f"public\\..\\..\\..\\{victim}\\0\\private\\x",  # raw backslashes
         f"public//..//..//{victim}",  # double slashes (raw: within the routes' SPLAT_SEGMENTS)
-        enc(f"public//../../../{victim}/0/private/x"),
-        enc(f"/../../{victim}/0/private/x"),  # a leading slash
+        quote_name(f"public//../../../{victim}/0/private/x"),
+        quote_name(f"/../../{victim}/0/private/x"),  # a leading slash
     ]
 
 
@@ -89,7 +85,9 @@ def test_another_tasks_private_artifact_cannot_be_overwritten_or_read_through_a_
     stack: Harness,
 ) -> None:
     a, a_credentials = claimed(stack)
-    answer = stack.call("POST", f"/task/{a}/runs/0/artifacts/{enc('private/x')}", s3(stack), credentials=a_credentials)
+    answer = stack.call(
+        "POST", f"/task/{a}/runs/0/artifacts/{quote_name('private/x')}", s3_artifact(stack), credentials=a_credentials
+    )
     assert answer.status_code == 200, answer.body
     assert requests.put(answer.json_body["putUrl"], data=SECRET, headers={"Content-Type": "text/plain"}).ok
     b, b_credentials = claimed(stack)
@@ -99,14 +97,16 @@ def test_another_tasks_private_artifact_cannot_be_overwritten_or_read_through_a_
     for tail in traversals(a):
         name = unquote(tail)  # what the queue sees (the router splits raw slashes, then decodes)
         # Create (and so overwrite through the PUT URL) with B's own run credentials: refused.
-        r = stack.call("POST", f"/task/{b}/runs/0/artifacts/{tail}", s3(stack), credentials=b_credentials)
-        body = refused(r, "createArtifact")
+        r = stack.call("POST", f"/task/{b}/runs/0/artifacts/{tail}", s3_artifact(stack), credentials=b_credentials)
+        body = assert_error(r, 400, "InvalidRequestArguments", "createArtifact")
         assert body["message"].startswith("Invalid artifact name: ")
         assert body["requestInfo"]["params"] == {"taskId": b, "runId": "0", "name": name}
-        assert body["requestInfo"]["payload"] == s3(stack)
+        assert body["requestInfo"]["payload"] == s3_artifact(stack)
         # ... and as a link's target, from an innocent name.
-        r = stack.call("POST", f"/task/{b}/runs/0/artifacts/public%2Fok", link(stack, name), credentials=b_credentials)
-        assert refused(r, "createArtifact", code="InputError")["message"].startswith("Invalid link target")
+        r = stack.call(
+            "POST", f"/task/{b}/runs/0/artifacts/public%2Fok", link_artifact(stack, name), credentials=b_credentials
+        )
+        assert assert_error(r, 400, "InputError", "createArtifact")["message"].startswith("Invalid link target")
         # Read anonymously (a `public/` name needs no scope): refused before anything is looked up.
         for method, path in [
             ("getArtifact", f"/task/{b}/runs/0/artifacts/{tail}"),
@@ -114,13 +114,15 @@ def test_another_tasks_private_artifact_cannot_be_overwritten_or_read_through_a_
             ("artifact", f"/task/{b}/runs/0/artifact-content/{tail}"),
             ("latestArtifact", f"/task/{b}/artifact-content/{tail}"),
         ]:
-            refused(stack.call("GET", path, credentials=None), method)
-        refused(stack.call("GET", f"/task/{b}/runs/0/artifact-info/{tail}"), "artifactInfo")
+            assert_error(stack.call("GET", path, credentials=None), 400, "InvalidRequestArguments", method)
+        assert_error(
+            stack.call("GET", f"/task/{b}/runs/0/artifact-info/{tail}"), 400, "InvalidRequestArguments", "artifactInfo"
+        )
 
     # The official client, with B's credentials, gets the same 400.
     queue = taskcluster.Queue({"rootUrl": stack.root_url(), "maxRetries": 0, "credentials": b_credentials})
     with pytest.raises(TaskclusterRestFailure) as failure:
-        queue.createArtifact(b, "0", f"public/../../../{a}/0/private/x", s3(stack))
+        queue.createArtifact(b, "0", f"public/../../../{a}/0/private/x", s3_artifact(stack))
     assert failure.value.status_code == 400
 
     # Nothing of B's was stored, and A's object is A's, unchanged.
@@ -129,7 +131,7 @@ def test_another_tasks_private_artifact_cannot_be_overwritten_or_read_through_a_
     assert all_keys(stack) == [a_key]
     stored = bucket(stack).get_object(Bucket=stack.settings.artifact_bucket, Key=a_key)
     assert stored["Body"].read() == SECRET
-    url = stack.call("GET", f"/task/{a}/runs/0/artifacts/{enc('private/x')}").headers["Location"]
+    url = stack.call("GET", f"/task/{a}/runs/0/artifacts/{quote_name('private/x')}").headers["Location"]
     assert requests.get(url).content == SECRET
 
 
@@ -140,11 +142,15 @@ def test_the_s3_key_alone_keeps_a_traversal_name_inside_its_own_run(
     the PUT URL that a normalising client (requests) follows stays under B's run."""
     monkeypatch.setattr(artifacts, "name_problem", lambda name: None)
     a, a_credentials = claimed(stack)
-    answer = stack.call("POST", f"/task/{a}/runs/0/artifacts/{enc('private/x')}", s3(stack), credentials=a_credentials)
+    answer = stack.call(
+        "POST", f"/task/{a}/runs/0/artifacts/{quote_name('private/x')}", s3_artifact(stack), credentials=a_credentials
+    )
     assert requests.put(answer.json_body["putUrl"], data=SECRET, headers={"Content-Type": "text/plain"}).ok
     b, b_credentials = claimed(stack)
     name = f"public/../../../{a}/0/private/x"
-    r = stack.call("POST", f"/task/{b}/runs/0/artifacts/{enc(name)}", s3(stack), credentials=b_credentials)
+    r = stack.call(
+        "POST", f"/task/{b}/runs/0/artifacts/{quote_name(name)}", s3_artifact(stack), credentials=b_credentials
+    )
     assert requests.put(r.json_body["putUrl"], data=b"overwritten", headers={"Content-Type": "text/plain"}).ok
     assert sorted(all_keys(stack)) == sorted([f"{a}/0/private/x", s3_key(b, 0, name)])
     assert s3_key(b, 0, name) == f"{b}/0/public/%2E%2E/%2E%2E/%2E%2E/{a}/0/private/x"
@@ -177,15 +183,15 @@ BAD_NAMES = {
 @pytest.mark.parametrize("name", BAD_NAMES.values(), ids=BAD_NAMES.keys())
 def test_a_name_that_could_alias_another_is_refused_on_create_and_nothing_is_stored(stack: Harness, name: str) -> None:
     task_id, credentials = claimed(stack)
-    body = s3(stack)
-    r = stack.call("POST", f"/task/{task_id}/runs/0/artifacts/{enc(name)}", body, credentials=credentials)
-    failure = refused(r, "createArtifact")
+    body = s3_artifact(stack)
+    r = stack.call("POST", f"/task/{task_id}/runs/0/artifacts/{quote_name(name)}", body, credentials=credentials)
+    failure = assert_error(r, 400, "InvalidRequestArguments", "createArtifact")
     assert failure["requestInfo"]["params"] == {"taskId": task_id, "runId": "0", "name": name}
     assert failure["requestInfo"]["payload"] == body
     # Control characters and non-ASCII fail the route's pattern first, the rest the name rules.
     assert failure["message"].startswith(("Invalid artifact name: ", "Invalid request parameter name: "))
     assert listed(stack, task_id) == []
-    assert objects(stack, f"{task_id}/") == []
+    assert bucket_keys(stack, f"{task_id}/") == []
 
 
 def test_the_longest_name_round_trips_through_s3_and_one_character_more_is_refused(stack: Harness) -> None:
@@ -193,16 +199,21 @@ def test_the_longest_name_round_trips_through_s3_and_one_character_more_is_refus
     stack.claim()
     # `%` is escaped into 3 characters in the key: the longest name has the longest key there is.
     longest = "public/" + "%" * (MAX_NAME_LENGTH - 7)
-    put_url = stack.call("POST", f"/task/{task_id}/runs/0/artifacts/{enc(longest)}", s3(stack)).json_body["putUrl"]
+    put_url = stack.call(
+        "POST", f"/task/{task_id}/runs/0/artifacts/{quote_name(longest)}", s3_artifact(stack)
+    ).json_body["putUrl"]
     assert requests.put(put_url, data=b"long", headers={"Content-Type": "text/plain"}).ok
-    [key] = objects(stack, f"{task_id}/")
+    [key] = bucket_keys(stack, f"{task_id}/")
     assert key == s3_key(task_id, 0, longest) and len(key.encode()) <= S3_MAX_KEY_BYTES
-    r = stack.call("GET", f"/task/{task_id}/runs/0/artifacts/{enc(longest)}")
+    r = stack.call("GET", f"/task/{task_id}/runs/0/artifacts/{quote_name(longest)}")
     assert r.status_code == 303 and requests.get(r.headers["Location"]).content == b"long"
     assert listed(stack, task_id) == [longest]
 
-    r = stack.call("POST", f"/task/{task_id}/runs/0/artifacts/{enc(longest + '%')}", s3(stack))
-    assert f"at most {MAX_NAME_LENGTH} are allowed" in refused(r, "createArtifact")["message"]
+    r = stack.call("POST", f"/task/{task_id}/runs/0/artifacts/{quote_name(longest + '%')}", s3_artifact(stack))
+    assert (
+        f"at most {MAX_NAME_LENGTH} are allowed"
+        in assert_error(r, 400, "InvalidRequestArguments", "createArtifact")["message"]
+    )
 
 
 def test_names_with_dots_and_percents_that_are_no_traversal_keep_working(stack: Harness) -> None:
@@ -210,15 +221,17 @@ def test_names_with_dots_and_percents_that_are_no_traversal_keep_working(stack: 
     stack.claim()
     names = ["public/.hidden/..x/a..b/.../x.", "public/100%/a%20b", "public/%zz/%2"]
     for i, name in enumerate(names):
-        put_url = stack.call("POST", f"/task/{task_id}/runs/0/artifacts/{enc(name)}", s3(stack)).json_body["putUrl"]
+        put_url = stack.call(
+            "POST", f"/task/{task_id}/runs/0/artifacts/{quote_name(name)}", s3_artifact(stack)
+        ).json_body["putUrl"]
         assert requests.put(put_url, data=f"{i}".encode(), headers={"Content-Type": "text/plain"}).ok
     for i, name in enumerate(names):
-        location = stack.call("GET", f"/task/{task_id}/runs/0/artifacts/{enc(name)}").headers["Location"]
+        location = stack.call("GET", f"/task/{task_id}/runs/0/artifacts/{quote_name(name)}").headers["Location"]
         assert requests.get(location).content == f"{i}".encode()
     assert listed(stack, task_id) == sorted(names)
     # Keys decode back to their names, and an all-dots segment is escaped whole.
-    assert sorted(objects(stack, f"{task_id}/")) == sorted(s3_key(task_id, 0, n) for n in names)
-    assert f"{task_id}/0/public/.hidden/..x/a..b/%2E%2E%2E/x." in objects(stack, f"{task_id}/")
+    assert sorted(bucket_keys(stack, f"{task_id}/")) == sorted(s3_key(task_id, 0, n) for n in names)
+    assert f"{task_id}/0/public/.hidden/..x/a..b/%2E%2E%2E/x." in bucket_keys(stack, f"{task_id}/")
 
 
 def test_whatever_the_url_every_stored_name_is_a_valid_one(stack: Harness) -> None:
@@ -227,7 +240,7 @@ def test_whatever_the_url_every_stored_name_is_a_valid_one(stack: Harness) -> No
     task_id = stack.create()
     stack.claim()
     for tail in ("public/x/", "public%2Fy%2F", "public/z%2F", "public%2F%2Fw"):
-        r = stack.call("POST", f"/task/{task_id}/runs/0/artifacts/{tail}", reference(stack))
+        r = stack.call("POST", f"/task/{task_id}/runs/0/artifacts/{tail}", reference_artifact(stack))
         assert r.status_code in (200, 400), r.body
     assert listed(stack, task_id) == ["public/x"]
     assert all(name_problem(name) is None for name in listed(stack, task_id))
@@ -235,7 +248,7 @@ def test_whatever_the_url_every_stored_name_is_a_valid_one(stack: Harness) -> No
 
 # --- every endpoint taking a name -----------------------------------------------------------------
 ENDPOINTS: list[tuple[str, str, str, Callable[[Harness], Any]]] = [
-    ("createArtifact", "POST", "/task/{t}/runs/0/artifacts/{n}", s3),
+    ("createArtifact", "POST", "/task/{t}/runs/0/artifacts/{n}", s3_artifact),
     ("finishArtifact", "PUT", "/task/{t}/runs/0/artifacts/{n}", lambda stack: {"uploadId": slugid.nice()}),
     ("getArtifact", "GET", "/task/{t}/runs/0/artifacts/{n}", lambda stack: None),
     ("getLatestArtifact", "GET", "/task/{t}/artifacts/{n}", lambda stack: None),
@@ -253,8 +266,8 @@ def test_every_endpoint_taking_a_name_refuses_one_that_can_never_exist(
     task_id = stack.create()
     stack.claim()
     for name in ("public/../x", "public//x", "public/%2E%2E/x", "public\\x", "x" * (MAX_NAME_LENGTH + 1)):
-        r = stack.call(verb, path.format(t=task_id, n=enc(name)), body(stack))
-        failure = refused(r, method)
+        r = stack.call(verb, path.format(t=task_id, n=quote_name(name)), body(stack))
+        failure = assert_error(r, 400, "InvalidRequestArguments", method)
         assert failure["requestInfo"]["params"]["name"] == name
         assert failure["message"].startswith("Invalid artifact name: ")
     assert listed(stack, task_id) == []
@@ -276,11 +289,11 @@ def test_every_endpoint_taking_a_name_refuses_one_that_can_never_exist(
 def test_a_reference_must_be_an_absolute_http_or_https_url(stack: Harness, url: str) -> None:
     task_id = stack.create()
     stack.claim()
-    body = reference(stack, url=url)
+    body = reference_artifact(stack, url=url)
     r = stack.call("POST", f"/task/{task_id}/runs/0/artifacts/public%2Fref", body)
     # A url that is no URI at all fails the schema's `format: uri`; the rest, the queue's rule.
     code = r.json_body["code"]
-    refused(r, "createArtifact", code=code)
+    assert_error(r, 400, code, "createArtifact")
     assert code in ("InputError", "InputValidationError")
     if code == "InputError":
         assert r.json_body["message"].startswith("Invalid reference url")
@@ -291,10 +304,10 @@ def test_a_link_target_follows_the_name_rules(stack: Harness) -> None:
     task_id = stack.create()
     stack.claim()
     for target in ("../x", "public//x", "/public/x", "public/%2e%2e/x", "", "x" * (MAX_NAME_LENGTH + 1)):
-        r = stack.call("POST", f"/task/{task_id}/runs/0/artifacts/public%2Flink", link(stack, target))
-        assert refused(r, "createArtifact", code="InputError")["message"].startswith("Invalid link target")
+        r = stack.call("POST", f"/task/{task_id}/runs/0/artifacts/public%2Flink", link_artifact(stack, target))
+        assert assert_error(r, 400, "InputError", "createArtifact")["message"].startswith("Invalid link target")
     assert listed(stack, task_id) == []
-    r = stack.call("POST", f"/task/{task_id}/runs/0/artifacts/public%2Flink", link(stack, "public/x"))
+    r = stack.call("POST", f"/task/{task_id}/runs/0/artifacts/public%2Flink", link_artifact(stack, "public/x"))
     assert r.status_code == 200, r.body
 
 
@@ -303,18 +316,24 @@ def test_a_content_type_must_be_printable_ascii(stack: Harness, content_type: st
     # It is signed into the PUT URL as the Content-Type header the upload must send.
     task_id = stack.create()
     stack.claim()
-    r = stack.call("POST", f"/task/{task_id}/runs/0/artifacts/public%2Fa", s3(stack, content_type))
-    assert "post-artifact-request.json" in refused(r, "createArtifact", code="InputValidationError")["message"]
+    r = stack.call("POST", f"/task/{task_id}/runs/0/artifacts/public%2Fa", s3_artifact(stack, content_type))
+    assert "post-artifact-request.json" in assert_error(r, 400, "InputValidationError", "createArtifact")["message"]
     assert listed(stack, task_id) == []
 
 
 # --- createArtifact racing itself -----------------------------------------------------------------
 RIVALS = {
-    "other contentType": (lambda stack: s3(stack, "text/plain"), lambda stack: s3(stack, "text/html")),
-    "s3 against reference": (lambda stack: s3(stack), lambda stack: reference(stack)),
-    "reference against s3": (lambda stack: reference(stack), lambda stack: s3(stack)),
-    "error against link": (lambda stack: error(stack), lambda stack: link(stack, "public/x")),
-    "errors with other messages": (lambda stack: error(stack, "one"), lambda stack: error(stack, "two")),
+    "other contentType": (
+        lambda stack: s3_artifact(stack, "text/plain"),
+        lambda stack: s3_artifact(stack, "text/html"),
+    ),
+    "s3 against reference": (lambda stack: s3_artifact(stack), lambda stack: reference_artifact(stack)),
+    "reference against s3": (lambda stack: reference_artifact(stack), lambda stack: s3_artifact(stack)),
+    "error against link": (lambda stack: error_artifact(stack), lambda stack: link_artifact(stack, "public/x")),
+    "errors with other messages": (
+        lambda stack: error_artifact(stack, "one"),
+        lambda stack: error_artifact(stack, "two"),
+    ),
 }
 
 
@@ -328,7 +347,7 @@ def test_racing_creates_with_different_bodies_leave_the_winners_item_only(
     task_id = stack.create()
     stack.claim()
     outer_body, rival_body = (make(stack) for make in bodies)
-    path = f"/task/{task_id}/runs/0/artifacts/{enc('public/raced')}"
+    path = f"/task/{task_id}/runs/0/artifacts/{quote_name('public/raced')}"
     rival: list[HTTPResponse] = []
     started: list[bool] = []
     service, counter = stack.c.artifacts, [0]
@@ -349,17 +368,17 @@ def test_racing_creates_with_different_bodies_leave_the_winners_item_only(
     winner_body = rival_body if rival_won else outer_body
 
     assert winner.status_code == 200, winner.body
-    failure = refused(loser, "createArtifact", status=409, code="RequestConflict")
+    failure = assert_error(loser, 409, "RequestConflict", "createArtifact")
     assert failure["details"]["originalArtifact"]["storageType"] == winner_body["storageType"]
     assert "putUrl" not in failure  # the loser holds no way to upload
     [item] = stack.call("GET", f"/task/{task_id}/runs/0/artifacts").json_body["artifacts"]
     assert item["storageType"] == winner_body["storageType"]
     assert item["contentType"] == winner_body.get("contentType", "application/binary")
     # Nothing in S3 but what the winner uploads; no multipart upload was ever started.
-    assert objects(stack, f"{task_id}/") == []
+    assert bucket_keys(stack, f"{task_id}/") == []
     uploads = bucket(stack).list_multipart_uploads(Bucket=stack.settings.artifact_bucket)
     assert uploads.get("Uploads", []) == []
     if winner_body["storageType"] == "s3":
         put_url = winner.json_body["putUrl"]
         assert requests.put(put_url, data=b"won", headers={"Content-Type": winner_body["contentType"]}).ok
-        assert objects(stack, f"{task_id}/") == [f"{task_id}/0/public/raced"]
+        assert bucket_keys(stack, f"{task_id}/") == [f"{task_id}/0/public/raced"]

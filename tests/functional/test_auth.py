@@ -20,31 +20,15 @@ from taskcluster.exceptions import TaskclusterAuthFailure, TaskclusterRestFailur
 
 from chalicelib.domain.model import format_date
 from chalicelib.domain.pools import PoolWorker, WorkerState
-from tests.harness import Harness, task_def
+from tests.harness import AUTH, Harness, assert_error, make_client, task_def
 
-AUTH = "/api/auth/v1"
 ROOT = "/api/queue/v1"
 
 
 # --- helpers --------------------------------------------------------------------------------------
-def make_client(stack: Harness, client_id: str, scopes: list[str], **fields: Any) -> dict[str, str]:
-    body = {"description": "test client", "expires": format_date(stack.clock.now() + timedelta(days=1)), **fields}
-    r = stack.call("PUT", f"{AUTH}/clients/{client_id.replace('/', '%2F')}", {**body, "scopes": scopes})
-    assert r.status_code == 200, r.body
-    return {"clientId": client_id, "accessToken": r.json_body["accessToken"]}
-
-
 def make_role(stack: Harness, role_id: str, scopes: list[str]) -> None:
     r = stack.call("PUT", f"{AUTH}/roles/{role_id}", {"description": "test role", "scopes": scopes})
     assert r.status_code == 200, r.body
-
-
-def error(r: Any, status: int, code: str) -> dict[str, Any]:
-    assert r.status_code == status, r.body
-    body: dict[str, Any] = r.json_body
-    assert body["code"] == code
-    assert set(body["requestInfo"]) == {"method", "params", "payload", "time"}
-    return body
 
 
 def client(stack: Harness, credentials: dict[str, Any] | None, cls: Any = taskcluster.Queue, **opts: Any) -> Any:
@@ -70,7 +54,7 @@ def test_the_root_client_is_authenticated_and_holds_every_scope(stack: Harness) 
 def test_a_wrong_access_token_is_401_authentication_failed(stack: Harness) -> None:
     task_id = stack.create()
     r = stack.call("GET", f"/task/{task_id}/status", credentials={"clientId": "root", "accessToken": "wrong"})
-    error(r, 401, "AuthenticationFailed")
+    assert_error(r, 401, "AuthenticationFailed")
     assert r.headers["WWW-Authenticate"] == "hawk"
     with pytest.raises(TaskclusterAuthFailure):
         client(stack, {"clientId": "root", "accessToken": "wrong"}).status(task_id)
@@ -78,7 +62,7 @@ def test_a_wrong_access_token_is_401_authentication_failed(stack: Harness) -> No
 
 def test_an_unknown_client_is_401(stack: Harness) -> None:
     r = stack.call("GET", f"/task/{slugid.nice()}/status", credentials={"clientId": "nobody", "accessToken": "x"})
-    error(r, 401, "AuthenticationFailed")
+    assert_error(r, 401, "AuthenticationFailed")
 
 
 def test_an_expired_or_deleted_client_is_401(stack: Harness) -> None:
@@ -86,12 +70,12 @@ def test_an_expired_or_deleted_client_is_401(stack: Harness) -> None:
     task_id = stack.create()
     assert stack.call("GET", f"/task/{task_id}/status", credentials=creds).status_code == 200
     stack.advance(24 * 3600 + 1)  # past its expiry (and past the client cache)
-    error(stack.call("GET", f"/task/{task_id}/status", credentials=creds), 401, "AuthenticationFailed")
+    assert_error(stack.call("GET", f"/task/{task_id}/status", credentials=creds), 401, "AuthenticationFailed")
 
     other = make_client(stack, "deleted", ["queue:status:*"])
     assert stack.call("GET", f"/task/{task_id}/status", credentials=other).status_code == 200
     assert stack.call("DELETE", f"{AUTH}/clients/deleted").status_code == 204
-    error(stack.call("GET", f"/task/{task_id}/status", credentials=other), 401, "AuthenticationFailed")
+    assert_error(stack.call("GET", f"/task/{task_id}/status", credentials=other), 401, "AuthenticationFailed")
 
 
 @pytest.mark.parametrize(("skew", "accepted"), [(-14 * 60, True), (14 * 60, True), (-16 * 60, False), (16 * 60, False)])
@@ -127,21 +111,21 @@ def test_tampered_requests_are_refused(stack: Harness) -> None:
     headers = signed(stack, "POST", path, good)
     # The body changed after signing: the payload hash no longer matches.
     r = stack.client.http.request("POST", path, headers=headers, body=json.dumps({"newPriority": "low"}).encode())
-    error(r, 401, "AuthenticationFailed")
+    assert_error(r, 401, "AuthenticationFailed")
     # Another path than the one signed.
     other = f"{ROOT}/task/{slugid.nice()}/priority"
-    error(stack.client.http.request("POST", other, headers=headers, body=good), 401, "AuthenticationFailed")
+    assert_error(stack.client.http.request("POST", other, headers=headers, body=good), 401, "AuthenticationFailed")
     # Another host than the one signed.
     moved = {**headers, "Host": "elsewhere.example.com"}
-    error(stack.client.http.request("POST", path, headers=moved, body=good), 401, "AuthenticationFailed")
+    assert_error(stack.client.http.request("POST", path, headers=moved, body=good), 401, "AuthenticationFailed")
     # The method changed.
-    error(
+    assert_error(
         stack.client.http.request("PUT", f"{ROOT}/task/{task_id}", headers=headers, body=good),
         401,
         "AuthenticationFailed",
     )
     # As signed, it passes authentication (and the missing task is then a 404).
-    error(stack.client.http.request("POST", path, headers=headers, body=good), 404, "ResourceNotFound")
+    assert_error(stack.client.http.request("POST", path, headers=headers, body=good), 404, "ResourceNotFound")
 
 
 def test_a_header_and_a_bewit_together_are_refused(stack: Harness) -> None:
@@ -149,14 +133,14 @@ def test_a_header_and_a_bewit_together_are_refused(stack: Harness) -> None:
     url = client(stack, stack.credentials).buildSignedUrl("status", task_id)
     query = url.split("?", 1)[1]
     r = stack.call("GET", f"/task/{task_id}/status?{query}")
-    error(r, 401, "AuthenticationFailed")
+    assert_error(r, 401, "AuthenticationFailed")
 
 
 # --- anonymous access -----------------------------------------------------------------------------
 def test_no_credentials_get_the_anonymous_roles_scopes_and_missing_ones_are_403(stack: Harness) -> None:
     task_id = stack.create()
     assert stack.call("GET", "/ping", credentials=None).status_code == 200  # public
-    body = error(stack.call("GET", f"/task/{task_id}/status", credentials=None), 403, "InsufficientScopes")
+    body = assert_error(stack.call("GET", f"/task/{task_id}/status", credentials=None), 403, "InsufficientScopes")
     assert body["details"] == {"required": f"queue:status:{task_id}", "unsatisfied": f"queue:status:{task_id}"}
     assert "anonymous" in body["message"]
 
@@ -169,8 +153,8 @@ def test_no_credentials_get_the_anonymous_roles_scopes_and_missing_ones_are_403(
 
 def test_403_comes_before_parameter_validation_when_the_route_parameters_suffice(stack: Harness) -> None:
     # Taskcluster authorizes first: an unauthorized caller learns nothing about the input's validity.
-    error(stack.call("GET", "/task/not-a-slug/status", credentials=None), 403, "InsufficientScopes")
-    error(stack.call("GET", "/task/not-a-slug/status"), 400, "InvalidRequestArguments")
+    assert_error(stack.call("GET", "/task/not-a-slug/status", credentials=None), 403, "InsufficientScopes")
+    assert_error(stack.call("GET", "/task/not-a-slug/status"), 400, "InvalidRequestArguments")
 
 
 # --- bewits ---------------------------------------------------------------------------------------
@@ -218,7 +202,7 @@ def test_public_artifacts_need_no_scopes(stack: Harness) -> None:
     assert stack.call("POST", f"/task/{task_id}/runs/0/artifacts/public%2Flog", link).status_code == 200
     r = stack.call("GET", f"/task/{task_id}/runs/0/artifacts/public%2Flog", credentials=None)
     assert r.status_code == 303
-    error(
+    assert_error(
         stack.call("GET", f"/task/{task_id}/runs/0/artifacts/private%2Flog", credentials=None),
         403,
         "InsufficientScopes",
@@ -335,7 +319,7 @@ def test_a_client_cannot_grant_scopes_it_lacks(stack: Harness) -> None:
         credentials=creator,
     )
     assert ok.status_code == 200, ok.body
-    body = error(
+    body = assert_error(
         stack.call(
             "PUT",
             f"{AUTH}/clients/sub%2Fb",
@@ -377,8 +361,8 @@ def test_roles_expand_through_assume_scopes(stack: Harness) -> None:
 
 def test_a_role_that_would_expand_without_bound_is_refused(stack: Harness) -> None:
     r = stack.call("PUT", f"{AUTH}/roles/grow*", {"description": "x", "scopes": ["assume:grow<..>x"]})
-    error(r, 400, "InputError")
-    error(stack.call("GET", f"{AUTH}/roles/grow*"), 404, "ResourceNotFound")
+    assert_error(r, 400, "InputError")
+    assert_error(stack.call("GET", f"{AUTH}/roles/grow*"), 404, "ResourceNotFound")
 
 
 # --- every endpoint's scopes ----------------------------------------------------------------------
@@ -645,7 +629,7 @@ def test_exactly_the_documented_scopes_succeed_and_missing_any_one_is_403(
     for i, missing in enumerate(needed):
         creds = make_client(stack, f"without-{i}", [s for s in needed if s != missing])
         r = stack.call(method, url, request_body, credentials=creds)
-        got = error(r, 403, "InsufficientScopes")
+        got = assert_error(r, 403, "InsufficientScopes")
         assert missing in json.dumps(got["details"]["unsatisfied"]), (name, missing)
     creds = make_client(stack, "exact", needed)
     r = stack.call(method, url, request_body, credentials=creds)
@@ -665,7 +649,7 @@ def test_a_token_in_ext_that_is_not_base64_json_is_401(stack: Harness) -> None:
         _timestamp=str(int(stack.clock.now().timestamp())),
     )
     r = stack.call("GET", f"/task/{task_id}/status", headers={"Authorization": sender.request_header})
-    assert "parse ext" in error(r, 401, "AuthenticationFailed")["message"]
+    assert "parse ext" in assert_error(r, 401, "AuthenticationFailed")["message"]
 
 
 def test_on_aws_the_root_client_comes_from_its_secret(stack: Harness) -> None:

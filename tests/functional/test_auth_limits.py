@@ -19,9 +19,8 @@ import taskcluster
 
 from chalicelib.domain.credentials import Role
 from chalicelib.domain.model import format_date
-from tests.harness import Harness
+from tests.harness import AUTH, Harness, assert_error, expires
 
-AUTH = "/api/auth/v1"
 QUICK = 5.0  # seconds: a generous bound; the work these tests guard against took minutes or all memory
 
 
@@ -33,21 +32,6 @@ def timed(stack: Harness, method: str, path: str, body: Any = None, **kwargs: An
     elapsed = time.perf_counter() - started
     assert elapsed < QUICK, (method, path, r.status_code, elapsed)
     return r
-
-
-def error(r: Any, status: int, code: str, method: str, says: str = "") -> dict[str, Any]:
-    """Taskcluster's error body: code, a message (saying `says`), and what the request was."""
-    assert r.status_code == status, r.body
-    body: dict[str, Any] = r.json_body
-    assert body["code"] == code
-    assert says in body["message"], body["message"]
-    assert set(body["requestInfo"]) == {"method", "params", "payload", "time"}
-    assert body["requestInfo"]["method"] == method
-    return body
-
-
-def expires(stack: Harness) -> str:
-    return format_date(stack.clock.now() + timedelta(days=1))
 
 
 def make_client(stack: Harness, client_id: str, scopes: list[str]) -> dict[str, str]:
@@ -120,10 +104,12 @@ def race(
     def run_inner() -> None:
         responses["inner"] = inner()
 
-    store = stack.c.auth.store
-    monkeypatch.setattr(stack.c.auth, "store", Interrupting(store, at, run_inner))
+    store, interrupting = stack.c.auth.store, Interrupting(stack.c.auth.store, at, run_inner)
+    monkeypatch.setattr(stack.c.auth, "store", interrupting)
+    monkeypatch.setattr(stack.c.auth_admin, "store", interrupting)
     responses["outer"] = outer()
     monkeypatch.setattr(stack.c.auth, "store", store)
+    monkeypatch.setattr(stack.c.auth_admin, "store", store)
     if "inner" not in responses:
         run_inner()
     return responses["outer"], responses["inner"]
@@ -134,14 +120,14 @@ def test_a_role_re_entering_itself_with_its_parameter_doubled_is_a_quick_400_and
     # assume:grow<x> grants assume:grow<x><x>, which grants assume:grow<x><x><x><x>: this request
     # used to take all the machine's memory.
     r = timed(stack, "PUT", f"{AUTH}/roles/grow*", {"description": "d", "scopes": ["assume:grow<..><..>"]})
-    error(r, 400, "InputError", "createRole", "characters")
-    error(stack.call("GET", f"{AUTH}/roles/grow*"), 404, "ResourceNotFound", "role")
+    assert_error(r, 400, "InputError", "createRole", "characters")
+    assert_error(stack.call("GET", f"{AUTH}/roles/grow*"), 404, "ResourceNotFound", "role")
     assert role_ids(stack) == []
 
     # Nor may an update make a stored role do it; the stored role stays as it was.
     assert stack.call("PUT", f"{AUTH}/roles/grow*", {"description": "d", "scopes": ["assume:x"]}).status_code == 200
     r = timed(stack, "POST", f"{AUTH}/roles/grow*", {"description": "d2", "scopes": ["assume:grow<..>/<..>"]})
-    error(r, 400, "InputError", "updateRole", "characters")
+    assert_error(r, 400, "InputError", "updateRole", "characters")
     stored = stack.call("GET", f"{AUTH}/roles/grow*").json_body
     assert (stored["description"], stored["scopes"]) == ("d", ["assume:x"])
 
@@ -152,7 +138,7 @@ def test_a_second_role_that_makes_the_first_multiply_is_refused(stack: Harness) 
         stack.call("PUT", f"{AUTH}/roles/p*", {"description": "d", "scopes": ["assume:q<..><..>"]}).status_code == 200
     )
     r = timed(stack, "PUT", f"{AUTH}/roles/q*", {"description": "d", "scopes": ["assume:p<..>"]})
-    error(r, 400, "InputError", "createRole", "role p*")
+    assert_error(r, 400, "InputError", "createRole", "role p*")
     assert role_ids(stack) == ["p*"]
 
 
@@ -164,15 +150,19 @@ def test_stored_roles_beyond_the_bound_fail_every_request_that_uses_them_closed(
     task = f"/api/queue/v1/task/{slugid.nice()}/status"
 
     # Who assumes the role can be granted nothing: 403 for any request, even one needing no scope.
-    error(timed(stack, "GET", task, credentials=None), 403, "InsufficientScopes", "status", "cannot be determined")
-    error(timed(stack, "GET", task, credentials=victim), 403, "InsufficientScopes", "status", "cannot be determined")
+    assert_error(
+        timed(stack, "GET", task, credentials=None), 403, "InsufficientScopes", "status", "cannot be determined"
+    )
+    assert_error(
+        timed(stack, "GET", task, credentials=victim), 403, "InsufficientScopes", "status", "cannot be determined"
+    )
     r = timed(stack, "GET", f"{AUTH}/scopes/current", credentials=victim)
-    error(r, 403, "InsufficientScopes", "currentScopes", "cannot be determined")
+    assert_error(r, 403, "InsufficientScopes", "currentScopes", "cannot be determined")
     # Expanding it, or reading what it expands to, is a 400.
     r = timed(stack, "POST", f"{AUTH}/scopes/expand", {"scopes": ["assume:grow:y"]}, credentials=None)
-    error(r, 400, "InputError", "expandScopes", "too large")
-    error(timed(stack, "GET", f"{AUTH}/roles/grow:*"), 400, "InputError", "role", "too large")
-    error(timed(stack, "GET", f"{AUTH}/clients/victim"), 400, "InputError", "client", "too large")
+    assert_error(r, 400, "InputError", "expandScopes", "too large")
+    assert_error(timed(stack, "GET", f"{AUTH}/roles/grow:*"), 400, "InputError", "role", "too large")
+    assert_error(timed(stack, "GET", f"{AUTH}/clients/victim"), 400, "InputError", "client", "too large")
     # Nothing that does not pass through it is affected, and the root client can repair the table.
     r = timed(stack, "POST", f"{AUTH}/scopes/expand", {"scopes": ["queue:x"]}, credentials=None)
     assert r.json_body == {"scopes": ["queue:x"]}
@@ -181,7 +171,7 @@ def test_stored_roles_beyond_the_bound_fail_every_request_that_uses_them_closed(
         "assume:grow:z",
         "queue:status:*",
     ]
-    error(timed(stack, "GET", task, credentials=None), 403, "InsufficientScopes", "status", "is missing")
+    assert_error(timed(stack, "GET", task, credentials=None), 403, "InsufficientScopes", "status", "is missing")
 
 
 def test_a_role_growing_only_for_some_parameters_is_stored_but_requests_using_it_fail_closed(stack: Harness) -> None:
@@ -191,10 +181,10 @@ def test_a_role_growing_only_for_some_parameters_is_stored_but_requests_using_it
         stack.call("PUT", f"{AUTH}/roles/ab*", {"description": "d", "scopes": ["assume:a<..><..>"]}).status_code == 200
     )
     r = timed(stack, "POST", f"{AUTH}/scopes/expand", {"scopes": ["assume:abbb"]}, credentials=None)
-    error(r, 400, "InputError", "expandScopes", "too large")
+    assert_error(r, 400, "InputError", "expandScopes", "too large")
     # A client that would assume it is refused before it is stored.
     body = {"description": "d", "expires": expires(stack), "scopes": ["assume:abbb"]}
-    error(timed(stack, "PUT", f"{AUTH}/clients/grower", body), 400, "InputError", "createClient", "too large")
+    assert_error(timed(stack, "PUT", f"{AUTH}/clients/grower", body), 400, "InputError", "createClient", "too large")
     assert client_ids(stack) == []
 
 
@@ -206,16 +196,18 @@ def test_racing_role_writes_may_store_roles_beyond_the_bound_and_requests_then_f
         r = stack.call("PUT", f"{AUTH}/roles/q*", {"description": "d", "scopes": ["assume:p<..>"]})
         assert r.status_code == 200, r.body
 
-    monkeypatch.setattr(stack.c.auth, "store", Interrupting(stack.c.auth.store, at=2, interrupt=inner))
+    interrupting = Interrupting(stack.c.auth.store, at=2, interrupt=inner)
+    monkeypatch.setattr(stack.c.auth, "store", interrupting)
+    monkeypatch.setattr(stack.c.auth_admin, "store", interrupting)
     r = stack.call("PUT", f"{AUTH}/roles/p*", {"description": "d", "scopes": ["assume:q<..><..>"]})
     assert r.status_code == 200, r.body
     assert sorted(role.role_id for role in stack.c.auth.store.all_roles()) == ["p*", "q*"]
     r = timed(stack, "POST", f"{AUTH}/scopes/expand", {"scopes": ["assume:p1"]}, credentials=None)
-    error(r, 400, "InputError", "expandScopes", "too large")
-    error(timed(stack, "GET", f"{AUTH}/roles"), 400, "InputError", "listRoles", "too large")
+    assert_error(r, 400, "InputError", "expandScopes", "too large")
+    assert_error(timed(stack, "GET", f"{AUTH}/roles"), 400, "InputError", "listRoles", "too large")
     # Any further role write says what is wrong; updating either role out of the loop repairs it.
     r = timed(stack, "PUT", f"{AUTH}/roles/other", {"description": "d", "scopes": []})
-    error(r, 400, "InputError", "createRole", "too large")
+    assert_error(r, 400, "InputError", "createRole", "too large")
     assert timed(stack, "POST", f"{AUTH}/roles/q*", {"description": "d", "scopes": []}).status_code == 200
     assert timed(stack, "POST", f"{AUTH}/scopes/expand", {"scopes": ["assume:p1"]}).json_body["scopes"] == [
         "assume:p1",
@@ -231,7 +223,7 @@ def distinct_stars(n: int) -> list[str]:
 def test_anonymous_expand_scopes_of_20000_distinct_star_scopes_is_a_quick_400(stack: Harness) -> None:
     # This request took 38 s (every scope compared with every star) before ending in a 500.
     r = timed(stack, "POST", f"{AUTH}/scopes/expand", {"scopes": distinct_stars(20_000)}, credentials=None)
-    error(r, 400, "InputValidationError", "expandScopes", "1000")
+    assert_error(r, 400, "InputValidationError", "expandScopes", "1000")
     assert role_ids(stack) == [] and client_ids(stack) == []
 
 
@@ -256,7 +248,7 @@ def test_authorized_scopes_of_20000_scopes_are_a_quick_403(stack: Harness) -> No
     path = f"/api/queue/v1/task/{slugid.nice()}/status"
     ext = {"authorizedScopes": [f"queue:status:{i}" for i in range(20_000)]}
     r = timed(stack, "GET", path, headers=with_ext(stack, stack.credentials, "GET", path, ext))
-    error(r, 403, "InsufficientScopes", "status", "10000 scopes")
+    assert_error(r, 403, "InsufficientScopes", "status", "10000 scopes")
 
 
 def test_many_authorized_or_certificate_scopes_against_many_held_stars_are_checked_quickly(stack: Harness) -> None:
@@ -295,7 +287,7 @@ def test_a_body_past_a_scope_cap_is_a_quick_400_and_stores_nothing(
     stack: Harness, method: str, path: str, name: str, fields: dict[str, Any], scopes: list[str], says: str
 ) -> None:
     r = timed(stack, method, path, {**fields, "scopes": scopes}, credentials=None)
-    error(r, 400, "InputValidationError", name, says)
+    assert_error(r, 400, "InputValidationError", name, says)
     assert role_ids(stack) == [] and client_ids(stack) == []
     # at the caps, it is accepted
     at_caps = [f"queue:status:{i}" for i in range(999)] + ["queue:status:" + "x" * 987]
@@ -304,7 +296,7 @@ def test_a_body_past_a_scope_cap_is_a_quick_400_and_stores_nothing(
 
 def test_a_description_past_its_cap_is_a_400(stack: Harness) -> None:
     r = timed(stack, "PUT", f"{AUTH}/roles/wordy", {"description": "x" * 10241, "scopes": []})
-    error(r, 400, "InputValidationError", "createRole", "10240")
+    assert_error(r, 400, "InputValidationError", "createRole", "10240")
     assert role_ids(stack) == []
 
 
@@ -321,7 +313,7 @@ def test_a_client_or_role_too_large_for_a_table_row_is_a_400_not_a_500(
 ) -> None:
     # Within the caps, but past DynamoDB's 400 KB item (which refused the write: a 500).
     scopes = [f"{i:04d}:" + "x" * 995 for i in range(1000)]
-    error(timed(stack, "PUT", path, {**fields, "scopes": scopes}), 400, "InputError", name, "bytes")
+    assert_error(timed(stack, "PUT", path, {**fields, "scopes": scopes}), 400, "InputError", name, "bytes")
     assert role_ids(stack) == [] and client_ids(stack) == []
 
 
@@ -336,7 +328,7 @@ def test_racing_creates_of_one_role_store_exactly_one_and_tell_the_other_409(
     outer, inner = race(stack, monkeypatch, at, create(["outer:a", "outer:b"]), create(["inner:a"]))
     winner, loser = (outer, inner) if outer.status_code == 200 else (inner, outer)
     assert winner.status_code == 200, (at, outer.body, inner.body)
-    error(loser, 409, "RequestConflict", "createRole", "already exists")
+    assert_error(loser, 409, "RequestConflict", "createRole", "already exists")
     stored = stack.call("GET", f"{AUTH}/roles/racer").json_body
     assert (stored["description"], stored["scopes"]) == (winner.json_body["description"], winner.json_body["scopes"])
     assert role_ids(stack) == ["racer"]
@@ -356,7 +348,7 @@ def test_racing_creates_of_one_client_store_exactly_one_and_tell_the_other_409(
     outer, inner = race(stack, monkeypatch, at, create("outer", ["queue:status:*"]), create("inner", []))
     winner, loser = (outer, inner) if outer.status_code == 200 else (inner, outer)
     assert winner.status_code == 200, (at, outer.body, inner.body)
-    body = error(loser, 409, "RequestConflict", "createClient", "already exists")
+    body = assert_error(loser, 409, "RequestConflict", "createClient", "already exists")
     assert "accessToken" not in body
     assert stack.call("GET", f"{AUTH}/clients/racer").json_body["description"] == winner.json_body["description"]
     assert client_ids(stack) == ["racer"]
@@ -383,7 +375,7 @@ def test_an_update_racing_a_token_reset_neither_brings_the_old_token_back_nor_is
     reset_r, update_r = (inner, outer) if reset_inside else (outer, inner)
     assert reset_r.status_code == 200, reset_r.body
     if reset_inside:  # the update would write the old seed back: refused, and told so
-        error(update_r, 409, "RequestConflict", "updateClient", "try again")
+        assert_error(update_r, 409, "RequestConflict", "updateClient", "try again")
         assert stack.call("GET", f"{AUTH}/clients/leaked").json_body["description"] == "d"
     else:  # the reset writes only the seed: the update made meanwhile stands
         assert update_r.status_code == 200, update_r.body
@@ -391,4 +383,6 @@ def test_an_update_racing_a_token_reset_neither_brings_the_old_token_back_nor_is
     stack.advance(11)  # past the client cache
     new = {"clientId": "leaked", "accessToken": reset_r.json_body["accessToken"]}
     assert stack.call("GET", f"{AUTH}/scopes/current", credentials=new).status_code == 200
-    error(stack.call("GET", f"{AUTH}/scopes/current", credentials=old), 401, "AuthenticationFailed", "currentScopes")
+    assert_error(
+        stack.call("GET", f"{AUTH}/scopes/current", credentials=old), 401, "AuthenticationFailed", "currentScopes"
+    )

@@ -16,8 +16,9 @@ import pytest
 import slugid
 
 from chalicelib.domain.errors import QueueError
-from chalicelib.services.graph import TaskGraph
+from chalicelib.services.dependencies import Dependencies
 from chalicelib.services.queue import QueueService
+from chalicelib.services.task_groups import TaskGroups
 from tests.harness import Harness, Interrupting, task_def
 
 
@@ -25,9 +26,10 @@ def interrupted_queue(stack: Harness, at: int, interrupt: Callable[[], None]) ->
     """A QueueService over the stack's stores that lets `interrupt` run before its `at`-th store call."""
     c, counter = stack.c, [0]
     store = Interrupting(c.queue.store, counter, at, interrupt)
-    graph_store = Interrupting(c.graph.graph, counter, at, interrupt)
-    graph = TaskGraph(store, graph_store, c.graph.events, c.graph.releases, c.clock)  # type: ignore[arg-type]
-    return QueueService(store, c.queue.hints, graph, c.clock, c.settings)  # type: ignore[arg-type]
+    graph_store = Interrupting(c.dependencies.graph, counter, at, interrupt)
+    groups = TaskGroups(store, graph_store, c.groups.events, c.clock)  # type: ignore[arg-type]
+    dependencies = Dependencies(store, graph_store, c.dependencies.releases, c.clock)  # type: ignore[arg-type]
+    return QueueService(store, c.queue.hints, groups, dependencies, c.clock, c.settings)  # type: ignore[arg-type]
 
 
 def create(queue: QueueService, task_id: str, body: dict[str, Any]) -> str:
@@ -106,7 +108,7 @@ def test_racing_creates_leave_only_the_stored_definitions_edges(
         complete(stack, winner_only)
         assert state(stack, task_id) == "pending", at
         # nothing of the loser's is left for the sweeper's re-check either
-        assert stack.c.graph.recheck(stack.c.queue.task(task_id)).state.value == "pending"
+        assert stack.c.dependencies.recheck(stack.c.queue.task(task_id)).state.value == "pending"
     # the interleavings did include the conflicts this test is about
     expected = ("InputError", "ok") if loser_has_missing_dependency else ("RequestConflict", "ok")
     assert expected in seen
@@ -124,5 +126,5 @@ def test_a_losing_create_removes_its_own_edges(stack: Harness) -> None:
 
 
 def _edge_count(stack: Harness) -> int:
-    model = stack.c.graph.graph._model  # type: ignore[attr-defined]
+    model = stack.c.dependencies.graph._model  # type: ignore[attr-defined]
     return sum(1 for row in model.scan() if row.pk.startswith(("dependents#", "requires#")))

@@ -5,8 +5,8 @@ Every route the app serves is fuzzed (the Api endpoints of chalicelib.handlers.h
 the reference documents). Requests are built around a small "world" made first (a running task with
 artifacts, a dependent task, a worker pool, a role, a client) so that valid values name things that
 exist; each example then makes one part of the request hostile (path parameters, query, body,
-headers, or all of them; hostile values in fuzz_corpus.py) and keeps the rest valid, so that it gets
-past the other checks into the handler. Most requests are signed as the root client, which holds
+headers, or all of them; hostile values in tests/fuzz_corpus.py) and keeps the rest valid, so that
+it gets past the other checks into the handler. Most requests are signed as the root client, which holds
 every scope. Four tests:
 
 - test_no_request_gets_a_5xx_or_a_malformed_error: hypothesis, FUZZ_EXAMPLES (default 20) per route;
@@ -59,9 +59,9 @@ from moto import mock_aws
 
 from app import app
 from chalicelib.domain.model import format_date
-from chalicelib.handlers.http import ENDPOINTS, SPLAT_SEP
+from chalicelib.handlers.api import ENDPOINTS, SPLAT_SEP
 from chalicelib.schemas import load
-from tests.functional.fuzz_corpus import (
+from tests.fuzz_corpus import (
     CONTENT_TYPES,
     DEEP,
     HOSTILE_BODIES,
@@ -318,7 +318,7 @@ def fuzz_stack() -> Iterator[Harness]:
     their worlds on it (shared_world, fresh_world)."""
     # One filter (a logger's filter sees each record before any handler; pytest adds its own
     # handlers to this logger) for all worlds: the first filter to refuse a record is the last.
-    api_log, incidents = logging.getLogger("taskqueue.api"), Incidents(INCIDENTS)
+    api_log, incidents = logging.getLogger("chalicelib.handlers.api"), Incidents(INCIDENTS)
     api_log.addFilter(incidents)
     with mock_aws():
         harness = Harness.start()

@@ -10,9 +10,7 @@ import slugid
 
 from chalicelib.domain.definition import new_task, normalize
 from chalicelib.domain.model import TaskState, format_date
-from tests.functional.test_lifecycle import claim_task, report, runs
-from tests.functional.test_stream import stream_records
-from tests.harness import Harness, assert_error, task_def
+from tests.harness import Harness, assert_error, claim_task, report, runs, stream_records, task_def
 
 
 def finish(stack: Harness, task_id: str, outcome: str = "completed", run_id: int = 0) -> None:
@@ -68,9 +66,9 @@ def test_an_edge_stored_without_its_dependents_count_still_releases(stack: Harne
     build = stack.create()
     test = stack.create(dependencies=[build])
     link = stack.c.queue.task(test).link
-    row = stack.c.graph.graph._model.get(f"dependents#{build}", f"{test}#{link}")  # type: ignore[attr-defined]
+    row = stack.c.dependencies.graph._model.get(f"dependents#{build}", f"{test}#{link}")  # type: ignore[attr-defined]
     row.update(actions=[type(row).dependencies.remove()])
-    assert stack.c.graph.graph.dependents(build, 10, None)[0] == [(test, link, "all-completed", None)]
+    assert stack.c.dependencies.graph.dependents(build, 10, None)[0] == [(test, link, "all-completed", None)]
     finish(stack, build)
     assert state(stack, test) == "pending"
 
@@ -81,9 +79,9 @@ def test_a_task_and_edges_stored_before_edges_had_links_are_still_released(stack
     test = slugid.nice()
     definition = normalize(test, task_def(stack.clock, dependencies=[build, other]), stack.clock.now(), 5)
     task = new_task(test, definition)
-    stack.c.graph.graph.add_edges(test, "", "all-completed", [build, other], 2, task.expires)
+    stack.c.dependencies.graph.add_edges(test, "", "all-completed", [build, other], 2, task.expires)
     assert stack.c.queue.store.create(task) is None
-    assert [t.task_id for t in stack.c.graph.dependents(build, 10, None)[0]] == [test]
+    assert [t.task_id for t in stack.c.dependencies.dependents(build, 10, None)[0]] == [test]
     finish(stack, build)
     assert state(stack, test) == "unscheduled"
     finish(stack, other)
@@ -233,7 +231,7 @@ def test_a_large_fan_out_continues_on_the_release_queue(stack: Harness) -> None:
     claim_task(stack, build)
     report(stack, build, 0, "completed")
     # The stream invocation has no time to spare: release hands on after its first page.
-    result = stack.c.graph.release(build, TaskState.COMPLETED, None, lambda: 0.0)
+    result = stack.c.dependencies.release(build, TaskState.COMPLETED, None, lambda: 0.0)
     assert result.continuation is not None
     assert 0 < len(result.released) < len(dependents)
     stack.pump.step()  # the release queue's handler finishes the rest
@@ -260,8 +258,6 @@ def test_list_dependent_tasks_pages_through_every_dependent(stack: Harness) -> N
 
 # --- task groups ----------------------------------------------------------------------------------
 def _def(stack: Harness, **overrides: Any) -> dict[str, Any]:
-    from tests.harness import task_def
-
     return task_def(stack.clock, **overrides)
 
 

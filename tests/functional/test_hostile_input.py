@@ -206,7 +206,7 @@ def test_thousands_of_dependencies_that_do_not_exist_are_refused_after_one_batch
     error = assert_error(r, 400, "InputError")
     assert set(error["details"]["missingTaskDependencies"]) <= set(deps[:100])
     task_missing(stack, task_id)
-    assert not [row for row in stack.c.graph.graph._model.scan() if task_id in row.pk or task_id in row.sk]  # type: ignore[attr-defined]
+    assert not [row for row in stack.c.dependencies.graph._model.scan() if task_id in row.pk or task_id in row.sk]  # type: ignore[attr-defined]
 
 
 def test_unauthorized_dependencies_are_refused_before_any_is_looked_up(stack: Harness) -> None:

@@ -7,19 +7,7 @@ from typing import Any
 
 import slugid
 
-from tests.harness import Harness, assert_error
-
-
-def report(stack: Harness, task_id: str, run_id: int, what: str, body: Any = None) -> Any:
-    return stack.call("POST", f"/task/{task_id}/runs/{run_id}/{what}", body)
-
-
-def claim_task(stack: Harness, task_id: str, run_id: int = 0, worker_id: str = "w1") -> Any:
-    return stack.call("POST", f"/task/{task_id}/runs/{run_id}/claim", {"workerGroup": "wg", "workerId": worker_id})
-
-
-def runs(status: dict[str, Any]) -> list[tuple[Any, ...]]:
-    return [(r["runId"], r["state"], r["reasonCreated"], r.get("reasonResolved")) for r in status["runs"]]
+from tests.harness import Harness, assert_error, claim_task, report, runs
 
 
 # --- dispatch and claimWork ---------------------------------------------------------------------------
@@ -237,17 +225,6 @@ def test_rerun_after_completion_adds_a_pending_run(stack: Harness) -> None:
     assert stack.call("POST", f"/task/{task_id}/rerun").json_body == r.json_body
     [claim] = stack.claim()
     assert claim["runId"] == 1
-
-
-def test_reruns_stop_at_fifty_runs(stack: Harness) -> None:
-    task_id = stack.create(retries=0)
-    for run_id in range(50):
-        claim_task(stack, task_id, run_id)
-        report(stack, task_id, run_id, "failed")
-        if run_id < 49:
-            assert stack.call("POST", f"/task/{task_id}/rerun").status_code == 200
-    assert_error(stack.call("POST", f"/task/{task_id}/rerun"), 409, "RequestConflict")
-    assert len(stack.status(task_id)["runs"]) == 50
 
 
 def test_schedule_task_of_a_scheduled_task_changes_nothing(stack: Harness) -> None:

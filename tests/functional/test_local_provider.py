@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +18,7 @@ from chalicelib.domain.pools import LaunchConfig, PoolWorker, WorkerPool, Worker
 from chalicelib.domain.provisioning import CloudState, Launch
 from chalicelib.local.provider import LocalProvider, worker_environment
 from chalicelib.services.ports import Launched, LaunchFailed
-from tests.fake_worker_manager import FakeWorkerManager
+from tests.harness import FakeWorkerManager, eventually
 
 WAIT = 30.0
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
@@ -28,12 +27,7 @@ LC = LaunchConfig("lc-0", "local-region", {"ImageId": "ignored-here"})
 
 
 def until(check: Callable[[], Any], what: str) -> Any:
-    end = time.monotonic() + WAIT
-    while not (result := check()):
-        if time.monotonic() > end:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
-    return result
+    return eventually(check, WAIT, what, every=0.05)
 
 
 def alive(pid: int) -> bool:

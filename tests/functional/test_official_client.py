@@ -19,7 +19,7 @@ import slugid
 import taskcluster
 from taskcluster.exceptions import TaskclusterRestFailure
 
-from tests.harness import Harness, task_def
+from tests.harness import Harness, iso, runs, task_def
 
 TQ = "proj/linux"
 WORKER = {"workerGroup": "wg", "workerId": "w1"}
@@ -48,11 +48,6 @@ CLAIM_KEYS = {"status", "runId", "workerGroup", "workerId", "takenUntil", "task"
 def queue(stack: Harness, monkeypatch: pytest.MonkeyPatch) -> taskcluster.Queue:
     stack.client_clock_follows_stack(monkeypatch)
     return taskcluster.Queue({"rootUrl": stack.root_url(), "maxRetries": 0, "credentials": stack.credentials})
-
-
-def iso(dt: datetime) -> str:
-    """JavaScript's Date.toJSON(), independently of chalicelib's own formatter."""
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
 def parse(text: str) -> datetime:
@@ -97,10 +92,6 @@ def claim_one(queue: taskcluster.Queue, stack: Harness, task_id: str) -> dict[st
     claims = claim_work(queue, stack)
     assert [c["status"]["taskId"] for c in claims] == [task_id]
     return claims[0]
-
-
-def runs(status: dict[str, Any]) -> list[tuple[Any, ...]]:
-    return [(r["runId"], r["state"], r["reasonCreated"], r.get("reasonResolved")) for r in status["runs"]]
 
 
 @contextmanager

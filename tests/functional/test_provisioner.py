@@ -13,84 +13,23 @@ from typing import Any
 import boto3
 
 from chalicelib.domain.pools import WorkerState
-from tests.harness import Harness
-
-POOL = "proj/linux"
-REGION = "us-east-1"
-
-
-def pool_body(image: str) -> dict[str, Any]:
-    return {
-        "providerId": "aws",
-        "description": "burst test",
-        "owner": "ops@example.com",
-        "emailOnError": False,
-        "config": {
-            "minCapacity": 0,
-            "maxCapacity": 10,
-            "scalingRatio": 1.0,
-            "lifecycle": {"registrationTimeout": 600, "queueInactivityTimeout": 1200},
-            "launchConfigs": [
-                {
-                    "region": REGION,
-                    "launchConfig": {"ImageId": image, "InstanceType": "m5.large"},
-                    "workerManager": {"launchConfigId": "m5", "capacityPerInstance": 2},
-                }
-            ],
-        },
-    }
-
-
-def instances(ec2: Any, states: tuple[str, ...] = ("pending", "running")) -> list[dict[str, Any]]:
-    pages = ec2.describe_instances(Filters=[{"Name": "tag:WorkerPoolId", "Values": [POOL]}])["Reservations"]
-    return [i for r in pages for i in r["Instances"] if i["State"]["Name"] in states]
-
-
-def registration(ec2: Any, instance_id: str, token: str | None = None) -> dict[str, Any]:
-    raw = ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
-    data = json.loads(base64.b64decode(raw["UserData"]["Value"]))
-    return {
-        "workerPoolId": data["workerPoolId"],
-        "providerId": data["providerId"],
-        "workerGroup": data["workerGroup"],
-        "workerId": instance_id,
-        "workerIdentityProof": {"registrationToken": token or data["registrationToken"]},
-    }
-
-
-def register_all(stack: Harness, ec2: Any) -> None:
-    for instance in instances(ec2):
-        body = registration(ec2, instance["InstanceId"])
-        wrong = stack.call(
-            "POST",
-            "/api/worker-manager/v1/worker/register",
-            {**body, "workerIdentityProof": {"registrationToken": "guess"}},
-            credentials=None,
-        )
-        assert wrong.status_code == 400 and wrong.json_body["code"] == "InputError"
-        r = stack.call("POST", "/api/worker-manager/v1/worker/register", body, credentials=None)
-        assert r.status_code == 200, r.body
-        assert r.json_body["credentials"]["clientId"].startswith(f"worker/aws/{POOL}/{REGION}/")
-        again = stack.call("POST", "/api/worker-manager/v1/worker/register", body, credentials=None)
-        assert again.status_code == 409  # one-time
-
-
-def claim(stack: Harness, worker_id: str, tasks: int) -> list[dict[str, Any]]:
-    stack.pump.step()
-    r = stack.call(
-        "POST",
-        f"/claim-work/{POOL.replace('/', '%2F')}",
-        {"workerGroup": REGION, "workerId": worker_id, "tasks": tasks},
-    )
-    assert r.status_code == 200, r.body
-    claims: list[dict[str, Any]] = r.json_body["tasks"]
-    return claims
+from tests.harness import (
+    EC2_POOL,
+    EC2_REGION,
+    WM,
+    Harness,
+    claim_on_pool,
+    ec2_pool_body,
+    instances,
+    register_all,
+    registration,
+)
 
 
 def test_a_burst_of_100_tasks_scales_to_10_and_back_to_zero(stack: Harness, capsys: Any) -> None:
-    ec2 = boto3.client("ec2", region_name=REGION)
+    ec2 = boto3.client("ec2", region_name=EC2_REGION)
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    stack.c.worker_manager.create_worker_pool(POOL, pool_body(image))
+    stack.c.worker_manager.create_worker_pool(EC2_POOL, ec2_pool_body(image))
     p = stack.c.provisioner
     task_ids = [stack.create() for _ in range(100)]
 
@@ -106,9 +45,9 @@ def test_a_burst_of_100_tasks_scales_to_10_and_back_to_zero(stack: Harness, caps
     assert len(instances(ec2)) == 5
 
     register_all(stack, ec2)
-    workers = stack.c.pool_store.alive_workers(POOL)
+    workers = stack.c.pool_store.alive_workers(EC2_POOL)
     assert {w.state for w in workers} == {WorkerState.RUNNING}
-    held = {w.worker_id: claim(stack, w.worker_id, 2) for w in workers}
+    held = {w.worker_id: claim_on_pool(stack, w.worker_id, 2) for w in workers}
     assert sum(len(c) for c in held.values()) == 10
     assert decide("run-3") == 0  # 90 pending, 10 claimed, all 10 busy: at the maximum
     [scan] = p.scan()
@@ -116,12 +55,12 @@ def test_a_burst_of_100_tasks_scales_to_10_and_back_to_zero(stack: Harness, caps
 
     # a spot interruption: that worker's runs retry at once
     doomed = workers[0]
-    assert p.interrupted(doomed.worker_id, "terminate")
+    assert stack.c.registration.interrupted(doomed.worker_id, "terminate")
     for c in held[doomed.worker_id]:
         status = stack.status(c["status"]["taskId"])
         assert status["runs"][0]["reasonResolved"] == "worker-shutdown"
         assert status["runs"][1]["state"] == "pending"
-    assert stack.c.pool_store.get_worker(POOL, REGION, doomed.worker_id).state is WorkerState.STOPPING  # type: ignore[union-attr]
+    assert stack.c.pool_store.get_worker(EC2_POOL, EC2_REGION, doomed.worker_id).state is WorkerState.STOPPING  # type: ignore[union-attr]
     assert decide("run-4") == 0  # the stopping capacity still counts against the maximum
 
     # the queue drains: everything resolved or cancelled
@@ -137,11 +76,11 @@ def test_a_burst_of_100_tasks_scales_to_10_and_back_to_zero(stack: Harness, caps
     ec2.terminate_instances(InstanceIds=[doomed.worker_id])  # EC2 ends the interrupted instance
     [scan] = p.scan()
     print("scan:", scan.line(), "stopped", scan.stopped)
-    marked = [w for w in stack.c.pool_store.alive_workers(POOL) if w.should_terminate]
+    marked = [w for w in stack.c.pool_store.alive_workers(EC2_POOL) if w.should_terminate]
     assert len(marked) == 4 and scan.stopped == 1  # told to stop; the interrupted one is gone
     asked = stack.call(
         "GET",
-        f"/api/worker-manager/v1/workers/{POOL.replace('/', '%2F')}/{REGION}/{marked[0].worker_id}/should-terminate",
+        f"{WM}/workers/{EC2_POOL.replace('/', '%2F')}/{EC2_REGION}/{marked[0].worker_id}/should-terminate",
     )
     assert asked.status_code == 200 and asked.json_body == {"terminate": True, "reason": "over capacity"}
     assert decide("run-5") == 0
@@ -150,18 +89,18 @@ def test_a_burst_of_100_tasks_scales_to_10_and_back_to_zero(stack: Harness, caps
     assert len(scan.removed) == 4
     assert instances(ec2) == []
     [scan] = p.scan()  # EC2 reports them terminated
-    assert stack.c.pool_store.alive_workers(POOL) == []
+    assert stack.c.pool_store.alive_workers(EC2_POOL) == []
     out = capsys.readouterr().out
     assert "to_spawn=10" in out
 
 
 def test_the_user_data_tells_a_worker_where_the_api_and_its_dispatch_queues_are(stack: Harness) -> None:
-    ec2 = boto3.client("ec2", region_name=REGION)
+    ec2 = boto3.client("ec2", region_name=EC2_REGION)
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    body = pool_body(image)
+    body = ec2_pool_body(image)
     body["config"]["launchConfigs"][0]["workerConfig"] = {"shell": "bash"}
     body["config"]["launchConfigs"][0]["additionalUserData"] = {"site": "eu-lab"}
-    stack.c.worker_manager.create_worker_pool(POOL, body)
+    stack.c.worker_manager.create_worker_pool(EC2_POOL, body)
     stack.create()
     stack.c.provisioner.provision("run-1")
     [instance] = instances(ec2)
@@ -171,9 +110,9 @@ def test_the_user_data_tells_a_worker_where_the_api_and_its_dispatch_queues_are(
     assert data == {
         "site": "eu-lab",
         "rootUrl": stack.c.provisioner.root_url,
-        "workerPoolId": POOL,
+        "workerPoolId": EC2_POOL,
         "providerId": "aws",
-        "workerGroup": REGION,
+        "workerGroup": EC2_REGION,
         "launchConfigId": "m5",
         "workerConfig": {"shell": "bash"},
         "capacity": 2,
@@ -183,17 +122,17 @@ def test_the_user_data_tells_a_worker_where_the_api_and_its_dispatch_queues_are(
 
 
 def test_additional_user_data_may_not_set_what_the_provisioner_writes(stack: Harness) -> None:
-    body = pool_body("ami-12345678")
+    body = ec2_pool_body("ami-12345678")
     body["config"]["launchConfigs"][0]["additionalUserData"] = {"queuePrefix": "elsewhere-"}
-    r = stack.call("PUT", f"/api/worker-manager/v1/worker-pool/{POOL.replace('/', '%2F')}", body)
+    r = stack.call("PUT", f"/api/worker-manager/v1/worker-pool/{EC2_POOL.replace('/', '%2F')}", body)
     assert r.status_code == 400 and "additionalUserData may not set queuePrefix" in r.json_body["message"], r.body
 
 
 def one_instance(stack: Harness, body: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
     """The pool (pool_body unless given), one task, one provisioner run: (EC2 client, its instance)."""
-    ec2 = boto3.client("ec2", region_name=REGION)
+    ec2 = boto3.client("ec2", region_name=EC2_REGION)
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    stack.c.worker_manager.create_worker_pool(POOL, body or pool_body(image))
+    stack.c.worker_manager.create_worker_pool(EC2_POOL, body or ec2_pool_body(image))
     stack.create()
     stack.c.provisioner.provision("run-1")
     [instance] = instances(ec2)
@@ -202,7 +141,7 @@ def one_instance(stack: Harness, body: dict[str, Any] | None = None) -> tuple[An
 
 def test_remove_worker_ends_the_instance_and_the_worker_stops(stack: Harness) -> None:
     ec2, instance = one_instance(stack)
-    path = f"/api/worker-manager/v1/workers/{POOL.replace('/', '%2F')}/{REGION}/{instance['InstanceId']}"
+    path = f"/api/worker-manager/v1/workers/{EC2_POOL.replace('/', '%2F')}/{EC2_REGION}/{instance['InstanceId']}"
 
     r = stack.call("DELETE", path)
     assert r.status_code == 200 and r.json_body == {}, r.body
@@ -224,7 +163,12 @@ def test_a_registered_worker_reregisters_with_its_one_time_secret(stack: Harness
     assert registered.status_code == 200, registered.body
     first = registered.json_body
     assert len(first["secret"]) == 44
-    body = {"workerPoolId": POOL, "workerGroup": REGION, "workerId": instance["InstanceId"], "secret": first["secret"]}
+    body = {
+        "workerPoolId": EC2_POOL,
+        "workerGroup": EC2_REGION,
+        "workerId": instance["InstanceId"],
+        "secret": first["secret"],
+    }
     path = "/api/worker-manager/v1/worker/reregister"
 
     stack.advance(3600)
@@ -232,7 +176,7 @@ def test_a_registered_worker_reregisters_with_its_one_time_secret(stack: Harness
     assert renewed.status_code == 200, renewed.body
     assert set(renewed.json_body) == {"expires", "credentials", "secret"}
     assert renewed.json_body["expires"] > first["expires"] and renewed.json_body["secret"] != first["secret"]
-    worker = stack.c.pool_store.get_worker(POOL, REGION, instance["InstanceId"])
+    worker = stack.c.pool_store.get_worker(EC2_POOL, EC2_REGION, instance["InstanceId"])
     assert worker is not None and worker.terminate_after is not None
     assert worker.terminate_after.isoformat()[:19] == renewed.json_body["expires"][:19]
 

@@ -13,8 +13,7 @@ from chalice.local import LambdaContext
 
 from app import app
 from chalicelib.domain.pools import WorkerState
-from tests.functional.test_provisioner import POOL, REGION, claim, instances, pool_body, register_all
-from tests.harness import Harness
+from tests.harness import EC2_POOL, EC2_REGION, Harness, claim_on_pool, ec2_pool_body, instances, register_all
 
 
 def invoke(name: str, event: dict[str, Any]) -> Any:
@@ -29,8 +28,8 @@ def eventbridge(detail_type: str, detail: dict[str, Any], source: str = "aws.ec2
         "source": source,
         "account": "123456789012",
         "time": "2026-11-29T10:00:00Z",
-        "region": REGION,
-        "resources": [f"arn:aws:ec2:{REGION}:123456789012:instance/{detail.get('instance-id', '')}"],
+        "region": EC2_REGION,
+        "resources": [f"arn:aws:ec2:{EC2_REGION}:123456789012:instance/{detail.get('instance-id', '')}"],
         "detail": detail,
     }
 
@@ -43,30 +42,30 @@ def scheduled(event_id: str) -> dict[str, Any]:
 @pytest.fixture
 def busy_worker(stack: Harness) -> tuple[str, list[dict[str, Any]]]:
     """A pool of one registered EC2 worker holding two claimed runs: (instance id, claims)."""
-    ec2 = boto3.client("ec2", region_name=REGION)
+    ec2 = boto3.client("ec2", region_name=EC2_REGION)
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    stack.c.worker_manager.create_worker_pool(POOL, pool_body(image))
+    stack.c.worker_manager.create_worker_pool(EC2_POOL, ec2_pool_body(image))
     stack.create()
     stack.create()
     result = invoke("provisioner", scheduled("run-1"))
     assert result["launched"] == 2 and result["errors"] == []
     register_all(stack, ec2)
     [instance] = instances(ec2)
-    claims = claim(stack, instance["InstanceId"], 2)
+    claims = claim_on_pool(stack, instance["InstanceId"], 2)
     assert len(claims) == 2
     return instance["InstanceId"], claims
 
 
 def worker_state(stack: Harness, instance_id: str) -> WorkerState:
-    worker = stack.c.pool_store.get_worker(POOL, REGION, instance_id)
+    worker = stack.c.pool_store.get_worker(EC2_POOL, EC2_REGION, instance_id)
     assert worker is not None
     return worker.state
 
 
 def test_the_schedule_scans_then_provisions_and_a_retried_invocation_launches_nothing_twice(stack: Harness) -> None:
-    ec2 = boto3.client("ec2", region_name=REGION)
+    ec2 = boto3.client("ec2", region_name=EC2_REGION)
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    stack.c.worker_manager.create_worker_pool(POOL, pool_body(image))
+    stack.c.worker_manager.create_worker_pool(EC2_POOL, ec2_pool_body(image))
     for _ in range(5):
         stack.create()
     first = invoke("provisioner", scheduled("event-1"))

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 import slugid
 
-from tests.functional.test_lifecycle import report
-from tests.harness import Harness, assert_error
+from tests.harness import Harness, assert_error, report
 
 TQ = "proj%2Flinux"
 

@@ -6,8 +6,7 @@ import functools
 import operator
 import threading
 
-from tests.functional.test_lifecycle import claim_task, report, runs
-from tests.harness import Harness
+from tests.harness import Harness, claim_task, report, runs
 
 
 def test_an_expired_claim_is_retried(stack: Harness) -> None:

@@ -22,9 +22,8 @@ from taskcluster.exceptions import TaskclusterRestFailure
 from chalicelib import reference
 from chalicelib.adapters.pool_store import DynamoPoolStore
 from chalicelib.domain.pools import PoolError, PoolWorker, WorkerPool, WorkerState, worker_credential_scopes
-from tests.harness import Harness
+from tests.harness import WM, Harness, assert_error
 
-WM = "/api/worker-manager/v1"
 POOL = "proj/linux"
 ENC = "proj%2Flinux"
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -104,16 +103,10 @@ def call(stack: Harness, name: str, method: str, path: str, body: Any = None, st
     return r.json_body
 
 
-def error(stack: Harness, method: str, path: str, body: Any, status: int, code: str) -> dict[str, Any]:
-    answer = call(stack, "", method, path, body, status)
-    assert answer["code"] == code, answer
-    assert set(answer["requestInfo"]) == {"method", "params", "payload", "time"}
-    assert f"errorCode:  {code}" in answer["message"]
-    return dict(answer)
-
-
 def store(stack: Harness) -> DynamoPoolStore:
-    return stack.c.pool_store
+    pools = stack.c.pool_store
+    assert isinstance(pools, DynamoPoolStore)
+    return pools
 
 
 def worker(stack: Harness, worker_id: str, state: WorkerState = WorkerState.RUNNING, **fields: Any) -> PoolWorker:
@@ -240,8 +233,12 @@ def test_a_worker_reports_an_error_with_its_own_credentials(stack: Harness, wm: 
         as_worker.reportWorkerError(POOL, {**report, "workerId": "i-0def"})
     assert refused.value.status_code == 403
     assert wm.listWorkerPoolErrors(POOL)["workerPoolErrors"] == [reported]
-    error(stack, "POST", "/worker-pool-errors/proj%2Fnone", report, 404, "ResourceNotFound")
-    error(stack, "POST", f"/worker-pool-errors/{ENC}", {**report, "kind": "Bad Kind"}, 400, "InputValidationError")
+    assert_error(stack.call("POST", WM + "/worker-pool-errors/proj%2Fnone", report), 404, "ResourceNotFound")
+    assert_error(
+        stack.call("POST", WM + f"/worker-pool-errors/{ENC}", {**report, "kind": "Bad Kind"}),
+        400,
+        "InputValidationError",
+    )
 
 
 # --- worker pools over HTTP -----------------------------------------------------------------------
@@ -249,7 +246,7 @@ def test_creating_an_existing_pool_is_409_whatever_the_definition_as_taskcluster
     first = call(stack, "createWorkerPool", "PUT", f"/worker-pool/{ENC}", pool_def())
     stack.advance(5)
     for body in (pool_def(), pool_def(description="something else")):
-        refused = error(stack, "PUT", f"/worker-pool/{ENC}", body, 409, "RequestConflict")
+        refused = assert_error(stack.call("PUT", WM + f"/worker-pool/{ENC}", body), 409, "RequestConflict")
         assert refused["requestInfo"]["params"] == {"workerPoolId": POOL}
         assert "Worker pool already exists" in refused["message"]
     assert call(stack, "workerPool", "GET", f"/worker-pool/{ENC}") == first  # unchanged
@@ -287,15 +284,17 @@ def test_update_moves_the_old_provider_to_previous_and_back(stack: Harness) -> N
 
 def test_missing_pools_and_workers_are_404_and_a_wrong_id_in_the_body_400(stack: Harness) -> None:
     missing = "proj%2Fmissing"
-    error(stack, "GET", f"/worker-pool/{missing}", None, 404, "ResourceNotFound")
-    error(stack, "POST", f"/worker-pool/{missing}", pool_def(), 404, "ResourceNotFound")
-    error(stack, "DELETE", f"/worker-pool/{missing}", None, 404, "ResourceNotFound")
-    error(stack, "GET", f"/workers/{missing}", None, 404, "ResourceNotFound")
+    assert_error(stack.call("GET", WM + f"/worker-pool/{missing}"), 404, "ResourceNotFound")
+    assert_error(stack.call("POST", WM + f"/worker-pool/{missing}", pool_def()), 404, "ResourceNotFound")
+    assert_error(stack.call("DELETE", WM + f"/worker-pool/{missing}"), 404, "ResourceNotFound")
+    assert_error(stack.call("GET", WM + f"/workers/{missing}"), 404, "ResourceNotFound")
     call(stack, "createWorkerPool", "PUT", f"/worker-pool/{ENC}", pool_def())
-    error(stack, "GET", f"/workers/{ENC}/us-east-1/i-0none", None, 404, "ResourceNotFound")
-    body = error(stack, "POST", f"/worker-pool/{ENC}", pool_def(workerPoolId="proj/other"), 400, "InputError")
+    assert_error(stack.call("GET", WM + f"/workers/{ENC}/us-east-1/i-0none"), 404, "ResourceNotFound")
+    body = assert_error(
+        stack.call("POST", WM + f"/worker-pool/{ENC}", pool_def(workerPoolId="proj/other")), 400, "InputError"
+    )
     assert "Incorrect workerPoolId" in body["message"]
-    error(stack, "GET", "/worker-pool/not-a-pool-id", None, 400, "InvalidRequestArguments")
+    assert_error(stack.call("GET", WM + "/worker-pool/not-a-pool-id"), 400, "InvalidRequestArguments")
 
 
 def _config(**changes: Any) -> dict[str, Any]:
@@ -331,12 +330,12 @@ def _launch(**changes: Any) -> dict[str, Any]:
 def test_a_bad_config_is_400_with_taskcluster_error_body_and_nothing_is_stored(
     stack: Harness, config: dict[str, Any], code: str, says: str
 ) -> None:
-    body = error(stack, "PUT", f"/worker-pool/{ENC}", pool_def(config=config), 400, code)
+    body = assert_error(stack.call("PUT", WM + f"/worker-pool/{ENC}", pool_def(config=config)), 400, code)
     assert says in body["message"]
     assert body["requestInfo"]["payload"]["config"] == config
-    error(stack, "GET", f"/worker-pool/{ENC}", None, 404, "ResourceNotFound")
+    assert_error(stack.call("GET", WM + f"/worker-pool/{ENC}"), 404, "ResourceNotFound")
     call(stack, "createWorkerPool", "PUT", f"/worker-pool/{ENC}", pool_def())
-    error(stack, "POST", f"/worker-pool/{ENC}", pool_def(config=config), 400, code)
+    assert_error(stack.call("POST", WM + f"/worker-pool/{ENC}", pool_def(config=config)), 400, code)
 
 
 def test_delete_marks_the_pool_until_the_provisioner_removes_it(stack: Harness) -> None:
@@ -351,7 +350,7 @@ def test_delete_marks_the_pool_until_the_provisioner_removes_it(stack: Harness) 
 
     store(stack).delete_pool("proj/keep")  # not marked: the provisioner's call changes nothing
     store(stack).delete_pool(POOL)
-    error(stack, "GET", f"/worker-pool/{ENC}", None, 404, "ResourceNotFound")
+    assert_error(stack.call("GET", WM + f"/worker-pool/{ENC}"), 404, "ResourceNotFound")
     assert [p["workerPoolId"] for p in call(stack, "listWorkerPools", "GET", "/worker-pools")["workerPools"]] == [
         "proj/keep"
     ]
@@ -374,7 +373,7 @@ def test_list_pools_pages_and_refuses_a_forged_token(stack: Harness) -> None:
     assert [p["workerPoolId"] for p in page["workerPools"]] == ["proj/p0", "proj/p1"]
     rest = call(stack, "listWorkerPools", "GET", f"/worker-pools?continuationToken={page['continuationToken']}")
     assert [p["workerPoolId"] for p in rest["workerPools"]] == ["proj/p2"] and "continuationToken" not in rest
-    error(stack, "GET", "/worker-pools?continuationToken=bm90LWEta2V5", None, 400, "InputError")
+    assert_error(stack.call("GET", WM + "/worker-pools?continuationToken=bm90LWEta2V5"), 400, "InputError")
 
 
 # --- workers and errors ---------------------------------------------------------------------------
@@ -432,7 +431,7 @@ def test_workers_are_listed_filtered_paged_and_counted_in_the_pool(stack: Harnes
         token = f"&continuationToken={page['continuationToken']}"
     assert paged == ["i-02", "i-03"]
     assert call(stack, "worker", "GET", f"/workers/{ENC}/us-east-1/i-03") == everyone[2]
-    error(stack, "GET", f"/workers/{ENC}?state=sleeping", None, 400, "InvalidRequestArguments")
+    assert_error(stack.call("GET", WM + f"/workers/{ENC}?state=sleeping"), 400, "InvalidRequestArguments")
 
 
 def test_errors_of_the_last_7_days_are_listed_newest_first_and_filtered(stack: Harness) -> None:
@@ -541,7 +540,7 @@ def test_put_worker_records_a_launch_once_and_changes_only_from_the_expected_sta
 
 
 def test_an_unknown_provider_is_a_400_naming_the_known_ones(stack: Harness) -> None:
-    body = error(stack, "PUT", f"/worker-pool/{ENC}", pool_def(providerId="nope"), 400, "InputError")
+    body = assert_error(stack.call("PUT", WM + f"/worker-pool/{ENC}", pool_def(providerId="nope")), 400, "InputError")
     assert "'nope'" in body["message"] and "aws" in body["message"] and "null-provider" in body["message"]
     assert body["details"]["validProviderIds"] == sorted(body["details"]["validProviderIds"])
-    error(stack, "GET", f"/worker-pool/{ENC}", None, 404, "ResourceNotFound")
+    assert_error(stack.call("GET", WM + f"/worker-pool/{ENC}"), 404, "ResourceNotFound")

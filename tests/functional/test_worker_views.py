@@ -20,9 +20,7 @@ from taskcluster.exceptions import TaskclusterRestFailure
 
 from chalicelib.domain.model import Worker, format_date, parse_date
 from chalicelib.domain.worker_info import WorkerKey
-from tests.functional.test_auth import make_client
-from tests.functional.test_stream import invoke, stream_records
-from tests.harness import TEST_SETTINGS, Harness, assert_error
+from tests.harness import TEST_SETTINGS, Harness, assert_error, invoke_stream, make_client, stream_records
 
 WORKERS = "/provisioners/proj/worker-types/linux/workers"
 WORKER = f"{WORKERS}/wg/w1"
@@ -116,7 +114,7 @@ def test_redelivered_and_reordered_stream_records_record_each_claim_once(stack: 
     before = ok(stack.call("GET", WORKER))
     records = stream_records(stack)
     for batch in (records, records[::-1], records + records):
-        invoke(stack, batch)
+        invoke_stream(stack, batch)
     after = ok(stack.call("GET", WORKER))
     assert after == before
     assert sorted(t["taskId"] for t in after["recentTasks"]) == sorted(claimed)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from taskcluster.exceptions import TaskclusterFailure
 
-from tests.fake_worker_manager import PREFIX, FakeWorkerManager
+from tests.harness import WM, FakeWorkerManager
 from worker import cli
 from worker.config import Config, ConfigError, parse_config
 from worker.manager import register
@@ -219,7 +219,7 @@ def test_a_registered_worker_claims_with_its_credentials_and_exits_0_when_told_t
     claims = [s for s in manager.seen if "/claim-work/" in s.path]
     [asked] = manager.calls("/should-terminate")
     assert claims and all('id="worker/x"' in (c.authorization or "") for c in claims)
-    assert asked.path == f"{PREFIX}/workers/proj%2Flinux/us-east-1/w-1/should-terminate"
+    assert asked.path == f"{WM}/workers/proj%2Flinux/us-east-1/w-1/should-terminate"
     assert 'id="worker/x"' in (asked.authorization or "")
 
 

@@ -1,5 +1,6 @@
-"""Hostile inputs for test_fuzz.py: the values the fuzzer mixes into requests, and the seed corpus
-of requests that must be tried on every run whatever hypothesis happens to draw.
+"""Hostile inputs for tests/functional/test_fuzz.py, its only user: the values the fuzzer mixes into
+requests, and the seed corpus of requests that must be tried on every run whatever hypothesis
+happens to draw. A data module, not a test module.
 
 Values here are plain data (no hypothesis): strings are *decoded* values; test_fuzz.py decides how
 they are encoded into a path, a query or a JSON body. Seed requests name the objects of the fuzz
