@@ -8,7 +8,7 @@ STAGE ?= dev
 .PHONY: help install test lint serve run bench package docs clean
 
 help:  ## list the commands
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 install: $(VENV)/.installed  ## create .venv with everything (once; again when requirements change)
 
 test: install  ## run the whole test suite (unit, functional, end-to-end)
-	$(PY) -m pytest -n 2
+	$(PY) -m pytest -n 2 --dist loadgroup
 
 lint: install  ## ruff and mypy
 	$(PY) -m ruff check .
@@ -41,3 +41,14 @@ docs: install  ## regenerate docs/reference/ and the state machine in docs/archi
 
 clean:  ## remove the virtualenv and build output
 	rm -rf $(VENV) infra/build .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: deploy destroy deploy-check
+
+deploy: install  ## a whole stage on AWS with chalice deploy: base stack, functions, settings (STAGE=dev)
+	$(PY) -m infra.deploy deploy --stage $(STAGE)
+
+destroy: install  ## remove a stage from AWS; its tables, bucket and secret stay unless PURGE=1
+	$(PY) -m infra.deploy destroy --stage $(STAGE) $(if $(filter 1 yes true,$(PURGE)),--purge)
+
+deploy-check: install  ## make deploy, chalice deploy, make destroy of STAGE=check against a local AWS stand-in
+	$(PY) -m infra.deploy_check

@@ -38,7 +38,7 @@ class Settings:
     pools_table: str = "taskqueue-pools"  # worker-manager: worker pools, their workers and errors
     artifact_bucket: str = "taskqueue-artifacts"  # S3 bucket of s3 artifacts (public/ ones too)
     artifact_max_days: int = 400  # longest life of an s3 artifact = the bucket's lifecycle backstop; 0: none
-    event_bus: str = "taskqueue-events"
+    event_bus: str = "taskqueue-events"  # from_env: TASKQUEUE_EVENT_BUS, else "<queue_prefix>events" (one per stage)
     queue_prefix: str = "taskqueue-"
     region: str = "us-east-1"
     claim_timeout: int = 1200  # seconds a claim (lease) lasts before the worker must reclaim
@@ -86,7 +86,7 @@ class Settings:
             pools_table=env.get("TASKQUEUE_POOLS_TABLE", d.pools_table),
             artifact_bucket=env.get("TASKQUEUE_ARTIFACT_BUCKET", d.artifact_bucket),
             artifact_max_days=_int(env, "TASKQUEUE_ARTIFACT_MAX_DAYS", d.artifact_max_days),
-            event_bus=env.get("TASKQUEUE_EVENT_BUS", d.event_bus),
+            event_bus=env.get("TASKQUEUE_EVENT_BUS") or f"{env.get('TASKQUEUE_QUEUE_PREFIX', d.queue_prefix)}events",
             queue_prefix=env.get("TASKQUEUE_QUEUE_PREFIX", d.queue_prefix),
             region=env.get("AWS_DEFAULT_REGION", env.get("AWS_REGION", d.region)),
             claim_timeout=_int(env, "TASKQUEUE_CLAIM_TIMEOUT", d.claim_timeout),

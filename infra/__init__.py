@@ -1,1 +1,1 @@
-"""What Chalice does not own: tables, queues, alarms and event-source settings (see README.md)."""
+"""Deploying a stage to AWS: what Chalice does not own, both routes, the policies (see README.md)."""

@@ -18,8 +18,11 @@ fi
 rm -rf "$BUILD/package"
 mkdir -p "$BUILD"
 python -m infra.template --stage "$STAGE" --out "$BUILD/merge.json"
-# Bundling requirements.txt uses pip: PyPI, a cached .chalice/deployments zip, or a wheelhouse
-# (PIP_NO_INDEX=1 PIP_FIND_LINKS=/path/to/wheelhouse) when offline.
+# Bundling requirements.txt uses pip: PyPI, a cached .chalice/deployments zip, or, offline, wheels
+# made from the virtualenv: python -m infra.wheelhouse infra/build/wheels, then
+# PIP_NO_INDEX=1 PIP_FIND_LINKS=$PWD/infra/build/wheels bash infra/package.sh
+# The functions' policy files (.chalice/policies/<stage>/) are written first, as make deploy does.
+python -m infra.policies --stage "$STAGE"
 chalice package --stage "$STAGE" --merge-template "$BUILD/merge.json" "$BUILD/package"
 cfn-lint "$BUILD/package/sam.json"
 

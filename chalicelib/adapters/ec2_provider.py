@@ -32,10 +32,22 @@ SPOT = {
 DESCRIBE_CHUNK = 200
 
 
-def _tags(pool: WorkerPool, launch: Launch) -> list[dict[str, str]]:
+DEFAULT_OWNER = "taskqueue"
+# Workers read their metadata with session tokens only (IMDSv2): a request forged through a task
+# (SSRF) cannot reach the instance's credentials. The provisioner's IAM policy requires it too.
+METADATA_OPTIONS = {"HttpTokens": "required", "HttpEndpoint": "enabled"}
+
+
+def owner_of(queue_prefix: str) -> str:
+    """The `ManagedBy` tag of a stage's instances: its queue prefix without the dash
+    (`taskqueue-dev`), so one stage's provisioner may end only its own workers."""
+    return queue_prefix.rstrip("-") or DEFAULT_OWNER
+
+
+def _tags(pool: WorkerPool, launch: Launch, owner: str = DEFAULT_OWNER) -> list[dict[str, str]]:
     return [
         {"Key": "CreatedBy", "Value": f"taskqueue-wm-{pool.provider_id}"},
-        {"Key": "ManagedBy", "Value": "taskqueue"},
+        {"Key": "ManagedBy", "Value": owner},
         {"Key": "Owner", "Value": pool.owner},
         {"Key": "Name", "Value": pool.worker_pool_id},
         {"Key": "WorkerPoolId", "Value": pool.worker_pool_id},
@@ -54,12 +66,20 @@ def _tag_specifications(spec: dict[str, Any], tags: list[dict[str, str]]) -> lis
 
 
 class Ec2Provider:
-    def __init__(self, ec2: Callable[[str], Any], instance_profile: str = "", provider_id: str = "aws") -> None:
+    def __init__(
+        self,
+        ec2: Callable[[str], Any],
+        instance_profile: str = "",
+        provider_id: str = "aws",
+        owner: str = DEFAULT_OWNER,
+    ) -> None:
         """`ec2(region)` returns a boto3 EC2 client for that region; `instance_profile` (an ARN)
-        gives the workers AWS credentials to read their SQS queues (claim mode sqs)."""
+        gives the workers AWS credentials to read their SQS queues (claim mode sqs); `owner` is the
+        `ManagedBy` tag of every instance launched (`owner_of(queue_prefix)`)."""
         self.ec2 = ec2
         self.instance_profile = instance_profile
         self.provider_id = provider_id
+        self.owner = owner
 
     def launch(self, pool: WorkerPool, launch: Launch, user_data: dict[str, Any], token: str) -> list[Launched]:
         lc = launch.launch_config
@@ -69,6 +89,7 @@ class Ec2Provider:
         if market:
             spec["InstanceMarketOptions"] = market
         spec.setdefault("InstanceInitiatedShutdownBehavior", "terminate")
+        spec["MetadataOptions"] = {**(spec.get("MetadataOptions") or {}), **METADATA_OPTIONS}
         if self.instance_profile:
             spec["IamInstanceProfile"] = {"Arn": self.instance_profile}
         spec.update(
@@ -76,7 +97,7 @@ class Ec2Provider:
             MaxCount=launch.instances,
             ClientToken=token,
             UserData=json.dumps(user_data),  # boto3 base64-encodes RunInstances' UserData itself
-            TagSpecifications=_tag_specifications(spec, _tags(pool, launch)),
+            TagSpecifications=_tag_specifications(spec, _tags(pool, launch, self.owner)),
         )
         try:
             reservation = self.ec2(lc.region).run_instances(**spec)

@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.adapters.ec2_provider import Ec2Provider
+from chalicelib.adapters.ec2_provider import Ec2Provider, owner_of
 from chalicelib.domain.pools import LaunchConfig, PoolWorker, WorkerPool, WorkerState
 from chalicelib.domain.provisioning import CloudState, Launch
 from chalicelib.services.ports import LaunchFailed
@@ -101,3 +101,18 @@ def test_observe_and_terminate(ec2: Any) -> None:
     p.terminate([workers[0], unknown])  # an unknown instance is not an error
     assert p.observe(workers)[(REGION, workers[0].worker_id)] in ("shutting-down", "terminated")
     assert p.observe(workers)[(REGION, workers[1].worker_id)] in (CloudState.PENDING, CloudState.RUNNING)
+
+
+def test_instances_require_imdsv2_and_carry_their_stage_as_owner_whatever_the_spec_says(ec2: Any) -> None:
+    stage = Ec2Provider(lambda region: boto3.client("ec2", region_name=region), owner=owner_of("taskqueue-dev-"))
+    imdsv1 = {"HttpTokens": "optional", "HttpEndpoint": "disabled", "HttpPutResponseHopLimit": 2}
+    started = stage.launch(pool(), launch(ami(ec2), MetadataOptions=imdsv1), {}, "tok-imds")
+    described = ec2.describe_instances(InstanceIds=[s.worker_id for s in started])
+    for instance in (i for r in described["Reservations"] for i in r["Instances"]):
+        options = instance["MetadataOptions"]
+        assert (options["HttpTokens"], options["HttpEndpoint"], options["HttpPutResponseHopLimit"]) == (
+            "required",
+            "enabled",
+            2,
+        )
+        assert {t["Key"]: t["Value"] for t in instance["Tags"]}["ManagedBy"] == "taskqueue-dev"

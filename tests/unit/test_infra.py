@@ -1,4 +1,7 @@
-"""infra/ and .chalice/policy.json agree with the code: the models, the stage names, the AWS calls."""
+"""infra/ and .chalice/ agree with the code: the models, the stage names, both routes' templates.
+
+The functions' IAM policies against the AWS calls each makes: tests/unit/test_deploy_policies.py.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from fnmatch import fnmatchcase
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +20,17 @@ import boto3
 import botocore.session
 import pytest
 from botocore import xform_name
-from botocore.client import BaseClient
 from moto import mock_aws
 
 from chalicelib.adapters.hint_queues import SqsHintQueues, dlq_name
 from chalicelib.adapters.tables import all_tables
 from chalicelib.config import Settings
 from chalicelib.domain.dispatch import Hint, queue_name
-from chalicelib.domain.model import format_date
-from infra import template
-from tests.harness import Harness
+from infra import policies, template
+from tests.harness import allowed, as_list, iam_requests
 
 PROJECT = Path(__file__).resolve().parents[2]
 CHALICE_CONFIG = json.loads((PROJECT / ".chalice" / "config.json").read_text())
-POLICY = json.loads((PROJECT / ".chalice" / "policy.json").read_text())
 STAGES = sorted(CHALICE_CONFIG["stages"])
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -48,6 +46,14 @@ def stage_env(stage: str) -> dict[str, str]:
 
 def merge_template(stage: str) -> dict[str, Any]:
     return template.generate(stage, REGION)
+
+
+def base_stack(stage: str) -> dict[str, Any]:
+    return template.generate_base(stage, REGION)
+
+
+def function_policy(stage: str, function: str) -> dict[str, Any]:
+    return policies.function_policy(template.stage_names(stage), function)
 
 
 # --- the tables ---------------------------------------------------------------------------------
@@ -149,6 +155,7 @@ def test_tasks_stream_reads_the_tables_stream_and_sets_poison_batches_aside() ->
         "BisectBatchOnFunctionError": True,
         "MaximumRetryAttempts": 10,
         "MaximumRecordAgeInSeconds": 86400,
+        "ParallelizationFactor": template.stage_settings("dev").stream_parallelization,
         "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": [template.STREAM_FAILURE_QUEUE_ID, "Arn"]}}},
     }
     assert "FunctionResponseTypes" not in event  # the handler returns no batchItemFailures
@@ -181,9 +188,9 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> Path:
     project = tmp_path_factory.mktemp("project")
     shutil.copy(PROJECT / "app.py", project / "app.py")
     shutil.copytree(PROJECT / "chalicelib", project / "chalicelib", ignore=shutil.ignore_patterns("__pycache__"))
-    (project / ".chalice").mkdir()
-    for name in ("config.json", "policy.json"):
-        shutil.copy(PROJECT / ".chalice" / name, project / ".chalice" / name)
+    shutil.copytree(
+        PROJECT / ".chalice", project / ".chalice", ignore=shutil.ignore_patterns("deployed", "deployments")
+    )
     (project / "requirements.txt").write_text("")
     (project / "merge.json").write_text(json.dumps(merge_template("dev")))
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
@@ -230,16 +237,24 @@ def test_the_provisioner_runs_every_minute_and_ec2_s_interruptions_and_state_cha
     assert EC2_EVENT_PATTERN == {"source": ["aws.ec2"], "detail-type": [SPOT_WARNING, STATE_CHANGE]}
 
 
-def test_every_function_role_carries_policy_json(packaged: Path) -> None:
+def test_every_function_role_carries_that_function_s_own_policy(packaged: Path) -> None:
     resources = json.loads(packaged.read_text())["Resources"]
-    function_roles = {
-        r["Properties"]["Role"]["Fn::GetAtt"][0] for r in resources.values() if r["Type"] == "AWS::Serverless::Function"
+    role_of = {
+        rid: r["Properties"]["Role"]["Fn::GetAtt"][0]
+        for rid, r in resources.items()
+        if r["Type"] == "AWS::Serverless::Function"
     }
-    assert template.PROVISIONER_FUNCTION_ID + "Role" in function_roles
+    assert sorted(role_of) == sorted(to_cfn(f) for f in template.FUNCTIONS)
+    assert len(set(role_of.values())) == len(role_of)  # a role each
     roles = {rid for rid, r in resources.items() if r["Type"] == "AWS::IAM::Role"}
-    assert roles == function_roles | {template.WORKER_ROLE_ID}  # the workers' role is the merge's own
-    for role_id in function_roles:
-        assert [p["PolicyDocument"] for p in resources[role_id]["Properties"]["Policies"]] == [POLICY]
+    assert roles == set(role_of.values()) | {template.WORKER_ROLE_ID}  # the workers' role is the merge's own
+    for function in template.FUNCTIONS:
+        documents = [p["PolicyDocument"] for p in resources[role_of[to_cfn(function)]]["Properties"]["Policies"]]
+        assert documents == [function_policy("dev", function)], function
+
+
+def to_cfn(handler: str) -> str:
+    return template.function_logical_id(handler)
 
 
 def test_packaged_template_passes_cfn_lint(packaged: Path) -> None:
@@ -250,148 +265,163 @@ def test_packaged_template_passes_cfn_lint(packaged: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-# --- policy.json --------------------------------------------------------------------------------
+# --- one definition, two routes ----------------------------------------------------------------
 
 
-def as_list(value: str | list[str]) -> list[str]:
-    return [value] if isinstance(value, str) else value
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_base_stack_and_the_merge_template_make_the_very_same_resources(stage: str) -> None:
+    """`make deploy`'s base stack and `make package`'s merge template come from base_resources: the
+    resources Chalice cannot create are the same, key for key; the merge adds only overrides of
+    Chalice's own resources (no Type), the REST API's settings and the functions' log groups."""
+    base, merge = base_stack(stage)["Resources"], merge_template(stage)["Resources"]
+    names = template.stage_names(stage)
+    assert base.keys() <= merge.keys()
+    for resource_id, resource in base.items():
+        if resource_id == "TasksStreamIteratorAgeAlarm":  # names the stream function: a Ref, or its name
+            dimension = resource["Properties"]["Dimensions"][0]
+            assert dimension["Value"] == names.function_name(template.STREAM_HANDLER)
+            resource = copy.deepcopy(resource)
+            resource["Properties"]["Dimensions"][0]["Value"] = {"Ref": template.STREAM_FUNCTION_ID}
+        assert merge[resource_id] == resource, resource_id
+    extra = {rid: r for rid, r in merge.items() if rid not in base}
+    for resource_id, resource in extra.items():
+        assert "Type" not in resource or resource["Type"] == "AWS::Logs::LogGroup", resource_id
+    assert base_stack(stage)["Parameters"].keys() <= merge_template(stage)["Parameters"].keys()
 
 
-def allowed(action: str, resource: str, policy: dict[str, Any] = POLICY) -> bool:
-    """Whether the policy (policy.json by default) allows `action` on `resource` (Allow statements with
-    Action/Resource only)."""
-    for statement in policy["Statement"]:
-        if statement["Effect"] != "Allow":
-            continue
-        if any(fnmatchcase(action.lower(), a.lower()) for a in as_list(statement["Action"])) and any(
-            fnmatchcase(resource, r) for r in as_list(statement["Resource"])
-        ):
-            return True
-    return False
+def test_both_routes_give_each_function_the_same_variables() -> None:
+    merge = merge_template("dev")["Resources"]
+    for function in template.FUNCTIONS:
+        variables = merge.get(to_cfn(function), {}).get("Properties", {}).get("Environment", {}).get("Variables", {})
+        assert set(variables) == set(template.FUNCTION_ENVIRONMENT.get(function, ())), function
+    from infra import deploy
+
+    config = copy.deepcopy(CHALICE_CONFIG)
+    outputs = deploy.Outputs(*(f"value-{n}" for n in range(8)))
+    deploy.apply_outputs(config, "dev", outputs, "https://x.example.com/api")
+    for function in template.FUNCTIONS:
+        env = config["stages"]["dev"]["lambda_functions"].get(function, {}).get("environment_variables", {})
+        assert set(env) == set(template.FUNCTION_ENVIRONMENT.get(function, ())), function
+    assert config["stages"]["dev"]["environment_variables"][template.ENV_STREAM] == outputs.stream_arn
 
 
-def test_policy_uses_only_what_this_checker_understands() -> None:
-    for statement in POLICY["Statement"]:
-        assert set(statement) <= {"Sid", "Effect", "Action", "Resource"}
-        assert statement["Effect"] == "Allow"
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_base_stack_gives_make_deploy_every_output_it_reads(stage: str) -> None:
+    outputs = base_stack(stage)["Outputs"]
+    from infra import deploy
+
+    read = {getattr(template, n) for n in dir(template) if n.startswith("OUT_")}
+    assert read <= set(outputs)
+    assert len(read) == len(deploy.Outputs.__dataclass_fields__)
 
 
-def test_policy_grants_no_wildcard_actions_and_no_account_wide_resources_beyond_list_calls() -> None:
-    for statement in POLICY["Statement"]:
-        actions = as_list(statement["Action"])
-        assert all("*" not in a for a in actions)
-        services = {"dynamodb", "sqs", "logs", "events", "s3", "secretsmanager", "ec2", "iam"}
-        assert {a.split(":")[0] for a in actions} <= services
-        if "*" in as_list(statement["Resource"]):
-            # These actions have no resource-level permissions in IAM.
-            assert set(actions) <= {"dynamodb:ListStreams", "sqs:ListQueues", "ec2:DescribeInstances"}
-        if any(a.startswith("iam:") for a in actions):  # only passing the workers' own role
-            assert actions == ["iam:PassRole"] and as_list(statement["Resource"]) == ["arn:aws:iam::*:role/taskqueue-*"]
+def test_base_stack_passes_cfn_lint(tmp_path: Path) -> None:
+    cfn_lint = find_tool("cfn-lint")
+    if cfn_lint is None:
+        pytest.skip("cfn-lint is not installed")
+    paths = []
+    for stage in STAGES:
+        path = tmp_path / f"base-{stage}.json"
+        path.write_text(json.dumps(base_stack(stage)))
+        paths.append(str(path))
+    result = subprocess.run([cfn_lint, *paths], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
-SQS_BATCH_ACTIONS = {
-    "SendMessageBatch": "SendMessage",
-    "DeleteMessageBatch": "DeleteMessage",
-    "ChangeMessageVisibilityBatch": "ChangeMessageVisibility",
-}
-TRANSACT_ACTIONS = {
-    "Put": "PutItem",
-    "Update": "UpdateItem",
-    "Delete": "DeleteItem",
-    "ConditionCheck": "ConditionCheckItem",
-}
+# --- stages never collide ---------------------------------------------------------------------
 
 
-def iam_requests(service: str, operation: str, params: dict[str, Any]) -> list[tuple[str, str]]:
-    """The (IAM action, resource ARN) pairs an API call is authorised against."""
-    if service in ("dynamodb", "dynamodbstreams"):
-
-        def table(name: str, index: str | None = None) -> str:
-            arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
-            return f"{arn}/index/{index}" if index else arn
-
-        if operation == "TransactWriteItems":
-            return [
-                (f"dynamodb:{TRANSACT_ACTIONS[k]}", table(v["TableName"]))
-                for i in params["TransactItems"]
-                for k, v in i.items()
-            ]
-        if operation == "TransactGetItems":
-            return [("dynamodb:GetItem", table(i["Get"]["TableName"])) for i in params["TransactItems"]]
-        if operation in ("BatchGetItem", "BatchWriteItem"):
-            return [(f"dynamodb:{operation}", table(name)) for name in params["RequestItems"]]
-        if "StreamArn" in params:
-            return [(f"dynamodb:{operation}", params["StreamArn"])]
-        if "TableName" in params:
-            return [(f"dynamodb:{operation}", table(params["TableName"], params.get("IndexName")))]
-        return [(f"dynamodb:{operation}", "*")]
-    if service == "sqs":
-        action = f"sqs:{SQS_BATCH_ACTIONS.get(operation, operation)}"
-        if "QueueUrl" in params:
-            return [(action, f"arn:aws:sqs:{REGION}:{ACCOUNT}:{params['QueueUrl'].rsplit('/', 1)[1]}")]
-        if "QueueName" in params:
-            return [(action, f"arn:aws:sqs:{REGION}:{ACCOUNT}:{params['QueueName']}")]
-        return [(action, "*")]
-    if service == "s3" and operation == "DeleteObjects":
-        # Authorised per object, as s3:DeleteObject (there is no s3:DeleteObjects action).
-        bucket = params["Bucket"]
-        return [("s3:DeleteObject", f"arn:aws:s3:::{bucket}/{o['Key']}") for o in params["Delete"]["Objects"]]
-    if service == "s3" and "Key" in params:
-        return [(f"s3:{operation}", f"arn:aws:s3:::{params['Bucket']}/{params['Key']}")]
-    if service == "events" and operation == "PutEvents":
-        buses = {e.get("EventBusName", "default") for e in params["Entries"]}
-        return [("events:PutEvents", f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{b}") for b in sorted(buses)]
-    raise AssertionError(f"the code calls {service}:{operation}: add it to .chalice/policy.json and to this test")
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_name_a_stage_gives_carries_its_prefix(stage: str) -> None:
+    names = template.stage_names(stage)
+    assert names.prefix == template.stage_prefix(stage)
+    for what, name in names.named_resources().items():
+        assert (name + "-").startswith(names.prefix), what
+    assert names.event_bus == f"{names.prefix}events"  # not one bus for every stage
+    base = json.dumps(base_stack(stage))
+    other_prefixes = [template.stage_prefix(s) for s in STAGES if s != stage]
+    assert not any(p in base for p in other_prefixes)
 
 
-APP_CODE = str(PROJECT / "chalicelib") + os.sep
-NOT_APP_CODE = str(PROJECT / "chalicelib" / "local") + os.sep  # the embedded stack stands in for AWS
+def test_no_stage_prefix_is_another_s() -> None:
+    prefixes = [template.stage_names(s).prefix for s in STAGES]
+    for a in prefixes:
+        for b in prefixes:
+            assert a == b or not b.startswith(a)
 
 
-def made_by_app_code() -> bool:
-    """Whether the innermost project frame of the current call is Lambda code (not the event pump)."""
-    frame = sys._getframe(2)
-    while frame is not None:
-        path = os.path.realpath(frame.f_code.co_filename)
-        if path.startswith(APP_CODE):
-            return not path.startswith(NOT_APP_CODE)
-        frame = frame.f_back  # type: ignore[assignment]
-    return False
+def test_a_name_without_the_stage_prefix_is_refused() -> None:
+    config = copy.deepcopy(CHALICE_CONFIG)
+    config["stages"]["dev"]["environment_variables"]["TASKQUEUE_EVENT_BUS"] = "taskqueue-events"
+    with pytest.raises(ValueError, match="without the stage's prefix"):
+        template.stage_names("dev", config)
 
 
-@pytest.fixture
-def app_aws_calls(stack: Harness, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str, dict[str, Any]]]]:
-    """Every AWS call the Lambda code makes while the test runs (a spy, not a mock: calls go through)."""
-    calls: list[tuple[str, str, dict[str, Any]]] = []
-    original = BaseClient._make_api_call
-
-    def spy(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
-        if made_by_app_code():
-            calls.append((client.meta.service_model.service_name, operation, params))
-        return original(client, operation, params)
-
-    monkeypatch.setattr(BaseClient, "_make_api_call", spy)
-    yield calls
-
-
-def test_policy_allows_every_aws_call_the_code_makes_in_a_task_lifecycle(
-    stack: Harness, app_aws_calls: list[tuple[str, str, dict[str, Any]]]
-) -> None:
-    task_id = stack.create()
-    claims = stack.claim()
-    assert [c["status"]["taskId"] for c in claims] == [task_id]
-    assert stack.call("POST", f"/task/{task_id}/runs/0/completed").status_code == 200
-    assert stack.status(task_id)["state"] == "completed"
-    stack.sweep()  # the sweeper, and the stream handler on the completion
-
-    services = {service for service, _, _ in app_aws_calls}
-    assert {"dynamodb", "sqs"} <= services  # the spy saw the code's calls
-    requests = {request for service, op, params in app_aws_calls for request in iam_requests(service, op, params)}
-    assert sorted(request for request in requests if not allowed(*request)) == []
+def test_stage_settings_are_checked() -> None:
+    assert template.StageSettings.from_config({}) == template.StageSettings()
+    for bad in (
+        {"api_throttle": {"rate_limit": 0, "burst_limit": 1}},
+        {
+            "claim_work_throttle": {"rate_limit": 100, "burst_limit": 10},
+            "api_throttle": {"rate_limit": 10, "burst_limit": 10},
+        },
+        {"stream_parallelization": 11},
+        {"log_retention_days": 8},
+        {"public_root_url": "https://x.example.com/"},
+        {"no_such_setting": 1},
+    ):
+        with pytest.raises(ValueError):
+            template.StageSettings.from_config({template.SETTINGS_KEY: bad})
+    for stage in STAGES:
+        template.stage_settings(stage)  # the committed ones are valid
 
 
-def test_policy_allows_every_sqs_operation_in_the_code() -> None:
-    """Static backstop for SQS paths a lifecycle run may not reach (e.g. queue creation races)."""
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_merge_template_throttles_the_api_and_keeps_the_logs_as_the_stage_says(stage: str) -> None:
+    settings = template.stage_settings(stage)
+    resources = merge_template(stage)["Resources"]
+    assert resources[template.REST_API_ID] == {"Properties": {"MethodSettings": template.api_method_settings(settings)}}
+    [every, claim] = template.api_method_settings(settings)
+    assert (every["ResourcePath"], every["HttpMethod"]) == ("/*", "*")
+    assert claim["ResourcePath"] == "/~1api~1queue~1v1~1claim-work~1{taskQueueId}" and claim["HttpMethod"] == "POST"
+    assert every["ThrottlingRateLimit"] == settings.api_throttle.rate_limit
+    assert claim["ThrottlingBurstLimit"] == settings.claim_work_throttle.burst_limit
+    groups = {
+        r["Properties"]["LogGroupName"]["Fn::Sub"]: r
+        for r in resources.values()
+        if r.get("Type") == "AWS::Logs::LogGroup"
+    }
+    assert set(groups) == {"/aws/lambda/${" + to_cfn(f) + "}" for f in template.FUNCTIONS}
+    assert {g["Properties"]["RetentionInDays"] for g in groups.values()} == {settings.log_retention_days}
+
+
+def test_the_claim_work_route_is_the_app_s() -> None:
+    from app import app
+
+    assert "POST" in app.routes[template.CLAIM_WORK_ROUTE]
+
+
+def test_infra_knows_every_function_chalice_makes_of_the_app() -> None:
+    from app import app
+
+    assert {template.API_HANDLER, *(s.name for s in app.event_sources)} == set(template.FUNCTIONS)
+
+
+def test_packaged_api_is_throttled_and_its_functions_log_groups_kept(packaged: Path) -> None:
+    resources = json.loads(packaged.read_text())["Resources"]
+    api = resources[template.REST_API_ID]
+    assert api["Type"] == "AWS::Serverless::Api"
+    assert api["Properties"]["MethodSettings"] == template.api_method_settings(template.stage_settings("dev"))
+    assert api["Properties"]["StageName"] == template.stage_names("dev").api_gateway_stage
+    for function in template.FUNCTIONS:
+        assert resources[f"{to_cfn(function)}LogGroup"]["Type"] == "AWS::Logs::LogGroup"
+
+
+# --- what the functions may do (the calls themselves: test_deploy_policies.py) ------------------
+
+
+def test_every_sqs_operation_in_the_code_is_allowed_to_some_function_on_the_queues_it_names() -> None:
+    """Static backstop for SQS paths the drive of test_deploy_policies.py may not reach."""
     operations = {xform_name(op): op for op in botocore.session.get_session().get_service_model("sqs").operation_names}
     used: set[str] = set()
     for path in (PROJECT / "chalicelib").rglob("*.py"):
@@ -402,48 +432,43 @@ def test_policy_allows_every_sqs_operation_in_the_code() -> None:
         used.update(operations[m] for m in re.findall(r"get_paginator\(\"([a-z_]+)\"\)", text) if m in operations)
     assert used, "no SQS calls found: has the SQS adapter moved?"
     for stage in STAGES:
-        prefix = stage_env(stage)["TASKQUEUE_QUEUE_PREFIX"]
-        for queue in (queue_name(prefix, "proj/linux", "lowest"), dlq_name(prefix)):
-            for op in used:
-                [(action, resource)] = iam_requests("sqs", op, {"QueueName": queue} if op != "ListQueues" else {})
-                assert allowed(action, resource), (stage, action, resource)
+        names = template.stage_names(stage)
+        every = [function_policy(stage, f) for f in template.FUNCTIONS]
+        queues = (queue_name(names.prefix, "proj/linux", "lowest"), names.dispatch_dlq, names.release_queue)
+        for op in used:
+            requests = [
+                request
+                for queue in queues
+                for request in iam_requests("sqs", op, {"QueueName": queue} if op != "ListQueues" else {})
+            ]
+            assert any(allowed(a, r, p) for a, r in requests for p in every), (stage, op)
+
+
+NOT_APP_CODE = str(PROJECT / "chalicelib" / "local") + os.sep
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_policy_allows_what_lambda_itself_needs_for_the_stage(stage: str) -> None:
+def test_the_stream_function_may_do_what_lambda_does_for_it(stage: str) -> None:
     names = template.stage_names(stage)
+    policy = function_policy(stage, template.STREAM_HANDLER)
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{names.tasks_table}"
     stream = f"{table}/stream/2026-11-28T13:00:00.000"
     # The event source mapping reads the stream with the function's role...
     for action in ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"):
-        assert allowed(action, stream)
-    assert allowed("dynamodb:ListStreams", "*")
+        assert allowed(action, stream, policy)
+    assert allowed("dynamodb:ListStreams", "*", policy)
     # ...and sends the failed batches' metadata to the failure queue with it too.
-    assert allowed("sqs:SendMessage", f"arn:aws:sqs:{REGION}:{ACCOUNT}:{names.stream_failure_queue}")
-    for action in ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"):
-        assert allowed(action, f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/taskqueue-{stage}-x:*")
-
-
-def test_policy_allows_every_aws_call_the_code_makes_for_an_s3_artifact(
-    stack: Harness, app_aws_calls: list[tuple[str, str, dict[str, Any]]]
-) -> None:
-    task_id = stack.create()
-    stack.claim()
-    expires = format_date(stack.clock.now() + timedelta(hours=1))
-    body = {"storageType": "s3", "expires": expires, "contentType": "text/plain"}
-    created = stack.call("POST", f"/task/{task_id}/runs/0/artifacts/public%2Flog.txt", body)
-    assert created.status_code == 200, created.body
-    assert stack.call("GET", f"/task/{task_id}/runs/0/artifacts/public%2Flog.txt").status_code == 303
-    stack.advance(2 * 3600)
-    stack.sweep()  # deletes the object (DeleteObjects) and the row
-    assert stack.call("GET", f"/task/{task_id}/runs/0/artifacts/public%2Flog.txt").status_code == 404
-
-    assert "s3" in {service for service, _, _ in app_aws_calls}
-    requests = {request for service, op, params in app_aws_calls for request in iam_requests(service, op, params)}
-    # Presigned URLs are no API calls: the signer's role must allow what they do.
-    key = f"arn:aws:s3:::{stack.settings.artifact_bucket}/{task_id}/0/public/log.txt"
-    requests |= {("s3:PutObject", key), ("s3:GetObject", key)}
-    assert sorted(request for request in requests if not allowed(*request)) == []
+    assert allowed("sqs:SendMessage", f"arn:aws:sqs:{REGION}:{ACCOUNT}:{names.stream_failure_queue}", policy)
+    release = function_policy(stage, template.RELEASE_HANDLER)
+    queue = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{names.release_queue}"
+    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"):
+        assert allowed(action, queue, release)  # the release function's event source
+    for function in template.FUNCTIONS:
+        group = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/{names.function_name(function)}"
+        for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
+            assert allowed(action, f"{group}:log-stream:2026/12/02/abc", function_policy(stage, function))
+        other = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/someone-else:log-stream:x"
+        assert not allowed("logs:PutLogEvents", other, function_policy(stage, function))
 
 
 # --- the artifact bucket ------------------------------------------------------------------------
@@ -455,9 +480,11 @@ def test_artifact_bucket_is_private_named_per_account_and_given_to_the_functions
     bucket = resources[template.ARTIFACT_BUCKET_ID]
     props = bucket["Properties"]
     assert bucket["Type"] == "AWS::S3::Bucket"
-    base = stage_env(stage)["TASKQUEUE_ARTIFACT_BUCKET"]
+    base = stage_env(stage)["TASKQUEUE_QUEUE_PREFIX"] + "artifacts"
     assert props["BucketName"] == {"Fn::Sub": f"{base}-${{AWS::AccountId}}-${{AWS::Region}}"}
-    assert allowed("s3:GetObject", f"arn:aws:s3:::{base}-{ACCOUNT}-{REGION}/t/0/public/x")
+    key = f"arn:aws:s3:::{base}-{ACCOUNT}-{REGION}/t/0/public/x"
+    assert allowed("s3:GetObject", key, function_policy(stage, template.API_HANDLER))
+    assert allowed("s3:DeleteObject", key, function_policy(stage, template.SWEEPER_HANDLER))
     # Downloads are presigned, public/ ones too: nothing is readable without a signature.
     assert set(props["PublicAccessBlockConfiguration"].values()) == {True}
     assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
@@ -489,7 +516,11 @@ def test_the_root_client_is_a_generated_secret_only_the_api_and_provisioner_func
             "Ref": template.ROOT_SECRET_ID
         }
     name = secret["Properties"]["Name"]
-    assert allowed("secretsmanager:GetSecretValue", f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}-AbCdEf")
+    arn = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}-AbCdEf"
+    readers = {
+        f for f in template.FUNCTIONS if allowed("secretsmanager:GetSecretValue", arn, function_policy(stage, f))
+    }
+    assert readers == {template.API_HANDLER, template.PROVISIONER_HANDLER}
     assert "TASKQUEUE_ROOT_ACCESS_TOKEN" not in json.dumps(resources)
 
 
@@ -510,7 +541,7 @@ def test_no_lifecycle_expiry_when_s3_artifacts_may_live_for_ever() -> None:
 
 def test_packaged_functions_get_the_generated_bucket_name_beside_chalice_s_variables(packaged: Path) -> None:
     resources = json.loads(packaged.read_text())["Resources"]
-    for function_id in template.ARTIFACT_FUNCTION_IDS:
+    for function_id in ("APIHandler", "Sweeper"):
         variables = resources[function_id]["Properties"]["Environment"]["Variables"]
         assert variables["TASKQUEUE_ARTIFACT_BUCKET"] == {"Ref": template.ARTIFACT_BUCKET_ID}
         assert variables["TASKQUEUE_TASKS_TABLE"] == stage_env("dev")["TASKQUEUE_TASKS_TABLE"]
@@ -631,7 +662,10 @@ def test_workers_role_is_assumed_by_ec2_and_passable_by_the_provisioner(stage: s
     assert "ManagedPolicyArns" not in role["Properties"]
     name = role["Properties"]["RoleName"]
     assert name == stage_env(stage)["TASKQUEUE_QUEUE_PREFIX"] + "worker"
-    assert allowed("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/{name}")  # policy.json: RunInstances passes it
+    passing = {"iam:PassedToService": "ec2.amazonaws.com"}  # RunInstances passes it
+    role_arn = f"arn:aws:iam::{ACCOUNT}:role/{name}"
+    passers = {f for f in template.FUNCTIONS if allowed("iam:PassRole", role_arn, function_policy(stage, f), passing)}
+    assert passers == {template.PROVISIONER_HANDLER}
 
 
 def worker_policy(stage: str) -> dict[str, Any]:
@@ -749,9 +783,15 @@ def test_packaged_provisioner_role_may_read_the_root_secret_and_pass_the_workers
     [policy] = [p["PolicyDocument"] for p in resources[role_id]["Properties"]["Policies"]]
     secret = Cfn.secret_arn(sam)
     assert allowed("secretsmanager:GetSecretValue", secret, policy)
-    # Scoped to taskqueue's secrets (policy.json is shared by every function; see infra/README.md).
+    # Scoped to the stage's own secret: not another stage's, nor anything else's.
+    assert not allowed("secretsmanager:GetSecretValue", secret.replace("-dev-", "-prod-"), policy)
     assert not allowed("secretsmanager:GetSecretValue", secret.replace(":secret:taskqueue-", ":secret:other-"), policy)
     assert not allowed("secretsmanager:ListSecrets", "*", policy)
     role_name = resources[template.WORKER_ROLE_ID]["Properties"]["RoleName"]
-    assert allowed("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/{role_name}", policy)
-    assert not allowed("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/admin", policy)
+    passing = {"iam:PassedToService": "ec2.amazonaws.com"}
+    assert allowed("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/{role_name}", policy, passing)
+    assert not allowed("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/taskqueue-prod-worker", policy, passing)
+    assert not allowed("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/admin", policy, passing)
+    api_role = resources["APIHandler"]["Properties"]["Role"]["Fn::GetAtt"][0]
+    [api_policy] = [p["PolicyDocument"] for p in resources[api_role]["Properties"]["Policies"]]
+    assert not allowed("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/{role_name}", api_policy, passing)
