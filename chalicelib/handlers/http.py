@@ -13,32 +13,25 @@ import json
 import logging
 import math
 import re
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, unquote, urlencode
+from urllib.parse import quote, quote_plus, urlsplit
 
-from chalice import Blueprint, CORSConfig, Response
-from fastjsonschema import JsonSchemaException
+from chalice import CORSConfig, Response
 
 from ..clock import SystemClock
 from ..domain.credentials import CLIENT_ID, MAX_ID_CHARS
 from ..domain.errors import (
     AuthenticationFailed,
     InputError,
-    InputTooLarge,
-    InputValidationError,
-    InvalidRequestArguments,
-    MalformedPayload,
     QueueError,
 )
 from ..domain.model import EARLIEST_DATE, LATEST_DATE, format_date
-from ..domain.scopes import ENDPOINT_SCOPES, ScopeExpr, parameters
-from ..schemas import schema_url, validator
+from ..domain.scopes import ScopeExpr
 from ..services.auth import Auth, Caller, SignedRequest
 
-log = logging.getLogger("taskqueue.api")
+log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 # JSON nested deeper than this is refused before it is parsed: Python's parser recurses (a few
@@ -66,12 +59,6 @@ PARAM_PATTERNS: dict[str, re.Pattern[str]] = {
         "roleId": rf"^[\x20-\x7e]{{1,{MAX_ID_CHARS}}}$",
     }.items()
 }
-# A splat parameter (Taskcluster's `{*name}`, which may contain raw `/`) is registered as
-# `{name}` plus routes with up to SPLAT_SEGMENTS - 1 more segments `{name__1}`, `{name__2}` …:
-# Chalice (and its local server) has no greedy parameter. `%2F`-encoded slashes, which the
-# official clients send, need none of this: they stay within the one `{name}` segment.
-SPLAT_SEGMENTS = 8
-SPLAT_SEP = "__"
 # A continuation token is opaque but never long (an encoded key of a few short ids); limit is
 # Taskcluster's digits, at most 9 of them (any page size above 1,000 is capped anyway).
 MAX_TOKEN_CHARS = 4096
@@ -86,9 +73,7 @@ CORS = CORSConfig(
     allow_headers=["X-Requested-With", "Content-Type", "Authorization", "Accept", "Origin", "Cache-Control"],
 )
 _clock = SystemClock()  # only for the `time` of error bodies
-DATE_RULE = (
-    f"an RFC 3339 date-time from {format_date(EARLIEST_DATE)} up to, not including, {format_date(LATEST_DATE)}"
-)
+DATE_RULE = f"an RFC 3339 date-time from {format_date(EARLIEST_DATE)} up to, not including, {format_date(LATEST_DATE)}"
 
 
 @dataclass
@@ -186,37 +171,53 @@ def parse_json(raw: bytes) -> Any:
 def signed_request(request: Any, body: bytes) -> SignedRequest:
     """What a Hawk signature covers, rebuilt from the request as the front door hands it over.
 
-    The path is the raw one the client sent (`requestContext.path`: percent-encoding kept, and
-    behind API Gateway the stage prefix too). The query arrives parsed, so each faithful
-    re-encoding of it (as the Python client's urlencode, strict percent-encoding, and none for
-    values sent unencoded) is a candidate: all decode to the parameters the handler acts on.
+    A signature covers the method, the URI path and query exactly as the client wrote them, and
+    the host and port it addressed. Behind API Gateway (REST, proxy integration, payload 1.0)
+    the path arrives raw but the query only parsed, in no particular order; so the request is
+    rebuilt as a list of candidate URIs, most likely first, and the MAC must match one of them:
+
+    - paths (`_signed_paths`): `requestContext.path`, the path as the client requested it
+      (percent-encoding kept: `%2F` in a taskQueueId or artifact name stays `%2F`; the stage
+      prefix on the execute-api domain; the base path on a custom domain). On a custom domain
+      also the event's `path`, and TASKQUEUE_PUBLIC_ROOT_URL's path + the route when that root
+      URL names this host (the base path its clients use);
+    - queries (`_query_orders`, `_candidates`): the (key, value) pairs in every order the
+      multi-value map allows (the values of one key keep their order: it decides which one the
+      handler reads), each written as the clients write queries (`QUERY_ENCODINGS`).
+
+    At most MAX_CANDIDATES URIs and MAX_CANDIDATE_BYTES of them (one HMAC each, ~3 µs): every
+    order of up to PERMUTED_PAIRS pairs while that lasts, beyond it the map's order and the
+    key-sorted one (Go's client). With no credentials nothing is rebuilt.
     Host and port are the ones the client addressed: X-Forwarded-Port/-Proto behind a proxy or
-    API Gateway, else the Host header.
+    API Gateway, else the Host header (on API Gateway, which answers HTTPS only: 443).
     """
     headers = request.headers
-    path = (request.context or {}).get("path") or quote(request.path)
+    context = request.context or {}
     query = request.query_params
     pairs = [(k, v) for k in (query or {}) for v in query.getlist(k) if k != "bewit"]
     bewit = query.get("bewit") if query is not None else None
-    resources = [path]
-    if pairs:
-        encodings = (urlencode(pairs), urlencode(pairs, quote_via=quote), "&".join(f"{k}={v}" for k, v in pairs))
-        resources = list(dict.fromkeys(f"{path}?{query}" for query in encodings))
-    host_header = headers.get("host", "")
+    authorization = headers.get("authorization")
+    host_header = headers.get("host", "") or context.get("domainName", "")
     host, _, host_port = host_header.rpartition(":") if host_header.count(":") == 1 else (host_header, "", "")
     forwarded_port = headers.get("x-forwarded-port", "")
+    forwarded_proto = headers.get("x-forwarded-proto", "").lower()
     if PORT.fullmatch(forwarded_port):
         port = int(forwarded_port)
-    elif headers.get("x-forwarded-proto", "").lower() == "https":
+    elif forwarded_proto == "https":
         port = 443
-    else:
-        port = int(host_port) if PORT.fullmatch(host_port) else 80
+    elif PORT.fullmatch(host_port):
+        port = int(host_port)
+    else:  # API Gateway answers HTTPS only
+        port = 443 if forwarded_proto != "http" and _from_api_gateway(context) else 80
+    resources: tuple[str, ...] = ()
+    if authorization or bewit is not None:
+        resources = tuple(_candidates(_signed_paths(request, host), pairs))
     return SignedRequest(
         method=request.method,
-        resources=tuple(resources),
+        resources=resources,
         host=host,
         port=port,
-        authorization=headers.get("authorization"),
+        authorization=authorization,
         bewit=bewit,
         content_type=headers.get("content-type", ""),
         body=body,
@@ -224,198 +225,107 @@ def signed_request(request: Any, body: bytes) -> SignedRequest:
 
 
 PORT = re.compile(r"[0-9]{1,5}")  # ASCII digits only: str.isdigit() also takes "²", which int() refuses
-API_PREFIX = re.compile(r"^/api/(?P<service>[a-z][a-z0-9_-]*)/(?P<version>v[0-9]+)$")
+# The bound on what one request may cost to verify: candidate URIs (one HMAC each) and their bytes.
+MAX_CANDIDATES = 2000
+MAX_CANDIDATE_BYTES = 1024 * 1024
+# Up to this many query pairs, every order the multi-value map allows is tried (6 pairs: 720).
+PERMUTED_PAIRS = 6
+# How clients write a query, as (key, value) → text: the Python client's urlencode (and Go's
+# url.Values), strict RFC 3986, Node's querystring (JS client: `!'()*` kept), the WHATWG form
+# encoding (URLSearchParams, Rust's url: `*` kept, `~` encoded), and none (a URL typed into curl).
+QUERY_ENCODINGS: tuple[Callable[[str], str], ...] = (
+    lambda s: quote_plus(s, safe=""),
+    lambda s: quote(s, safe=""),
+    lambda s: quote(s, safe="!'()*"),
+    lambda s: quote_plus(s, safe="*").replace("~", "%7E"),
+    lambda s: s,
+)
+_EXECUTE_API_HOST = re.compile(r"\.execute-api\.", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    """One endpoint as an `Api` registered it: what the API reference (chalicelib/reference) is made of."""
-
-    service: str
-    api_version: str
-    method: str  # upper case, as registered
-    path: str  # Taskcluster's form, relative to the service's prefix: /task/<taskId>
-    name: str
-    handler: Callable[[Call], Any]  # its docstring is the entry's title and description
-    scopes: ScopeExpr | None = None  # the expression the dispatcher enforces (None: public)
-    input: str | None = None  # schema names (chalicelib/schemas)
-    output: str | None = None
-    query: tuple[str, ...] = ()
-    stability: str | None = None
-    category: str | None = None
-    splat: bool = False
+def _from_api_gateway(context: dict[str, Any]) -> bool:
+    """A REST proxy event from API Gateway (Chalice's local server and test client name no stage)."""
+    return "stage" in context
 
 
-# Every endpoint of every Api instance, by (service, name), in registration order: one registry, so
-# an Api added for another service appears in the reference without further wiring.
-ENDPOINTS: dict[tuple[str, str], Endpoint] = {}
+def _signed_paths(request: Any, host: str) -> list[str]:
+    """The raw paths the client may have signed, most likely first (see `signed_request`)."""
+    context = request.context or {}
+    event = request.to_original_event() if hasattr(request, "to_original_event") else {}
+    event_path = event.get("path") if isinstance(event.get("path"), str) else None
+    requested = context.get("path") or event_path or quote(request.path)
+    paths = [requested]
+    if _from_api_gateway(context) and not _EXECUTE_API_HOST.search(host):
+        # A custom domain: the client's URL has no stage, and its base path (if any) is the
+        # mapping's. AWS reports the path as requested in requestContext.path; `path` is the
+        # same behind a base path mapping, the route itself without one.
+        root_host, root_path = _public_root()
+        route = _route(requested, context.get("resourcePath"))
+        if route and root_host and root_host == host.lower():
+            paths.append(root_path + route)
+        if event_path:
+            paths.append(event_path)
+    return list(dict.fromkeys(paths))
 
 
-class Api:
-    """Registers Taskcluster-style endpoints on a Blueprint under `prefix` (`/api/<service>/<version>`)."""
+def _public_root() -> tuple[str, str]:
+    """TASKQUEUE_PUBLIC_ROOT_URL's host (lower case) and path (the base path clients put before
+    `/api/...`), or empty strings when it is not configured."""
+    from .. import container  # imported when used, as Api._auth does
 
-    def __init__(self, blueprint: Blueprint, prefix: str) -> None:
-        self.bp = blueprint
-        self.prefix = prefix
-        m = API_PREFIX.match(prefix)
-        self.service, self.api_version = (m["service"], m["version"]) if m else (prefix.strip("/"), "v1")
+    root = urlsplit(container.get().settings.public_root_url)
+    return (root.hostname or "").lower(), root.path.rstrip("/")
 
-    def route(
-        self,
-        method: str,
-        path: str,
-        name: str,
-        *,
-        input: str | None = None,
-        parse_body: bool = False,
-        splat: bool = False,
-        output: str | None = None,
-        query: tuple[str, ...] = (),
-        stability: str | None = None,
-        category: str | None = None,
-    ) -> Callable[[Callable[[Call], Any]], Callable[[Call], Any]]:
-        """Register `fn` as endpoint `name`; with `splat`, the path's last parameter may span
-        several raw segments (see SPLAT_SEGMENTS). `output`, `query`, `stability` and `category`
-        only describe the endpoint in the API reference (ENDPOINTS)."""
-        paths = [path]
-        if splat:
-            param = path.rsplit("/", 1)[1].strip("{}")
-            tail = [f"/{{{param}{SPLAT_SEP}{i}}}" for i in range(1, SPLAT_SEGMENTS)]
-            paths += [path + "".join(tail[:n]) for n in range(1, SPLAT_SEGMENTS)]
 
-        if name not in ENDPOINT_SCOPES:
-            raise KeyError(f"endpoint {name} has no scope expression in domain/scopes.py ENDPOINT_SCOPES")
-        scopes = ENDPOINT_SCOPES[name]
+def _route(path: str | None, resource: str | None) -> str | None:
+    """The route API Gateway matched to `resource` (`/api/queue/v1/task/{taskId}`): as many of raw
+    `path`'s last segments as `resource` has (raw: `%2F` never splits a segment)."""
+    if not path or not resource:
+        return None
+    segments = path.split("/")
+    count = resource.count("/")
+    return "/" + "/".join(segments[-count:]) if len(segments) > count else None
 
-        def register(fn: Callable[[Call], Any]) -> Callable[[Call], Any]:
-            def view(**raw_params: str) -> Response:
-                return self._dispatch(name, fn, raw_params, input, parse_body, scopes)
 
-            view.__name__ = name
-            for p in paths:
-                self.bp.route(self.prefix + p, methods=[method], content_types=["*/*"], cors=CORS)(view)
-            ENDPOINTS[(self.service, name)] = Endpoint(
-                service=self.service,
-                api_version=self.api_version,
-                method=method.upper(),
-                path=re.sub(r"\{([A-Za-z0-9_]+)\}", r"<\1>", path),
-                name=name,
-                handler=fn,
-                scopes=scopes,
-                input=input,
-                output=output,
-                query=tuple(query),
-                stability=stability,
-                category=category,
-                splat=splat,
-            )
-            return fn
+def _query_orders(pairs: list[tuple[str, str]]) -> Iterator[tuple[int, ...]]:
+    """Orders (of indexes into `pairs`) the client may have written them in, most likely first: the
+    map's, the key-sorted one, then (up to PERMUTED_PAIRS pairs) every other interleaving of the
+    keys. The values of one key keep their order: API Gateway keeps it, and the handler reads the
+    last one, so a signature for `a=3&a=1` must not pass for `a=1&a=3`."""
+    given = tuple(range(len(pairs)))
+    yield given
+    yield tuple(sorted(given, key=lambda i: pairs[i][0]))
+    if len(pairs) > PERMUTED_PAIRS:
+        return
+    positions: dict[str, list[int]] = {}
+    for i, (key, _) in enumerate(pairs):
+        positions.setdefault(key, []).append(i)
+    seen: set[tuple[str, ...]] = set()
+    for keys in itertools.permutations([key for key, _ in pairs]):
+        if keys in seen:
+            continue
+        seen.add(keys)
+        nexts = {key: iter(at) for key, at in positions.items()}
+        yield tuple(next(nexts[key]) for key in keys)
 
-        return register
 
-    def _dispatch(
-        self,
-        name: str,
-        fn: Callable[[Call], Any],
-        raw_params: dict[str, str],
-        input: str | None,
-        parse_body: bool,
-        scopes: ScopeExpr | None,
-    ) -> Response:
-        request = self.bp.current_request
-        # API Gateway hands path parameters decoded; chalice local does not. Identifiers never
-        # contain '%', so decoding is safe either way (an artifact name may: behind API Gateway,
-        # a literal '%' in a name would be decoded twice — check on deployment).
-        params = {k: unquote(v) for k, v in raw_params.items()}
-        for key in sorted((k for k in params if SPLAT_SEP in k), key=lambda k: int(k.rsplit(SPLAT_SEP, 1)[1])):
-            base = key.rsplit(SPLAT_SEP, 1)[0]
-            params[base] = f"{params[base]}/{params.pop(key)}"
-        payload: Any = None
-        try:
-            raw = request.raw_body or b""
-            if isinstance(raw, str):
-                raw = raw.encode()
-            if len(raw) > MAX_BODY_BYTES:
-                raise InputTooLarge(f"Request body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}")
-            if input or parse_body:
-                payload = self._parse_body(request.headers.get("content-type", ""), raw, required=bool(input))
-            caller, deferred = None, None
-            if scopes is not None:
-                # Taskcluster's order: authenticate (401), then authorize (403) before any parameter
-                # or schema check — unless the expression needs what only the handler knows.
-                caller = self._auth().authenticate(signed_request(request, raw))
-                if parameters(scopes) <= set(params):
-                    Auth.authorize(caller, scopes, params)
-                else:
-                    deferred = scopes
-            for key, value in params.items():
-                pattern = PARAM_PATTERNS.get(key)
-                if pattern and not pattern.match(value):
-                    raise InvalidRequestArguments(
-                        f"Invalid request parameter {key}: {value!r} does not match {pattern.pattern}"
-                    )
-            query = dict(request.query_params or {})
-            for key, value in query.items():
-                pattern = QUERY_PATTERNS.get(key)
-                if pattern and not pattern.match(value):
-                    raise InvalidRequestArguments(
-                        f"Invalid query parameter {key}: {value!r} does not match {pattern.pattern}"
-                    )
-            call = Call(method=name, params=params, query=query, raw_json=payload, caller=caller, deferred=deferred)
-            call.authorized = deferred is None
-            if input:
-                call.body = self._validate(input, payload)
-            result = fn(call)
-            if not call.authorized:
-                raise QueueError(f"{name} did not check its deferred scopes")
-        except QueueError as err:
-            return error_response(err, name, params, payload)
-        except Exception:
-            incident = str(uuid.uuid4())
-            log.exception("internal error in %s (incidentId %s)", name, incident)
-            internal = QueueError(f"Internal Server Error, incidentId {incident}.", incidentId=incident)
-            return error_response(internal, name, params, payload)
-        if isinstance(result, Response):
-            result.headers = {**HEADERS, **(result.headers or {})}
-            return result
-        if result is None:
-            return Response(body="", status_code=204, headers=HEADERS)
-        return Response(body=result, status_code=200, headers=HEADERS)
-
-    @staticmethod
-    def _auth() -> Auth:
-        from .. import container
-
-        return container.get().auth
-
-    @staticmethod
-    def _parse_body(content_type: str, raw: bytes, required: bool) -> Any:
-        if not raw:
-            if required:
-                raise MalformedPayload("Request body must be JSON; it is empty")
-            return None
-        if content_type.split(";")[0].strip().lower() != "application/json":
-            if required:
-                raise MalformedPayload(
-                    f"Request body must be sent with Content-Type: application/json, not {content_type!r}"
-                )
-            return None
-        try:
-            value = parse_json(raw)
-        except (ValueError, UnicodeDecodeError) as e:
-            if required:
-                raise MalformedPayload(f"Request body is not valid JSON: {e}") from None
-            return None
-        if required and not isinstance(value, (dict, list)):
-            raise MalformedPayload("Request body must be a JSON object")
-        return value
-
-    @staticmethod
-    def _validate(schema: str, payload: Any) -> Any:
-        try:
-            return validator(schema)(payload)
-        except JsonSchemaException as e:
-            hint = f" ({DATE_RULE})" if str(e).endswith("must be date-time") else ""
-            raise InputValidationError(
-                f"Schema Validation Failed!\nRejecting Schema: {schema_url(schema)}\nErrors:\n  * {e}{hint}"
-            ) from None
+def _candidates(paths: list[str], pairs: list[tuple[str, str]]) -> Iterator[str]:
+    """Each path with each order and encoding of the query, without repeats, within the bound."""
+    if not pairs:
+        yield from paths[:MAX_CANDIDATES]
+        return
+    # Each pair as each encoding writes it; encodings that write every pair alike count once.
+    written = list(dict.fromkeys(tuple(f"{enc(k)}={enc(v)}" for k, v in pairs) for enc in QUERY_ENCODINGS))
+    seen: set[str] = set()
+    size = 0
+    for order in _query_orders(pairs):
+        for path in paths:
+            for parts in written:
+                resource = f"{path}?" + "&".join(parts[i] for i in order)
+                if resource in seen:
+                    continue
+                seen.add(resource)
+                size += len(resource)
+                if len(seen) > MAX_CANDIDATES or size > MAX_CANDIDATE_BYTES:
+                    return
+                yield resource
