@@ -19,6 +19,7 @@ Adding an endpoint is one change, in the handler's module:
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import uuid
@@ -30,7 +31,14 @@ from urllib.parse import unquote
 from chalice import Blueprint, Response
 from fastjsonschema import JsonSchemaException
 
-from ..domain.errors import InputTooLarge, InputValidationError, InvalidRequestArguments, MalformedPayload, QueueError
+from ..domain.errors import (
+    InputError,
+    InputTooLarge,
+    InputValidationError,
+    InvalidRequestArguments,
+    MalformedPayload,
+    QueueError,
+)
 from ..domain.scopes import ScopeExpr, parameters
 from ..schemas import schema_url, validator
 from ..services.auth import Auth
@@ -91,13 +99,85 @@ class Endpoint:
 ENDPOINTS: dict[tuple[str, str], Endpoint] = {}
 
 
+# Lambda returns at most 6 MB (6,291,456 bytes) from a synchronous invocation, measured on the
+# proxy response it serializes (the JSON body as an escaped string, plus status and headers); API
+# Gateway REST's own limit (10 MB) is higher. A larger answer is a 502. Every listing and claimWork
+# keeps its body within this budget, counted as the escaped string Lambda sends (`response_bytes`),
+# leaving over 1 MB for the envelope and headers. One constant; tests lower it.
+RESPONSE_BUDGET = 5 * 1024 * 1024
+# A page cut short for the budget resumes with `~<skip>~<token>`: the listing's own token (empty
+# for its start) and how many of the items it leads to were already returned. Tokens the stores
+# make (base64url keys, decimal offsets) never start with `~`.
+CUT = "~"
+
+
+def response_budget() -> int:
+    """RESPONSE_BUDGET as it is now (tests lower it)."""
+    return RESPONSE_BUDGET
+
+
+def response_bytes(value: Any) -> int:
+    """Bytes `value` adds to Lambda's serialized response: its compact JSON (ASCII, as Chalice
+    writes it) with every `"` and `\\` escaped once more inside the proxy envelope's body string."""
+    text = json.dumps(value, separators=(",", ":"))
+    return len(text) + text.count('"') + text.count("\\")
+
+
+class Listing(dict[str, Any]):
+    """A page as `page` makes it: the dispatcher fits it into RESPONSE_BUDGET (see `fit`)."""
+
+    key: str = ""
+
+
 def page(key: str, items: Iterable[Any], token: str | None, **fields: Any) -> dict[str, Any]:
     """A page of a listing as Taskcluster answers it: `fields`, `{key: items}`, and a
-    `continuationToken` when more may follow."""
-    out: dict[str, Any] = {**fields, key: list(items)}
+    `continuationToken` when more may follow. The dispatcher ends it early, with a token for the
+    first item left out, when it would not fit RESPONSE_BUDGET."""
+    out = Listing({**fields, key: list(items)})
+    out.key = key
     if token:
         out["continuationToken"] = token
     return out
+
+
+def parse_cut(token: str | None) -> tuple[str | None, int]:
+    """(the listing's own token, items of its page already returned) for a token of a cut page."""
+    if not token or not token.startswith(CUT):
+        return token, 0
+    parts = token.split(CUT, 2)
+    if len(parts) != 3 or not parts[1].isdigit() or len(parts[1]) > 9:
+        raise InputError(f"Invalid continuationToken {token!r}")
+    return parts[2] or None, int(parts[1])
+
+
+def fit(listing: Listing, inner: str | None, skip: int, budget: int) -> Listing:
+    """`listing` without its first `skip` items, ended before the first item that would take its
+    response over `budget` (but with at least one), with a token that resumes at that item."""
+    items = listing[listing.key][skip:]
+    used = response_bytes({k: v for k, v in listing.items() if k != listing.key})
+    used += response_bytes({listing.key: [], "continuationToken": CUT * 2 + "9" * 9 + (inner or "")})
+    kept = 0
+    for item in items:
+        used += response_bytes(item) + 1  # the comma
+        if used > budget and kept:
+            break
+        kept += 1
+    out = Listing(listing)
+    out.key = listing.key
+    out[listing.key] = items[:kept]
+    if kept < len(items):
+        out["continuationToken"] = f"{CUT}{skip + kept}{CUT}{inner or ''}"
+    return out
+
+
+class PagedCall(Call):
+    """A call resuming a cut page: its listing re-reads the page from the listing's own token, with
+    `skip` more items, and the dispatcher leaves out the `skip` already returned."""
+
+    skip: int = 0
+
+    def limit(self, default: int = 1000, maximum: int = 1000) -> int:
+        return super().limit(default, maximum) + self.skip
 
 
 class Api:
@@ -210,13 +290,23 @@ class Api:
                     raise InvalidRequestArguments(
                         f"Invalid query parameter {key}: {value!r} does not match {pattern.pattern}"
                     )
-            call = Call(method=name, params=params, query=query, raw_json=payload, caller=caller, deferred=deferred)
+            inner, skip = parse_cut(query.get("continuationToken"))
+            if inner is None:
+                query.pop("continuationToken", None)
+            else:
+                query["continuationToken"] = inner
+            call = PagedCall(
+                method=name, params=params, query=query, raw_json=payload, caller=caller, deferred=deferred
+            )
+            call.skip = skip
             call.authorized = deferred is None
             if input:
                 call.body = self._validate(input, payload)
             result = fn(call)
             if not call.authorized:
                 raise QueueError(f"{name} did not check its deferred scopes")
+            if isinstance(result, Listing):
+                result = fit(result, inner, skip, RESPONSE_BUDGET)
         except QueueError as err:
             return error_response(err, name, params, payload)
         except Exception:

@@ -1,0 +1,202 @@
+"""Responses fit Lambda's 6 MB: listings end early with a token, claimWork claims only what it returns.
+
+Most tests lower RESPONSE_BUDGET (to keep them fast); the claimWork and `POST /tasks` tests run at
+the real budget with items of ~200 KB.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import slugid
+
+from chalicelib.handlers import api as endpoints
+from tests.harness import AUTH, Harness, error_artifact, make_client, quote_name
+
+TQ = "proj%2Flinux"
+KB = 1024
+
+
+def envelope_bytes(body: bytes) -> int:
+    """The body's size as Lambda counts it: a JSON string inside the proxy response."""
+    return len(json.dumps(body.decode()))
+
+
+def big(stack: Harness, size: int, **overrides: Any) -> str:
+    """A task whose definition is about `size` bytes."""
+    payload = {"command": [["echo", "hi"]], "env": {"BLOB": "x" * size}}
+    return stack.create(payload=payload, **overrides)
+
+
+def pages(
+    fetch: Callable[[str | None], Any], key: str, budget: int, max_pages: int = 200
+) -> tuple[list[Any], list[int]]:
+    """Every item of a listing, and each page's body bytes; each page checked against `budget`."""
+    items: list[Any] = []
+    sizes: list[int] = []
+    token = None
+    for _ in range(max_pages):
+        r = fetch(token)
+        assert r.status_code == 200, r.body[:500]
+        sizes.append(len(r.body))
+        assert envelope_bytes(r.body) <= budget, (len(sizes), envelope_bytes(r.body), budget)
+        body = r.json_body
+        assert body[key], "a page is never empty while more follows"
+        items += body[key]
+        token = body.get("continuationToken")
+        if not token:
+            return items, sizes
+    raise AssertionError("pagination never ended")
+
+
+def query(token: str | None, limit: int | None = None) -> str:
+    parts = [f"limit={limit}"] if limit else []
+    if token:
+        parts.append(f"continuationToken={token}")
+    return "?" + "&".join(parts) if parts else ""
+
+
+@pytest.fixture
+def budget(monkeypatch: pytest.MonkeyPatch) -> int:
+    value = 300 * KB
+    monkeypatch.setattr(endpoints, "RESPONSE_BUDGET", value)
+    return value
+
+
+def test_list_pending_tasks_pages_within_budget(stack: Harness, budget: int) -> None:
+    ids = [big(stack, 40 * KB) for _ in range(20)]  # ~800 KB in one page without the cut
+    items, sizes = pages(lambda t: stack.call("GET", f"/task-queues/{TQ}/pending" + query(t)), "tasks", budget)
+    got = [i["taskId"] for i in items]
+    assert sorted(got) == sorted(ids)  # complete, no duplicates
+    assert len(sizes) >= 3
+    assert max(sizes) <= budget
+
+
+@pytest.mark.parametrize("limit", [None, 7])
+def test_list_task_group_pages_within_budget_with_any_limit(stack: Harness, budget: int, limit: int | None) -> None:
+    group = slugid.nice()
+    ids = {big(stack, 50 * KB, taskGroupId=group) for _ in range(16)}
+    items, sizes = pages(lambda t: stack.call("GET", f"/task-group/{group}/list" + query(t, limit)), "tasks", budget)
+    got = [i["status"]["taskId"] for i in items]
+    assert len(got) == len(set(got)) and set(got) == ids
+    assert len(sizes) >= (3 if limit is None else 16 // limit)
+    if limit:
+        assert all(n <= limit for n in per_page(stack, f"/task-group/{group}/list", limit))
+
+
+def per_page(stack: Harness, path: str, limit: int) -> list[int]:
+    counts, token = [], None
+    while True:
+        body = stack.call("GET", path + query(token, limit)).json_body
+        counts.append(len(body["tasks"]))
+        token = body.get("continuationToken")
+        if not token:
+            return counts
+
+
+def test_list_claimed_tasks_pages_within_budget(stack: Harness, budget: int) -> None:
+    ids = {big(stack, 40 * KB) for _ in range(10)}
+    claimed = []
+    for _ in range(20):
+        claimed += stack.claim(tasks=10)
+        if len(claimed) == 10:
+            break
+    assert len(claimed) == 10
+    items, sizes = pages(lambda t: stack.call("GET", f"/task-queues/{TQ}/claimed" + query(t)), "tasks", budget)
+    assert sorted(i["taskId"] for i in items) == sorted(ids)
+    assert len(sizes) >= 2
+
+
+def test_tasks_and_statuses_by_ids_page_within_budget(stack: Harness, budget: int) -> None:
+    ids = [big(stack, 40 * KB) for _ in range(12)]
+    asked = [*ids, slugid.nice()]  # an unknown id is left out
+    items, sizes = pages(lambda t: stack.call("POST", "/tasks" + query(t, 5), {"taskIds": asked}), "tasks", budget)
+    assert [i["taskId"] for i in items] == ids
+    assert len(sizes) >= 3
+    # Statuses are small: a tiny budget cuts them too.
+    endpoints.RESPONSE_BUDGET = 2 * KB  # undone by the fixture's monkeypatch
+    items, sizes = pages(
+        lambda t: stack.call("POST", "/tasks/status" + query(t), {"taskIds": asked}), "statuses", 2 * KB
+    )
+    assert [i["taskId"] for i in items] == ids
+    assert len(sizes) >= 3
+
+
+def test_cut_token_is_checked(stack: Harness, budget: int) -> None:
+    for token in ("~x~", "~1", "~-1~", "~1~not-a-token"):
+        r = stack.call("GET", f"/task-queues/{TQ}/pending?continuationToken={token}")
+        assert r.status_code == 400, (token, r.status_code)
+
+
+def test_tasks_at_the_real_budget(stack: Harness) -> None:
+    """At RESPONSE_BUDGET (5 MB): 32 definitions of ~200 KB (6.5 MB in one page before the cut)."""
+    real = endpoints.RESPONSE_BUDGET
+    assert real == 5 * 1024 * 1024
+    ids = [big(stack, 200 * KB) for _ in range(32)]
+    items, sizes = pages(lambda t: stack.call("POST", "/tasks" + query(t), {"taskIds": ids}), "tasks", real)
+    assert [i["taskId"] for i in items] == ids
+    assert len(sizes) == 2
+    assert max(sizes) <= real
+
+
+def test_claim_work_claims_only_what_fits(stack: Harness) -> None:
+    """32 tasks of ~200 KB (6.5 MB of claims) at the real budget: what is claimed is returned."""
+    real = endpoints.RESPONSE_BUDGET
+    ids = [big(stack, 200 * KB) for _ in range(32)]
+    stack.pump.step()
+    r = stack.call("POST", f"/claim-work/{TQ}", {"workerGroup": "wg", "workerId": "w1", "tasks": 32})
+    assert r.status_code == 200
+    assert envelope_bytes(r.body) <= real
+    first = r.json_body["tasks"]
+    assert 0 < len(first) < 32
+    for claim in first:
+        status = stack.status(claim["status"]["taskId"])
+        assert status["state"] == "running"
+        assert status["runs"][claim["runId"]]["workerId"] == "w1"
+    claimed = {c["status"]["taskId"] for c in first}
+    rest = [stack.status(t)["state"] for t in ids if t not in claimed]
+    assert rest == ["pending"] * (32 - len(first))
+    # The hints of the rest are on the queue again: the next calls claim them.
+    for _ in range(5):
+        if len(claimed) == 32:
+            break
+        r = stack.call("POST", f"/claim-work/{TQ}", {"workerGroup": "wg", "workerId": "w2", "tasks": 32})
+        assert r.status_code == 200 and envelope_bytes(r.body) <= real
+        more = {c["status"]["taskId"] for c in r.json_body["tasks"]}
+        assert not more & claimed
+        claimed |= more
+    assert claimed == set(ids)
+
+
+def test_list_artifacts_and_latest_pages_within_budget(stack: Harness, budget: int) -> None:
+    task_id = stack.create()
+    claim = stack.claim()[0]
+    assert claim["status"]["taskId"] == task_id
+    names = {f"public/a{i:02}" for i in range(20)}
+    for name in names:
+        r = stack.call("POST", f"/task/{task_id}/runs/0/artifacts/{quote_name(name)}", error_artifact(stack))
+        assert r.status_code == 200, r.body
+    endpoints.RESPONSE_BUDGET = 2 * KB  # undone by the fixture's monkeypatch
+    for path in (f"/task/{task_id}/runs/0/artifacts", f"/task/{task_id}/artifacts"):
+
+        def fetch(token: str | None, path: str = path) -> Any:
+            return stack.call("GET", path + query(token))
+
+        items, sizes = pages(fetch, "artifacts", 2 * KB)
+        got = [a["name"] for a in items]
+        assert len(got) == len(set(got)) and set(got) == names
+        assert len(sizes) >= 2
+
+
+def test_list_clients_pages_within_budget(stack: Harness, budget: int) -> None:
+    ids = {f"project/c{i:02}" for i in range(15)}
+    for client_id in ids:
+        make_client(stack, client_id, [f"queue:status:{'x' * 200}"])
+    endpoints.RESPONSE_BUDGET = 2 * KB  # undone by the fixture's monkeypatch
+    items, sizes = pages(lambda t: stack.call("GET", f"{AUTH}/clients" + query(t)), "clients", 2 * KB)
+    got = [c["clientId"] for c in items]
+    assert len(got) == len(set(got)) and ids <= set(got)
+    assert len(sizes) >= 3
