@@ -15,6 +15,8 @@
    latency, cold start (import time, package size), and the price per million tasks.
 7. Idle: the stack's CPU while idle, empty and with 10,000 tasks stored (bench/idle.py).
 8. Single tasks on an idle min-0 pool: createTask -> claimed, and the workers launched (bench/cold_pool.py).
+9. Idle workers' monthly cost on AWS in each claim mode, from empty claimWork durations measured
+   with a deployed stage's wait, and claimWork's p50 while 100 idle pollers poll (bench/claim_cost.py).
 Results are appended to bench/results/<date>-<commit>.json.
 """
 
@@ -97,7 +99,19 @@ def main(argv: list[str] | None = None) -> int:
 
     from chalicelib.local.stack import EmbeddedStack, free_port
 
-    from . import auth_latency, cold_pool, coldstart, floor, graph, idle, lifecycle, price, release_latency, workload
+    from . import (
+        auth_latency,
+        claim_cost,
+        cold_pool,
+        coldstart,
+        floor,
+        graph,
+        idle,
+        lifecycle,
+        price,
+        release_latency,
+        workload,
+    )
     from . import depth as depth_bench
 
     results: dict[str, Any] = {
@@ -152,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     print("== 8. single tasks on an idle pool (min 0, 2-slot workers): createTask -> claimed, launches", flush=True)
     results["cold_pool"] = cold_pool.measure(3, 15.0)
     cold_pool.report(results["cold_pool"])
+    print("== 9. idle workers' monthly cost (claimWork waiting 0 s, as deployed), 100 idle pollers", flush=True)
+    results["claim_cost"] = claim_cost.measure(50 if args.quick else 200, 100, 5.0 if args.quick else 15.0)
+    claim_cost.report(results["claim_cost"])
     port = free_port()
     proc, ready = _serve(port)
     results["serve_ready_seconds"] = round(ready, 2)

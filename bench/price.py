@@ -67,3 +67,71 @@ def per_million(requests_per_task: dict[str, float], task_item_bytes: int, api_m
             "lambda_memory_gb": LAMBDA_MEMORY_GB,
         },
     }
+
+
+# --- an idle worker's monthly cost -------------------------------------------------------------------
+SECONDS_PER_MONTH = 730 * 3600  # AWS's pricing month
+SQS_LONG_POLL_S = 20  # the reference worker's --poll-seconds in sqs mode
+SQS_LIST_QUEUES_EVERY_S = 20  # its ListQueues: at most every 5 s, so once per 20 s poll
+SHOULD_TERMINATE_EVERY_S = 30  # a provisioned worker's shouldWorkerTerminate while idle (either mode)
+
+
+def api_call_usd(billed_ms: float, memory_gb: float, sqs_requests: float = 0.0) -> dict[str, float]:
+    """What one API call costs: API Gateway REST + a Lambda request + its billed duration (rounded
+    up to the millisecond, at `memory_gb`) + the SQS requests it makes."""
+    return {
+        "API Gateway": PRICE["apigateway_rest_per_m"] / 1e6,
+        "Lambda requests": PRICE["lambda_request_per_m"] / 1e6,
+        "Lambda duration": math.ceil(billed_ms) / 1000 * memory_gb * PRICE["lambda_gb_second"],
+        "SQS": sqs_requests * PRICE["sqs_request_per_m"] / 1e6,
+    }
+
+
+def idle_claim_work_month(
+    interval_s: float, billed_ms: float, memory_gb: float = LAMBDA_MEMORY_GB, sqs_per_call: float = 1.0
+) -> dict[str, Any]:
+    """An idle worker in claim-work mode for a month: one empty claimWork per `interval_s` (the
+    worker's wait between empty answers, or the queue's wait when longer), each `billed_ms` long.
+    calls/month × (API Gateway + Lambda request + duration + SQS)."""
+    calls = SECONDS_PER_MONTH / interval_s
+    per_call = api_call_usd(billed_ms, memory_gb, sqs_per_call)
+    parts = {k: v * calls for k, v in per_call.items()}
+    return {
+        "calls_per_month": round(calls),
+        "usd_per_call": sum(per_call.values()),
+        "breakdown_usd": {k: round(v, 4) for k, v in parts.items()},
+        "usd_per_month": round(sum(parts.values()), 2),
+        "concurrency_held": round(billed_ms / 1000 / interval_s, 5),  # Little's law: rate × duration
+    }
+
+
+def idle_sqs_month(poll_s: float = SQS_LONG_POLL_S, priorities: int = 1) -> dict[str, Any]:
+    """An idle worker in sqs mode for a month: it waits on SQS itself (no API call, no Lambda).
+    One priority in use: one 20 s long poll plus one ListQueues per 20 s. Several: a 1 s receive on
+    each in turn (worker/claiming.py), so one receive a second, and a ListQueues every 5 s."""
+    if priorities <= 1:
+        receives, listings = SECONDS_PER_MONTH / poll_s, SECONDS_PER_MONTH / SQS_LIST_QUEUES_EVERY_S
+    else:
+        receives, listings = SECONDS_PER_MONTH / 1.0, SECONDS_PER_MONTH / 5.0
+    usd = (receives + listings) * PRICE["sqs_request_per_m"] / 1e6
+    return {"sqs_requests_per_month": round(receives + listings), "usd_per_month": round(usd, 2)}
+
+
+def should_terminate_month(billed_ms: float, memory_gb: float = LAMBDA_MEMORY_GB) -> float:
+    """A provisioned worker's shouldWorkerTerminate calls while idle (either mode), per month."""
+    calls = SECONDS_PER_MONTH / SHOULD_TERMINATE_EVERY_S
+    return round(calls * sum(api_call_usd(billed_ms, memory_gb).values()), 2)
+
+
+def long_poll_month(wait_s: float, memory_gb: float = LAMBDA_MEMORY_GB) -> float:
+    """The design this replaces: claimWork waiting `wait_s` in Lambda, called again at once."""
+    return float(idle_claim_work_month(wait_s, wait_s * 1000, memory_gb)["usd_per_month"])
+
+
+def break_even_ms(usd_per_month: float, interval_s: float, memory_gb: float, sqs_per_call: float = 1.0) -> float:
+    """The longest billed duration of an empty claimWork that keeps an idle claim-work worker
+    within `usd_per_month`."""
+    calls = SECONDS_PER_MONTH / interval_s
+    fixed = sum(v for k, v in api_call_usd(0, memory_gb, sqs_per_call).items() if k != "Lambda duration")
+    per_ms = memory_gb * PRICE["lambda_gb_second"] / 1000
+    return (usd_per_month / calls - fixed) / per_ms

@@ -53,6 +53,7 @@ import boto3
 from botocore.exceptions import ClientError
 from chalice.config import Config
 
+from chalicelib.config import Settings
 from chalicelib.domain.credentials import token_key_from
 from infra import policies, template
 from infra.template import (
@@ -71,6 +72,11 @@ from infra.template import (
 
 PROJECT_DIR = template.PROJECT_DIR
 UNRESERVED_MINIMUM = 100  # Lambda keeps this much of an account's concurrency unreserved
+# claimWork's wait on a deployed stage: none, since Lambda bills the wait (workers wait between
+# empty answers instead, README.md "Finding work"); and what a call may last beyond its wait (the
+# 3 s the API keeps for its claims, chalicelib/handlers/work_api.py, and 1 s to API Gateway's cut).
+STAGE_CLAIM_WORK_TIMEOUT = "0"
+CLAIM_WORK_AFTER_WAIT = 4.0
 Out = Callable[[str], None]
 
 
@@ -131,6 +137,8 @@ def new_stage_section(stage: str, app_name: str = "taskqueue") -> dict[str, Any]
             "TASKQUEUE_WORKERS_TABLE": f"{prefix}workers",
             "TASKQUEUE_POOLS_TABLE": f"{prefix}pools",
             "TASKQUEUE_EVENT_BUS": f"{prefix}events",
+            # Waiting is billed on Lambda: claimWork answers at once, workers wait between calls.
+            "TASKQUEUE_CLAIM_WORK_TIMEOUT": STAGE_CLAIM_WORK_TIMEOUT,
         },
         SETTINGS_KEY: StageSettings().to_config(),
     }
@@ -390,11 +398,16 @@ def ensure_token_key(aws: Aws, secret_arn: str) -> bool:
     return True
 
 
-def claim_work_concurrency(settings: StageSettings, api_timeout: int) -> int:
+def claim_work_concurrency(
+    settings: StageSettings, api_timeout: int, claim_wait: float = float(STAGE_CLAIM_WORK_TIMEOUT)
+) -> int:
     """The most API function instances claimWork calls can hold at once under its throttle: its
-    burst, plus its rate for as long as one call may last (the API function's timeout)."""
+    burst, plus its rate for as long as one call may last: its wait (the stage's
+    TASKQUEUE_CLAIM_WORK_TIMEOUT) plus the time it keeps for its claims and answer, at most the
+    API function's timeout."""
     throttle = settings.claim_work_throttle
-    return math.ceil(throttle.burst_limit + throttle.rate_limit * api_timeout)
+    longest = min(float(api_timeout), claim_wait + CLAIM_WORK_AFTER_WAIT)
+    return math.ceil(throttle.burst_limit + throttle.rate_limit * longest)
 
 
 def check_concurrency(
@@ -404,10 +417,11 @@ def check_concurrency(
     out: Out,
     settings: StageSettings | None = None,
     api_timeout: int = 28,
+    claim_wait: float = float(STAGE_CLAIM_WORK_TIMEOUT),
 ) -> None:
     """Refuse, before anything is created, reservations the account cannot make, and an API
-    reservation that claimWork's long polls alone could exhaust."""
-    held_by_claims = claim_work_concurrency(settings or StageSettings(), api_timeout)
+    reservation that claimWork's polls alone could exhaust."""
+    held_by_claims = claim_work_concurrency(settings or StageSettings(), api_timeout, claim_wait)
     api = reserved.get(template.API_HANDLER)
     if api is not None and held_by_claims > api // 2:
         raise DeployError(
@@ -538,10 +552,12 @@ def deploy(
     for path in ensure_policy_files(config, names, project):
         out(f"policy: wrote {path.relative_to(project.directory)}")
     project.save(config)
-    api_timeout = Config(
-        chalice_stage=stage, function_name=template.API_HANDLER, config_from_disk=config
-    ).lambda_timeout
-    check_concurrency(aws, names, reserved_concurrency(config, stage), out, settings, int(api_timeout or 60))
+    api_config = Config(chalice_stage=stage, function_name=template.API_HANDLER, config_from_disk=config)
+    api_timeout = api_config.lambda_timeout
+    claim_wait = Settings.from_env(api_config.environment_variables or {}).claim_work_timeout
+    check_concurrency(
+        aws, names, reserved_concurrency(config, stage), out, settings, int(api_timeout or 60), claim_wait
+    )
     body = template.build_base_stack(names, template.stage_tables(names, aws.region))
     outputs = deploy_base_stack(aws, names, body, settings, out)
     if ensure_token_key(aws, outputs.secret_arn):

@@ -113,8 +113,9 @@ FUNCTION_ENVIRONMENT: dict[str, tuple[str, ...]] = {
 # blocks the shard (invariant 4). The handler does not return batchItemFailures, hence bisect.
 STREAM_MAX_RETRIES = 10
 STREAM_MAX_RECORD_AGE = 86400  # seconds
-# The claimWork route: it long-polls (up to TASKQUEUE_CLAIM_WORK_TIMEOUT, 20 s), so it is throttled
-# on its own, below the stage's rate, to keep it from holding every API function instance.
+# The claimWork route: it may wait (up to TASKQUEUE_CLAIM_WORK_TIMEOUT: 20 s by default, 0 on the
+# stages config.json defines), so it is throttled on its own, below the stage's rate, to keep its
+# polls from holding more than a small share of the API function's instances.
 CLAIM_WORK_ROUTE = "/api/queue/v1/claim-work/{taskQueueId}"
 STREAM_ITERATOR_AGE_ALARM_MS = 5 * 60 * 1000  # the sweeper re-hints lost runs after 10 minutes
 
@@ -302,7 +303,9 @@ class StageSettings:
     """A stage's settings that are not Chalice's: `stages.<stage>.taskqueue_deploy` in config.json."""
 
     api_throttle: Throttle = Throttle(20, 40)
-    claim_work_throttle: Throttle = Throttle(2, 4)
+    # claimWork alone: on AWS it answers at once (TASKQUEUE_CLAIM_WORK_TIMEOUT 0) and workers call it
+    # every 5 s, so 4/s serves 20 idle claim-work workers (README.md, "Finding work").
+    claim_work_throttle: Throttle = Throttle(4, 8)
     stream_parallelization: int = 1  # concurrent batches per stream shard (1-10)
     log_retention_days: int = 14  # of every function's log group
     alarm_topic_arn: str = ""

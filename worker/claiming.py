@@ -5,7 +5,8 @@ it (`take`: the claiming calls). The worker holds a lock around `take` only, so 
 knows no claim is half made. Both get the worker's stop event: once it is set they start no new
 receive or claim, and what a receive already in flight brings is given back (`release`).
 
-- claim-work: plain Taskcluster; `take` is claimWork (the queue long-polls it).
+- claim-work: plain Taskcluster; `take` is claimWork (the queue may long-poll it), and after an
+  empty answer `wait_for_work` waits until `interval` seconds have passed since that call began.
 - sqs: long-polls the task queue's SQS hint queues (one per priority, highest first), then
   claims each hinted run with claimTask. Hints are only hints: a 409 or 404 means the run is no
   longer pending (claimed by someone else, resolved, a duplicate), so the hint is dropped.
@@ -17,7 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chalicelib.domain.dispatch import Hint, queue_names
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 KNOWN_QUEUES_TTL = 5.0  # seconds the list of a task queue's priority queues is trusted
 NO_QUEUE_WAIT = 1.0  # seconds to wait before looking again when no hint queue exists yet
 NO_QUEUE_WARN_EVERY = 300.0  # seconds between repeats of the no-dispatch-queue warning
+CLAIM_WORK_INTERVAL = 5.0  # least seconds from an empty claimWork's start to the next call (generic-worker's)
 
 
 class Claimer(Protocol):
@@ -40,17 +42,33 @@ class Claimer(Protocol):
 
 @dataclass
 class ClaimWorkClaimer:
+    """claimWork, called again no sooner than `interval` seconds after the start of a call that
+    brought nothing (as generic-worker does: at least 5 s between them). A queue that long-polls
+    (Taskcluster's, the embedded stack: 20 s) answers later than that, so the next call goes out
+    at once; a deployed stage answers at once (waiting is billed on Lambda), and this wait, not
+    the queue's, is what keeps an idle worker's calls (and cost) down."""
+
     queue: QueueCalls
     task_queue_id: str
     worker_group: str
     worker_id: str
+    interval: float = CLAIM_WORK_INTERVAL
+    clock: Callable[[], float] = time.monotonic
+    _next_call: float | None = field(default=None, init=False)  # clock(): no claimWork before it
 
     def wait_for_work(self, wanted: int, stop: threading.Event) -> list[Any]:
-        return [wanted]  # claimWork itself waits
+        if self._next_call is not None:
+            delay = self._next_call - self.clock()
+            if delay > 0:
+                stop.wait(delay)  # a stop ends the wait; the worker then calls nothing
+        return [wanted]  # then claimWork, which may wait on the queue too
 
     def take(self, offers: list[Any], stop: threading.Event) -> list[dict[str, Any]]:
         # claimWork waits *and* claims on the server: once sent it cannot be called off (Worker._start).
-        return self.queue.claim_work(self.task_queue_id, self.worker_group, self.worker_id, offers[0])
+        started = self.clock()
+        claims = self.queue.claim_work(self.task_queue_id, self.worker_group, self.worker_id, offers[0])
+        self._next_call = None if claims else started + self.interval
+        return claims
 
     def release(self, offers: list[Any]) -> None:
         pass

@@ -55,7 +55,9 @@ def sqs_client(config: Config) -> Any:
 
 def make_claimer(config: Config, queue: QueueCalls, sqs: Any) -> Claimer:
     if sqs is None:
-        return ClaimWorkClaimer(queue, config.task_queue_id, config.worker_group, config.worker_id)
+        return ClaimWorkClaimer(
+            queue, config.task_queue_id, config.worker_group, config.worker_id, config.claim_work_interval
+        )
     return SqsClaimer(
         sqs,
         config.queue_prefix,

@@ -33,7 +33,8 @@ Credentials come from TASKCLUSTER_CLIENT_ID, TASKCLUSTER_ACCESS_TOKEN and TASKCL
 (temporary credentials); the root URL from --root-url or TASKCLUSTER_ROOT_URL. In --claim-mode sqs
 the worker reads its task queue's SQS hint queues with the usual AWS settings (AWS_ENDPOINT_URL,
 AWS_DEFAULT_REGION, credentials chain) and claims each hinted run with claimTask; in claim-work
-mode it only uses the queue API's claimWork, so it works against any Taskcluster queue.
+mode it only uses the queue API's claimWork, so it works against any Taskcluster queue; after an
+empty answer it calls again no sooner than --claim-work-interval seconds after that call began.
 
 A provisioned worker (--user-data) instead reads its root URL, task queue (the workerPoolId) and
 worker group from the user data its provider gave it, registers with worker-manager (registerWorker,
@@ -72,6 +73,7 @@ class Config:
     own_work_dir: bool = False  # made for this worker: removed at exit when empty
     queue_prefix: str = "taskqueue-"
     poll_seconds: int = 20
+    claim_work_interval: float = 5.0  # least seconds between the starts of claimWork calls after an empty one
     live_log_interval: float = 5.0
     max_run_time_limit: int = 86400
     spot_notice_url: str = ""  # empty: don't poll
@@ -135,6 +137,13 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="longest SQS long poll, sqs mode (1-20, default: 20); a stopping worker waits out the one in flight",
     )
     p.add_argument(
+        "--claim-work-interval",
+        type=float,
+        default=5.0,
+        help="least seconds from the start of a claimWork that brought nothing to the next, claim-work "
+        "mode (default: 5, as generic-worker; a queue that long-polls longer than this adds no wait)",
+    )
+    p.add_argument(
         "--live-log-interval",
         type=float,
         default=5.0,
@@ -195,6 +204,8 @@ def parse_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | Non
         raise ConfigError("--idle-timeout must not be negative")
     if not 1 <= a.poll_seconds <= 20:
         raise ConfigError("--poll-seconds must be from 1 to 20 (SQS's longest wait)")
+    if a.claim_work_interval < 0:
+        raise ConfigError("--claim-work-interval must not be negative")
     if a.live_log_interval <= 0 or a.spot_poll_interval <= 0 or a.should_terminate_interval <= 0:
         raise ConfigError("--live-log-interval, --spot-poll-interval and --should-terminate-interval must be positive")
     if a.max_run_time_limit < 1:
@@ -223,6 +234,7 @@ def parse_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | Non
         or (who.user_data.queue_prefix if who.user_data else "")
         or env.get("TASKQUEUE_QUEUE_PREFIX", "taskqueue-"),
         poll_seconds=a.poll_seconds,
+        claim_work_interval=a.claim_work_interval,
         live_log_interval=a.live_log_interval,
         max_run_time_limit=a.max_run_time_limit,
         spot_notice_url=a.spot_notice_url,
