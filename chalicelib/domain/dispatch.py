@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .model import PRIORITIES, PRIORITY_LEVEL, Task, TaskState
@@ -44,26 +44,63 @@ def queue_names(prefix: str, task_queue_id: str) -> list[str]:
     return [queue_name(prefix, task_queue_id, p) for p in PRIORITIES]
 
 
+# What a claim adds to claimWork's answer beyond its task's definition, status and the scopes of its
+# credentials (the run's fields, the credentials' other fields, the certificate's own), generously.
+CLAIM_OVERHEAD = 8 * 1024
+# A claim of a task whose size its hint does not say: a row holds at most 400 KB, and escaping
+# inside Lambda's response can at most double it.
+WORST_CLAIM_BYTES = 2 * 400 * 1024 + CLAIM_OVERHEAD
+
+
+def escaped_json_bytes(value: Any) -> int:
+    """Bytes `value` adds to Lambda's serialized response: its compact JSON (ASCII, as Chalice
+    writes it) with every `"` and `\\` escaped once more inside the proxy envelope's body string."""
+    text = json.dumps(value, separators=(",", ":"))
+    return len(text) + text.count('"') + text.count("\\")
+
+
+def claim_bytes(task: Task) -> int:
+    """An upper bound of the bytes the claim of `task` (pending) adds to claimWork's answer: its
+    definition and runs, the certificate's copy of its scopes (escaped twice: a JSON string inside
+    the body's JSON), and CLAIM_OVERHEAD for every other field of the claim and its status."""
+    scopes = task.definition.get("scopes", [])
+    return (
+        escaped_json_bytes(task.definition)
+        + escaped_json_bytes([run.to_json() for run in task.runs])
+        + 4 * escaped_json_bytes(scopes)
+        + CLAIM_OVERHEAD
+    )
+
+
 @dataclass(frozen=True)
 class Hint:
     task_id: str
     run_id: int
     task_queue_id: str
     priority: str
+    # The bound of its claim's size (`claim_bytes`), so claimWork can keep its answer within Lambda's
+    # limit without reading the task; 0: unknown (WORST_CLAIM_BYTES is assumed).
+    claim_bytes: int = field(default=0, compare=False)
 
     def body(self) -> str:
-        return json.dumps(
-            {"taskId": self.task_id, "runId": self.run_id, "priority": self.priority}, separators=(",", ":")
-        )
+        data: dict[str, Any] = {"taskId": self.task_id, "runId": self.run_id, "priority": self.priority}
+        if self.claim_bytes:
+            data["claimBytes"] = self.claim_bytes
+        return json.dumps(data, separators=(",", ":"))
 
     @classmethod
     def parse(cls, body: str, task_queue_id: str) -> Hint | None:
         """A hint from a message body, or None for a body that is not one (dropped, never retried)."""
         try:
             data: dict[str, Any] = json.loads(body)
-            return cls(str(data["taskId"]), int(data["runId"]), task_queue_id, str(data["priority"]))
-        except (ValueError, KeyError, TypeError):
+            size = int(data.get("claimBytes", 0))
+            return cls(str(data["taskId"]), int(data["runId"]), task_queue_id, str(data["priority"]), max(0, size))
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None
+
+    @property
+    def claim_bound(self) -> int:
+        return self.claim_bytes or WORST_CLAIM_BYTES
 
 
 def pending_hint(task: Task) -> Hint | None:
@@ -83,5 +120,5 @@ def hint_needed(old: Task | None, new: Task) -> Hint | None:
     if hint is None:
         return None
     if old is None or pending_hint(old) != hint or old.hint_seq != new.hint_seq:
-        return hint
+        return replace(hint, claim_bytes=claim_bytes(new))
     return None

@@ -19,7 +19,6 @@ Adding an endpoint is one change, in the handler's module:
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import uuid
@@ -31,6 +30,7 @@ from urllib.parse import unquote
 from chalice import Blueprint, Response
 from fastjsonschema import JsonSchemaException
 
+from ..domain.dispatch import escaped_json_bytes
 from ..domain.errors import (
     InputError,
     InputTooLarge,
@@ -116,11 +116,7 @@ def response_budget() -> int:
     return RESPONSE_BUDGET
 
 
-def response_bytes(value: Any) -> int:
-    """Bytes `value` adds to Lambda's serialized response: its compact JSON (ASCII, as Chalice
-    writes it) with every `"` and `\\` escaped once more inside the proxy envelope's body string."""
-    text = json.dumps(value, separators=(",", ":"))
-    return len(text) + text.count('"') + text.count("\\")
+response_bytes = escaped_json_bytes  # what a value adds to Lambda's serialized response
 
 
 class Listing(dict[str, Any]):

@@ -21,9 +21,6 @@ work_bp = Blueprint(__name__)
 api = Api(work_bp, "/api/queue/v1")
 API_GATEWAY_TIMEOUT = 29.0
 RESOLVE_TASK = "queue:resolve-task:<taskId>/<runId>"
-# What a claim adds beyond its definition, status and scopes: runId, worker, takenUntil, the
-# claimed run's fields in its status, and the credentials' own text (ids, certificate, signature).
-CLAIM_OVERHEAD = 8 * 1024
 
 
 def _queue() -> QueueService:
@@ -74,24 +71,8 @@ def claim_work(call: Call) -> dict[str, Any]:
     worker = Worker(call.body["workerGroup"], call.body["workerId"])
     wait_left, time_left = _claim_work_budget()
     budget = response_budget() - response_bytes({"tasks": []})
-    claims = _queue().claim_work(
-        call.params["taskQueueId"], worker, call.body["tasks"], wait_left, time_left, budget, _claim_bound
-    )
+    claims = _queue().claim_work(call.params["taskQueueId"], worker, call.body["tasks"], wait_left, time_left, budget)
     return {"tasks": [_claim(task, run_id) for task, run_id in claims]}
-
-
-def _claim_bound(task: Task) -> int:
-    """An upper bound of the bytes the claim of `task` (still pending) adds to claimWork's answer:
-    its definition and status as they are, the certificate's copy of its scopes (escaped twice:
-    a JSON string inside the body's JSON), the claim's own fields, and a comma."""
-    scopes = task.definition.get("scopes", [])
-    return (
-        response_bytes(task.task_json())
-        + response_bytes(task.status_json())
-        + 4 * response_bytes(scopes)
-        + CLAIM_OVERHEAD
-        + 1
-    )
 
 
 def _claim(task: Task, run_id: int) -> dict[str, Any]:

@@ -18,7 +18,6 @@ from ..clock import Clock
 from ..config import Settings
 from ..domain import transitions
 from ..domain.definition import new_task, normalize, same_definition
-from ..domain.dispatch import Hint
 from ..domain.errors import InputError, InputTooLarge, RequestConflict, ResourceNotFound
 from ..domain.model import ReasonResolved, Task, TaskState, Worker
 from ..domain.transitions import RunPatch
@@ -173,15 +172,14 @@ class QueueService:
         wait_left: Callable[[], float],
         time_left: Callable[[], float],
         budget: int | None = None,
-        claim_bytes: Callable[[Task], int] = lambda t: 0,
     ) -> list[tuple[Task, int]]:
         """Claim up to `wanted` pending runs, waiting for the first one while `wait_left()` > 0.
 
         `time_left()` is what remains of the request's own budget: no claim is started within
         CLAIM_MARGIN of its end, so nothing is claimed that the worker would not receive
         (invariant 7). Likewise `budget`, the bytes the answer may hold: a run is claimed only
-        while the `claim_bytes` (an upper bound of its claim's size) of all claimed so far and of
-        it fit (the first always does); the hints of the others go back on the queue.
+        while the size bounds its hint carries (domain/dispatch.py `claim_bytes`) of all claimed so far
+        and of it fit (the first always does); the hints of the others go back on the queue.
         """
         timeout = self.settings.claim_timeout_delta
         claimed: list[tuple[Task, int]] = []
@@ -196,7 +194,7 @@ class QueueService:
             # Hints left unused for lack of time stay on the queue: SQS shows them again later.
             used = received if time_left() > CLAIM_MARGIN else []
             if budget is not None and used:
-                used, size = self._within(used, budget, size, claim_bytes)
+                used, size = self._within(used, budget, size)
             # The claims are independent conditional writes: made side by side, a batch of 32
             # costs about one round trip instead of 32.
             results = self._pool.map(
@@ -209,44 +207,21 @@ class QueueService:
             if claimed or not received or wait_left() <= 0 or time_left() <= CLAIM_MARGIN:
                 return claimed
 
-    def _within(
-        self, received: list[ReceivedHint], budget: int, size: int, claim_bytes: Callable[[Task], int]
-    ) -> tuple[list[ReceivedHint], int]:
+    def _within(self, received: list[ReceivedHint], budget: int, size: int) -> tuple[list[ReceivedHint], int]:
         """The hints whose claims fit `budget` with the `size` already taken (at least one when
-        none is taken yet), and the size then taken. The others are announced again and deleted:
-        at once visible to the next claimWork. Reading the tasks first is what bounds a claim."""
-        tasks = self.store.get_many(list(dict.fromkeys(r.hint.task_id for r in received)))
+        none is taken yet), by the bound each hint carries (no read of the tasks), and the size then
+        taken. The others are announced again and deleted: at once visible to the next claimWork."""
         used: list[ReceivedHint] = []
         again: list[ReceivedHint] = []
         for r in received:
-            task = tasks.get(r.hint.task_id)
-            latest = task.latest if task is not None else None
-            if (
-                task is None
-                or latest is None
-                or latest.run_id != r.hint.run_id
-                or latest.state is not TaskState.PENDING
-            ):
-                used.append(r)  # stale: claiming it is a no-op, and it is deleted
-                continue
-            need = claim_bytes(task)
+            need = r.hint.claim_bound
             if again or (size + need > budget and size > 0):
                 again.append(r)
                 continue
             used.append(r)
             size += need
         if again:
-            self.hints.send(
-                [
-                    Hint(
-                        r.hint.task_id,
-                        r.hint.run_id,
-                        tasks[r.hint.task_id].task_queue_id,
-                        tasks[r.hint.task_id].priority,
-                    )
-                    for r in again
-                ]
-            )
+            self.hints.send([r.hint for r in again])
             self.hints.delete(again)
         return used, size
 

@@ -15,7 +15,17 @@ from itertools import product
 
 import pytest
 
-from chalicelib.domain.dispatch import SQS_NAME_MAX, Hint, hint_needed, pending_hint, queue_name, queue_names
+from chalicelib.domain.dispatch import (
+    SQS_NAME_MAX,
+    WORST_CLAIM_BYTES,
+    Hint,
+    claim_bytes,
+    escaped_json_bytes,
+    hint_needed,
+    pending_hint,
+    queue_name,
+    queue_names,
+)
 from chalicelib.domain.model import PRIORITIES, ReasonCreated, ReasonResolved, Run, Task, TaskState
 
 SQS_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
@@ -181,6 +191,18 @@ def test_a_hint_body_is_compact_json_and_parses_back() -> None:
     hint = Hint(TASK_ID, 3, "proj/linux", "high")
     assert hint.body() == '{"taskId":"fN1SbArXTPSVFNUvaOlinQ","runId":3,"priority":"high"}'
     assert Hint.parse(hint.body(), "proj/linux") == hint
+
+
+def test_a_hint_carries_the_bound_of_its_claims_size_so_claim_work_needs_no_read() -> None:
+    big = replace(task(PENDING0), definition={**task().definition, "payload": {"blob": 'x"' * 50_000}, "scopes": ["a"]})
+    hint = hint_needed(None, big)
+    assert hint is not None and hint.claim_bytes == claim_bytes(big)
+    status = {"taskId": TASK_ID, "state": "pending", "retriesLeft": 5, "runs": [r.to_json() for r in big.runs]}
+    claim = {"status": status, "task": {**big.definition, "priority": "low"}, "runId": 0, "workerGroup": "g"}
+    assert escaped_json_bytes(claim) < hint.claim_bound  # a bound, escaping included (each `"` doubled)
+    assert Hint.parse(hint.body(), "proj/linux") == hint and Hint.parse(hint.body(), "proj/linux").claim_bytes  # type: ignore[union-attr]
+    legacy = Hint.parse('{"taskId":"fN1SbArXTPSVFNUvaOlinQ","runId":0,"priority":"low"}', "proj/linux")
+    assert legacy is not None and legacy.claim_bound == WORST_CLAIM_BYTES  # a hint sent before bounds existed
 
 
 @pytest.mark.parametrize(
