@@ -193,11 +193,15 @@ def compose(
 
 def root_credentials(settings: Settings, boto_config: Config) -> RootCredentials:
     """The root client: from Secrets Manager on AWS, from the environment on the embedded stack."""
-    client_id, token, key = settings.root_client_id, settings.root_access_token, settings.token_key
-    if settings.root_secret_arn:
-        secrets = aws.client("secretsmanager", region_name=settings.region, config=boto_config)
-        client_id, token, secret_key = read_root_secret(secrets, settings.root_secret_arn)
-        key = secret_key or key
+    if not settings.root_secret_arn:
+        return root_from(settings.root_client_id, settings.root_access_token, settings.token_key)
+    secrets = aws.client("secretsmanager", region_name=settings.region, config=boto_config)
+    client_id, token, secret_key = read_root_secret(secrets, settings.root_secret_arn)
+    return root_from(client_id, token, secret_key or settings.token_key)
+
+
+def root_from(client_id: str, token: str, key: str) -> RootCredentials:
+    """Stored clients' tokens are keyed by `key`, or, without one, by a key derived from the token."""
     return RootCredentials(client_id, token, key or (token_key_from(token) if token else ""))
 
 

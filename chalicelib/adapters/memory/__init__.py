@@ -35,10 +35,8 @@ from dataclasses import dataclass, field
 
 from ...clock import Clock
 from ...config import Settings
-from ...container import Container, Ports, compose
-from ...domain.credentials import token_key_from
+from ...container import Container, Ports, compose, root_from
 from ...domain.model import TaskState
-from ...services.auth import RootCredentials
 from ...services.ports import Provider
 from ..tables import task_model
 from ..task_store import image_decoder
@@ -133,10 +131,7 @@ def memory_container(
     `providers` are added beside the fake `aws` one (fakes.aws). The root client is the one the
     settings name (a Secrets Manager secret is not read)."""
     f = fakes or memory_fakes(settings, clock)
-    token = settings.root_access_token
-    root = RootCredentials(
-        settings.root_client_id, token, settings.token_key or (token_key_from(token) if token else "")
-    )
+    root = root_from(settings.root_client_id, settings.root_access_token, settings.token_key)
     all_providers: dict[str, Provider] = {f.aws.provider_id: f.aws, **(providers or {})}
     # The fakes' stream hands over Tasks (pump): the decoder of the table's images is never needed.
     decode = image_decoder(task_model(settings.tasks_table, settings.region))  # a class only: no connection
