@@ -52,6 +52,14 @@ CLAIM_OVERHEAD = 8 * 1024
 WORST_CLAIM_BYTES = 2 * 400 * 1024 + CLAIM_OVERHEAD
 
 
+# Lambda returns at most 6 MB (6,291,456 bytes) from a synchronous invocation, measured on the
+# proxy response it serializes (the JSON body as an escaped string, plus status and headers); API
+# Gateway REST's own limit (10 MB) is higher. A larger answer is a 502. Every listing and claimWork
+# keeps its body within this budget, counted as the escaped string Lambda sends
+# (`escaped_json_bytes`), leaving over 1 MB for the envelope and headers.
+DEFAULT_RESPONSE_BUDGET = 5 * 1024 * 1024
+
+
 def escaped_json_bytes(value: Any) -> int:
     """Bytes `value` adds to Lambda's serialized response: its compact JSON (ASCII, as Chalice
     writes it) with every `"` and `\\` escaped once more inside the proxy envelope's body string."""

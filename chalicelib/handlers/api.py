@@ -19,6 +19,8 @@ Adding an endpoint is one change, in the handler's module:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 import uuid
@@ -30,7 +32,7 @@ from urllib.parse import unquote
 from chalice import Blueprint, Response
 from fastjsonschema import JsonSchemaException
 
-from ..domain.dispatch import escaped_json_bytes
+from ..domain.dispatch import DEFAULT_RESPONSE_BUDGET, escaped_json_bytes
 from ..domain.errors import (
     InputError,
     InputTooLarge,
@@ -99,16 +101,28 @@ class Endpoint:
 ENDPOINTS: dict[tuple[str, str], Endpoint] = {}
 
 
-# Lambda returns at most 6 MB (6,291,456 bytes) from a synchronous invocation, measured on the
-# proxy response it serializes (the JSON body as an escaped string, plus status and headers); API
-# Gateway REST's own limit (10 MB) is higher. A larger answer is a 502. Every listing and claimWork
-# keeps its body within this budget, counted as the escaped string Lambda sends (`response_bytes`),
-# leaving over 1 MB for the envelope and headers. One constant; tests lower it.
-RESPONSE_BUDGET = 5 * 1024 * 1024
-# A page cut short for the budget resumes with `~<skip>~<token>`: the listing's own token (empty
-# for its start) and how many of the items it leads to were already returned. Tokens the stores
-# make (base64url keys, decimal offsets) never start with `~`.
+RESPONSE_BUDGET = DEFAULT_RESPONSE_BUDGET  # every listing and claimWork answer fits it; tests lower it
+# A page cut short for the budget resumes with `~<n>.<mark>~<token>`: the listing's own token (empty
+# for its start), how many of the items it leads to were already returned, and a mark of the last of
+# them (`mark`). The next call re-reads that page and resumes after the marked item, wherever it
+# now is, so items added or removed before it in between are neither repeated nor skipped; only if
+# the marked item itself is gone does it resume at position n. Tokens the stores make (base64url
+# keys, decimal offsets) never start with `~`.
 CUT = "~"
+# Fields that name a listed item (at its top level or in its `status`): its mark hashes these.
+IDENTITY = (
+    "taskId",
+    "clientId",
+    "roleId",
+    "workerPoolId",
+    "errorId",
+    "provisionerId",
+    "workerType",
+    "taskQueueId",
+    "workerGroup",
+    "workerId",
+    "name",
+)
 
 
 def response_budget() -> int:
@@ -136,22 +150,53 @@ def page(key: str, items: Iterable[Any], token: str | None, **fields: Any) -> di
     return out
 
 
-def parse_cut(token: str | None) -> tuple[str | None, int]:
-    """(the listing's own token, items of its page already returned) for a token of a cut page."""
+@dataclass(frozen=True)
+class Cut:
+    """Where a cut page resumes: after `skip` items of the page `inner` leads to, the last of which
+    has the mark `mark`."""
+
+    inner: str | None = None
+    skip: int = 0
+    mark: str = ""
+
+
+def mark(item: Any) -> str:
+    """8 hex digits naming a listed item by its identifying fields (all of it if it has none)."""
+    named: dict[str, Any] = item if isinstance(item, dict) else {}
+    status: dict[str, Any] = named["status"] if isinstance(named.get("status"), dict) else {}
+    ident = {f: named.get(f, status.get(f)) for f in IDENTITY if f in named or f in status}
+    text = json.dumps(ident or item, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+CUT_FORM = re.compile(r"^~(?P<skip>[0-9]{1,9})\.(?P<mark>[0-9a-f]{8})~(?P<inner>.*)$", re.DOTALL)
+
+
+def parse_cut(token: str | None) -> Cut:
+    """The resumption point of a token: a cut page's, or a listing's own (skip 0)."""
     if not token or not token.startswith(CUT):
-        return token, 0
-    parts = token.split(CUT, 2)
-    if len(parts) != 3 or not parts[1].isdigit() or len(parts[1]) > 9:
+        return Cut(token)
+    form = CUT_FORM.match(token)
+    if form is None or form["skip"] == "0":
         raise InputError(f"Invalid continuationToken {token!r}")
-    return parts[2] or None, int(parts[1])
+    return Cut(form["inner"] or None, int(form["skip"]), form["mark"])
 
 
-def fit(listing: Listing, inner: str | None, skip: int, budget: int) -> Listing:
-    """`listing` without its first `skip` items, ended before the first item that would take its
-    response over `budget` (but with at least one), with a token that resumes at that item."""
-    items = listing[listing.key][skip:]
+def _resume_at(items: list[Any], cut: Cut) -> int:
+    """The index after the marked item nearest to its old position; the old position if it is gone."""
+    marked = [i for i, item in enumerate(items) if mark(item) == cut.mark] if cut.mark else []
+    if not marked:
+        return min(cut.skip, len(items))
+    return min(marked, key=lambda i: abs(i - (cut.skip - 1))) + 1
+
+
+def fit(listing: Listing, cut: Cut, budget: int) -> Listing:
+    """`listing` from where `cut` resumes, ended before the first item that would take its
+    response over `budget` (but with at least one), with a token that resumes after the last kept."""
+    start = _resume_at(listing[listing.key], cut)
+    items = listing[listing.key][start:]
     used = response_bytes({k: v for k, v in listing.items() if k != listing.key})
-    used += response_bytes({listing.key: [], "continuationToken": CUT * 2 + "9" * 9 + (inner or "")})
+    used += response_bytes({listing.key: [], "continuationToken": f"{CUT}{'9' * 9}.{'f' * 8}{CUT}{cut.inner or ''}"})
     kept = 0
     for item in items:
         used += response_bytes(item) + 1  # the comma
@@ -162,7 +207,7 @@ def fit(listing: Listing, inner: str | None, skip: int, budget: int) -> Listing:
     out.key = listing.key
     out[listing.key] = items[:kept]
     if kept < len(items):
-        out["continuationToken"] = f"{CUT}{skip + kept}{CUT}{inner or ''}"
+        out["continuationToken"] = f"{CUT}{start + kept}.{mark(items[kept - 1])}{CUT}{cut.inner or ''}"
     return out
 
 
@@ -286,15 +331,15 @@ class Api:
                     raise InvalidRequestArguments(
                         f"Invalid query parameter {key}: {value!r} does not match {pattern.pattern}"
                     )
-            inner, skip = parse_cut(query.get("continuationToken"))
-            if inner is None:
+            cut = parse_cut(query.get("continuationToken"))
+            if cut.inner is None:
                 query.pop("continuationToken", None)
             else:
-                query["continuationToken"] = inner
+                query["continuationToken"] = cut.inner
             call = PagedCall(
                 method=name, params=params, query=query, raw_json=payload, caller=caller, deferred=deferred
             )
-            call.skip = skip
+            call.skip = cut.skip
             call.authorized = deferred is None
             if input:
                 call.body = self._validate(input, payload)
@@ -302,7 +347,7 @@ class Api:
             if not call.authorized:
                 raise QueueError(f"{name} did not check its deferred scopes")
             if isinstance(result, Listing):
-                result = fit(result, inner, skip, RESPONSE_BUDGET)
+                result = fit(result, cut, RESPONSE_BUDGET)
         except QueueError as err:
             return error_response(err, name, params, payload)
         except Exception:

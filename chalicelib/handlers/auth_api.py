@@ -13,7 +13,7 @@ from chalice import Blueprint
 
 from .. import container
 from ..services.auth_admin import AuthAdmin
-from .api import Api, page
+from .api import Api, page, response_budget
 from .http import Call
 
 auth_bp = Blueprint(__name__)
@@ -138,7 +138,7 @@ def create_role(call: Call) -> dict[str, Any]:
     assumed by every matching `assume:` scope, `<..>` in its scopes standing for the matched part.
     The caller must hold every scope it gives."""
     call.authorize(scopes=call.body["scopes"])
-    return _admin().create_role(call.params["roleId"], call.body).to_json()
+    return _admin().create_role(call.params["roleId"], call.body, response_budget()).to_json()
 
 
 @api.route(
@@ -154,7 +154,7 @@ def update_role(call: Call) -> dict[str, Any]:
 
     Change a role's description and scopes. The caller must hold every scope it gives."""
     call.authorize(scopes=call.body["scopes"])
-    return _admin().update_role(call.params["roleId"], call.body).to_json()
+    return _admin().update_role(call.params["roleId"], call.body, response_budget()).to_json()
 
 
 @api.route("DELETE", "/roles/{roleId}", "deleteRole", scopes="auth:delete-role:<roleId>", category="Roles")

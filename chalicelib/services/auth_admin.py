@@ -3,7 +3,8 @@ list), roles (create, update, delete, read, list) and expandScopes. Each answers
 (domain/credentials.py: ClientView, RoleView) that the handlers render.
 
 Expansion is bounded (domain/scopes.py): createRole and updateRole refuse a role that would make
-any role's expansion exceed the bound (400), and a client or a listing whose scopes expand beyond
+any role's expansion exceed the bound, or listRoles' one answer exceed a response's budget
+(400), and a client or a listing whose scopes expand beyond
 it is a 400, as is expandScopes. A write drops what this process cached of the client or the role
 set (services/auth.py); other processes notice within their cache time.
 """
@@ -16,6 +17,7 @@ from typing import Any
 
 from ..clock import Clock
 from ..domain.credentials import Client, ClientView, Role, RoleView, new_seed
+from ..domain.dispatch import DEFAULT_RESPONSE_BUDGET, escaped_json_bytes
 from ..domain.errors import InputError, ResourceNotFound
 from ..domain.model import parse_date
 from ..domain.scopes import MAX_SCOPE_LENGTH, MAX_SCOPES_PER_SET, ExpansionTooLarge, RoleIndex, expand
@@ -121,13 +123,15 @@ class AuthAdmin:
         table = RoleIndex({r.role_id: r.scopes for r in roles})
         return [RoleView(r, tuple(self.expand(r.scopes, table))) for r in roles]
 
-    def create_role(self, role_id: str, body: Mapping[str, Any]) -> RoleView:
-        return self._put_role(role_id, body, create=True)
+    def create_role(self, role_id: str, body: Mapping[str, Any], budget: int = DEFAULT_RESPONSE_BUDGET) -> RoleView:
+        return self._put_role(role_id, body, budget, create=True)
 
-    def update_role(self, role_id: str, body: Mapping[str, Any]) -> RoleView:
-        return self._put_role(role_id, body, create=False)
+    def update_role(self, role_id: str, body: Mapping[str, Any], budget: int = DEFAULT_RESPONSE_BUDGET) -> RoleView:
+        return self._put_role(role_id, body, budget, create=False)
 
-    def _put_role(self, role_id: str, body: Mapping[str, Any], create: bool) -> RoleView:
+    def _put_role(self, role_id: str, body: Mapping[str, Any], budget: int, create: bool) -> RoleView:
+        """Stores the role unless, with it in place, a role's expansion exceeds the bound or
+        listRoles (one unpaged answer, as Taskcluster defines it) would exceed `budget` bytes."""
         now = self.clock.now()
         existing = None if create else self.store.get_role(role_id)
         if not create and existing is None:
@@ -139,17 +143,24 @@ class AuthAdmin:
             created=existing.created if existing else now,
             last_modified=now,
         )
-        roles = {r.role_id: r.scopes for r in self.store.all_roles()}
-        roles[role_id] = role.scopes
-        table = RoleIndex(roles)
+        roles = {r.role_id: r for r in self.store.all_roles()}
+        roles[role_id] = role
+        table = RoleIndex({r.role_id: r.scopes for r in roles.values()})
         # Every role, not only this one: another role's expansion may pass through it.
-        for other, scopes in roles.items():
+        listing = 2  # listRoles' brackets
+        for other in roles.values():
             try:
-                expand(scopes, table)
+                expanded = expand(other.scopes, table)
             except ExpansionTooLarge as err:
                 raise InputError(
-                    f"With role {role_id} as given, the expansion of role {other} is too large: {err}"
+                    f"With role {role_id} as given, the expansion of role {other.role_id} is too large: {err}"
                 ) from None
+            listing += escaped_json_bytes(RoleView(other, tuple(expanded)).to_json()) + 1
+        if listing > budget:
+            raise InputError(
+                f"With role {role_id} as given, listRoles would answer {listing} bytes, more than a response"
+                f" holds ({budget}): remove or shorten roles first"
+            )
         self.store.put_role(role, create=create)
         self.auth.forget(roles=True)
         return RoleView(role, tuple(expand(role.scopes, table)))

@@ -126,9 +126,56 @@ def test_tasks_and_statuses_by_ids_page_within_budget(stack: Harness, budget: in
 
 
 def test_cut_token_is_checked(stack: Harness, budget: int) -> None:
-    for token in ("~x~", "~1", "~-1~", "~1~not-a-token"):
+    for token in ("~x~", "~1", "~-1~", "~1~not-a-token", "~1~", "~0.0000abcd~", "~1.XYZ~", "~1.0000abcd"):
         r = stack.call("GET", f"/task-queues/{TQ}/pending?continuationToken={token}")
         assert r.status_code == 400, (token, r.status_code)
+
+
+def test_cut_page_resumes_after_its_last_item_when_earlier_items_come_in_between(stack: Harness, budget: int) -> None:
+    """A member that sorts first joins the group between two cut pages: nothing is repeated."""
+    group = slugid.nice()
+    ids = {big(stack, 50 * KB, taskGroupId=group, task_id="z" + slugid.nice()[1:]) for _ in range(12)}
+    first = stack.call("GET", f"/task-group/{group}/list").json_body
+    token = first["continuationToken"]
+    assert token.startswith("~") and 0 < len(first["tasks"]) < 12
+    early = big(stack, 50 * KB, taskGroupId=group, task_id="A" + slugid.nice()[1:])  # sorts before all
+    rest, _ = pages(lambda t: stack.call("GET", f"/task-group/{group}/list" + query(t or token)), "tasks", budget)
+    got = [i["status"]["taskId"] for i in first["tasks"] + rest]
+    assert len(got) == len(set(got)), "an item was repeated"
+    assert set(got) == ids  # the newcomer sorted before the resumption point: not part of this pass
+    assert early not in got
+
+
+def test_cut_page_resumes_after_its_last_item_when_earlier_items_leave(stack: Harness, budget: int) -> None:
+    """Pending tasks already returned are cancelled between two cut pages: nothing is skipped."""
+    ids = [big(stack, 40 * KB) for _ in range(20)]
+    first = stack.call("GET", f"/task-queues/{TQ}/pending").json_body
+    seen = [i["taskId"] for i in first["tasks"]]
+    assert 2 < len(seen) < 20
+    for task_id in seen[:2]:
+        assert stack.call("POST", f"/task/{task_id}/cancel").status_code == 200
+    rest, _ = pages(
+        lambda t: stack.call("GET", f"/task-queues/{TQ}/pending" + query(t or first["continuationToken"])),
+        "tasks",
+        budget,
+    )
+    got = seen + [i["taskId"] for i in rest]
+    assert len(got) == len(set(got)) and sorted(got) == sorted(ids), "an item was skipped or repeated"
+
+
+def test_cut_page_whose_last_item_is_gone_resumes_at_its_position(stack: Harness, budget: int) -> None:
+    ids = [big(stack, 40 * KB) for _ in range(20)]
+    first = stack.call("GET", f"/task-queues/{TQ}/pending").json_body
+    seen = [i["taskId"] for i in first["tasks"]]
+    assert stack.call("POST", f"/task/{seen[-1]}/cancel").status_code == 200
+    rest, _ = pages(
+        lambda t: stack.call("GET", f"/task-queues/{TQ}/pending" + query(t or first["continuationToken"])),
+        "tasks",
+        budget,
+    )
+    got = [i["taskId"] for i in rest]
+    assert not set(got) & set(seen) and set(got) <= set(ids)
+    assert len(got) >= 20 - len(seen) - 1  # at most the one item after the gone mark is missed
 
 
 def test_tasks_at_the_real_budget(stack: Harness) -> None:
@@ -200,3 +247,30 @@ def test_list_clients_pages_within_budget(stack: Harness, budget: int) -> None:
     got = [c["clientId"] for c in items]
     assert len(got) == len(set(got)) and ids <= set(got)
     assert len(sizes) >= 3
+
+
+def test_roles_stay_within_list_roles_answer(stack: Harness, budget: int) -> None:
+    """listRoles is unpaged (as Taskcluster defines it): a role that would take its answer over the
+    budget is refused, with nothing stored; so is one that grows another role's expansion past it."""
+    endpoints.RESPONSE_BUDGET = 8 * KB  # undone by the fixture's monkeypatch
+    created = []
+    for i in range(40):
+        scopes = [f"queue:status:{'x' * 100}-{i}-{j}" for j in range(2)]
+        r = stack.call("PUT", f"{AUTH}/roles/project:r{i}", {"description": "", "scopes": scopes})
+        if r.status_code != 200:
+            assert r.status_code == 400 and r.json_body["code"] == "InputError", r.body
+            assert "listRoles" in r.json_body["message"]
+            break
+        created.append(f"project:r{i}")
+    assert 1 < len(created) < 40
+    listed = stack.call("GET", f"{AUTH}/roles")
+    assert listed.status_code == 200 and envelope_bytes(listed.body) <= 8 * KB
+    assert {r["roleId"] for r in listed.json_body} >= set(created)
+    assert f"project:r{len(created)}" not in {r["roleId"] for r in listed.json_body}
+    # Room for a small role again; but not for one whose expansion takes in every other role's scopes.
+    assert stack.call("DELETE", f"{AUTH}/roles/{created[-1]}").status_code == 204
+    tiny = stack.call("PUT", f"{AUTH}/roles/project:tiny", {"description": "", "scopes": ["queue:x"]})
+    assert tiny.status_code == 200, tiny.body
+    r = stack.call("PUT", f"{AUTH}/roles/project:all", {"description": "", "scopes": ["assume:project:r*"]})
+    assert r.status_code == 400 and "listRoles" in r.json_body["message"], r.body
+    assert stack.call("GET", f"{AUTH}/roles/project:all").status_code == 404
