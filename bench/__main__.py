@@ -17,6 +17,8 @@
 8. Single tasks on an idle min-0 pool: createTask -> claimed, and the workers launched (bench/cold_pool.py).
 9. Idle workers' monthly cost on AWS in each claim mode, from empty claimWork durations measured
    with a deployed stage's wait, and claimWork's p50 while 100 idle pollers poll (bench/claim_cost.py).
+10. The largest responses: listTaskGroup, `POST /tasks` and listPendingTasks over 1,000 tasks of
+   ~7 KB, each page's bytes as Lambda counts them against the 5 MB budget (bench/pages.py).
 Results are appended to bench/results/<date>-<commit>.json.
 """
 
@@ -108,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         graph,
         idle,
         lifecycle,
+        pages,
         price,
         release_latency,
         workload,
@@ -169,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     print("== 9. idle workers' monthly cost (claimWork waiting 0 s, as deployed), 100 idle pollers", flush=True)
     results["claim_cost"] = claim_cost.measure(50 if args.quick else 200, 100, 5.0 if args.quick else 15.0)
     claim_cost.report(results["claim_cost"])
+    page_tasks = 200 if args.quick else 1_000
+    print(f"== 10. the largest responses: listings of {page_tasks} tasks of ~7 KB (a fresh stack)", flush=True)
+    results["pages"] = pages.run(page_tasks, 7)
+    pages.report(results["pages"])
     port = free_port()
     proc, ready = _serve(port)
     results["serve_ready_seconds"] = round(ready, 2)
