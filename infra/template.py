@@ -100,7 +100,9 @@ ENV_PROFILE = "TASKQUEUE_WORKER_INSTANCE_PROFILE"
 ENV_ROOT_URL = "TASKQUEUE_PUBLIC_ROOT_URL"
 ENV_STREAM = "TASKQUEUE_TASKS_STREAM_ARN"  # stage-wide: Chalice reads it when it imports app.py
 FUNCTION_ENVIRONMENT: dict[str, tuple[str, ...]] = {
-    API_HANDLER: (ENV_BUCKET, ENV_SECRET),  # presigns artifact URLs; checks tokens, issues credentials
+    # Presigns artifact URLs; checks tokens, issues credentials; checks Hawk signatures made for the
+    # public root URL's host and base path (a custom domain's, when an event's path lacks it).
+    API_HANDLER: (ENV_BUCKET, ENV_SECRET, ENV_ROOT_URL),
     SWEEPER_HANDLER: (ENV_BUCKET,),  # purges expired artifacts
     # Both build the same provisioner; only the scheduled one launches, so only it derives
     # registration tokens from the root secret (the ec2_events function never reads it).
