@@ -188,10 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(f"-{letter}", f"--{state}", action="store_true", help=f"the {state} tasks")
     p = verb(groups, "status", "how many of the group's tasks are in each state", group_status)
     p.add_argument("group_id", metavar="TASKGROUPID")
-    p = verb(groups, "cancel", "cancel every unresolved task of the group (the queue's cancelTaskGroup)", group_cancel,
+    p = verb(groups, "cancel", "cancel every unresolved task of the group, one cancelTask each", group_cancel,
              writes=True)  # fmt: skip
     p.add_argument("group_id", metavar="TASKGROUPID")
     p.add_argument("-f", "--force", action="store_true", help="do not ask first (nothing is asked without a terminal)")
+    p.add_argument("--seal", action="store_true", help="seal the group (no task can be added to it any more), then "
+                   "cancel it with one cancelTaskGroup")  # fmt: skip
 
     p = verb(verbs, "submit", "create a task or a task graph from a YAML or JSON file (format: docs/cli.md)", submit,
              writes=True)  # fmt: skip
@@ -385,18 +387,26 @@ def group_status(args: argparse.Namespace, ctx: Ctx) -> int:
 
 def group_cancel(args: argparse.Namespace, ctx: Ctx) -> int:
     queue = ctx.queue
-    if not args.force and sys.stdin.isatty():
-        open_tasks = [t for t in group_tasks(queue, args.group_id) if t["status"]["state"] in UNRESOLVED]
-        if not open_tasks:
-            ctx.print("No suitable tasks found for cancellation.")
-            return 0
+    tasks = group_tasks(queue, args.group_id)
+    open_tasks = [t for t in tasks if t["status"]["state"] in UNRESOLVED]
+    if open_tasks and not args.force and sys.stdin.isatty():
         ctx.print(f"The following {len(open_tasks)} tasks will be cancelled:")
         for t in open_tasks:
             ctx.print(f"\tTask {t['status']['taskId']}: {t['task']['metadata']['name']}")
         if input("Are you sure you want to cancel these tasks? [y/n] ").strip().lower() not in ("y", "yes"):
             ctx.print("Cancellation of tasks aborted.")
             return 0
-    answer = queue.cancelTaskGroup(args.group_id)
+    if args.seal:
+        queue.sealTaskGroup(args.group_id)
+        answer = queue.cancelTaskGroup(args.group_id)
+    else:
+        cancelled = []
+        for t in open_tasks:
+            run = queue.cancelTask(t["status"]["taskId"])["status"]["runs"][-1]
+            if run.get("reasonResolved") == "canceled":
+                cancelled.append(t["status"]["taskId"])
+        answer = {"taskGroupId": args.group_id, "taskGroupSize": len(tasks), "cancelledCount": len(cancelled),
+                  "taskIds": cancelled}  # fmt: skip
     if ctx.json:
         ctx.dump(answer)
     else:
@@ -429,7 +439,7 @@ def submit(args: argparse.Namespace, ctx: Ctx) -> int:
             ctx.print(f"  {name:{width}}  {task_id}")
     if args.watch:
         args.group_id = group
-        return watch(args, ctx)
+        return watch(args, ctx, shown=created)
     return 0
 
 
@@ -457,9 +467,10 @@ def labels(tasks: list[dict[str, Any]], known: dict[str, str]) -> None:
             known[name if name not in known else f"{name}#{task_id}"] = task_id
 
 
-def watch(args: argparse.Namespace, ctx: Ctx) -> int:
+def watch(args: argparse.Namespace, ctx: Ctx, shown: dict[str, str] | None = None) -> int:
+    """`shown`: tasks known already (label -> taskId), in the order to show them; others follow."""
     queue = ctx.queue
-    progress = Progress({}, ctx.out, fancy=fancy_output(ctx.out), pool=False)
+    progress = Progress(dict(shown or {}), ctx.out, fancy=fancy_output(ctx.out), pool=False)
     while True:
         tasks = group_tasks(queue, args.group_id)
         labels(tasks, progress.ids)

@@ -4,7 +4,9 @@ A graph is a mapping with `tasks`, a list of task definitions that each carry a 
 `dependencies` may name other tasks of the file (they become those tasks' fresh taskIds) or give
 taskIds of existing tasks. `defaults` is merged into every task (its `metadata` key by key), and
 `taskGroupId` names the group (a fresh one otherwise). Anything else is a single task definition.
-`created` defaults to now and `deadline` to "1 hour"; `deadline` and `expires` may be relative
+Inside a task, `{task-reference: "... <name> ..."}` becomes that string with each `<name>` of a task
+of the file replaced by its taskId (as Taskcluster's taskgraph writes it). `created` defaults to now
+and `deadline` to "1 hour"; `deadline` and `expires` may be relative
 ("2 hours", as taskcluster.fromNow reads them). Everything is checked before any task is created.
 """
 
@@ -22,6 +24,7 @@ import taskcluster
 import yaml
 
 SLUGID = re.compile(r"^[A-Za-z0-9_-]{8}[Q-T][A-Za-z0-9_-][CGKOSWaeimquy26-][A-Za-z0-9_-]{10}[AQgw]$")
+REFERENCE = re.compile(r"<([^<>]+)>")
 DEFAULT_DEADLINE = "1 hour"
 GRAPH_KEYS = {"tasks", "defaults", "taskGroupId"}
 
@@ -84,8 +87,26 @@ def plan(doc: Any, default_name: str, new_id: Callable[[], str], now: datetime |
             if dep not in ids and not (isinstance(dep, str) and SLUGID.match(dep)):
                 raise GraphError(f"{name}: dependency {dep!r} is neither a task of this file nor a taskId")
         task["dependencies"] = [ids.get(dep, dep) for dep in deps]
-        _complete(task, name, now)
+        by_name[name] = _references(task, ids, name)
+        _complete(by_name[name], name, now)
     return [Planned(name, ids[name], by_name[name]) for name in _ordered(by_name, ids)]
+
+
+def _references(value: Any, ids: Mapping[str, str], name: str) -> Any:
+    """`value` with every {task-reference: text} replaced by the text, <name>s made taskIds."""
+    if isinstance(value, Mapping):
+        if set(value) == {"task-reference"}:
+            text = value["task-reference"]
+            if not isinstance(text, str):
+                raise GraphError(f"{name}: a task-reference must be a string")
+            for ref in REFERENCE.findall(text):
+                if ref not in ids:
+                    raise GraphError(f"{name}: task-reference <{ref}> names no task of this file")
+            return REFERENCE.sub(lambda m: ids[m.group(1)], text)
+        return {k: _references(v, ids, name) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_references(v, ids, name) for v in value]
+    return value
 
 
 def _name(task: Mapping[str, Any], default: str) -> str:
@@ -96,9 +117,9 @@ def _name(task: Mapping[str, Any], default: str) -> str:
 
 def _complete(task: dict[str, Any], name: str, now: datetime) -> dict[str, Any]:
     """Fill in what the file may leave out, and check what it may not."""
-    metadata = task.setdefault("metadata", {})
-    if not isinstance(metadata, dict):
+    if not isinstance(task.get("metadata", {}), Mapping):
         raise GraphError(f"{name}: `metadata` must be a mapping")
+    metadata = task["metadata"] = dict(task.get("metadata", {}))
     metadata.setdefault("name", name)
     metadata.setdefault("description", "")
     missing = [f"metadata.{k}" for k in ("owner", "source") if k not in metadata]
