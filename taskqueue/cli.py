@@ -143,10 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="noun", required=True, metavar="{task,group,submit,watch,pool}")
 
     def verb(
-        sub: Any, name: str, text: str, run: Callable[[argparse.Namespace, Ctx], int], writes: bool = False
+        sub: Any, name: str, text: str, run: Callable[[argparse.Namespace, Ctx], int], writes: bool = False,
+        json: bool = True,
     ) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = sub.add_parser(name, help=text, description=text, parents=[json_flag])
-        p.set_defaults(handler=run, writes=writes)
+        p: argparse.ArgumentParser = sub.add_parser(name, help=text, description=text,
+                                                    parents=[json_flag] if json else [])
+        p.set_defaults(handler=run, writes=writes, json=False)
         return p
 
     task = verbs.add_parser("task", help="one task: status, def, log, artifacts, rerun, cancel, retrigger")
@@ -155,9 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("task_id", metavar="TASKID")
     p.add_argument("-a", "--all-runs", action="store_true", help="one line per run")
     p.add_argument("-r", "--run", type=int, help="this run instead of the latest")
-    p = verb(tasks, "def", "the task's definition (JSON)", task_def)
+    p = verb(tasks, "def", "the task's definition (JSON)", task_def, json=False)
     p.add_argument("task_id", metavar="TASKID")
-    p = verb(tasks, "log", f"the task's log ({LOG} of its latest run, or of --run N)", task_log)
+    p = verb(tasks, "log", f"the task's log ({LOG} of its latest run, or of --run N)", task_log, json=False)
     p.add_argument("task_id", metavar="TASKID")
     p.add_argument("-r", "--run", type=int, help="this run instead of the latest")
     p.add_argument("-f", "--follow", action="store_true", help="wait for the run to start and print as the log grows, "
@@ -265,7 +267,7 @@ def task_artifacts(args: argparse.Namespace, ctx: Ctx) -> int:
 
 
 def task_log(args: argparse.Namespace, ctx: Ctx) -> int:
-    queue, printed = ctx.queue, 0
+    queue, printed, shown_run = ctx.queue, 0, None
     while True:
         status = queue.status(args.task_id)["status"]
         run = pick_run(status, args.run)
@@ -275,8 +277,8 @@ def task_log(args: argparse.Namespace, ctx: Ctx) -> int:
                                "yet (--follow waits for it)")  # fmt: skip
         else:
             text = fetch_log(queue, args.task_id, run["runId"], quiet=args.follow and run["state"] == "running")
-            if len(text) < printed:  # the run changed under --follow with no --run: a new log
-                printed = 0
+            if run["runId"] != shown_run:  # --follow without --run: a retry's run has a log of its own
+                printed, shown_run = 0, run["runId"]
             ctx.out.write(text[printed:])
             ctx.out.flush()
             printed = len(text)

@@ -1,9 +1,12 @@
-"""`python -m taskqueue submit`'s file format (taskqueue/graph.py) and what `watch` concludes from a
-group's tasks (taskqueue/cli.py): pure, no stack."""
+"""`python -m taskqueue submit`'s file format (taskqueue/graph.py), what `watch` concludes from a
+group's tasks (taskqueue/cli.py) and how its table fits a terminal (taskqueue/progress.py): pure,
+no stack."""
 
 from __future__ import annotations
 
+import io
 import itertools
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,7 @@ import yaml
 
 from taskqueue.cli import blocked, labels
 from taskqueue.graph import GraphError, load, plan
+from taskqueue.progress import Progress
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 OWNER = {"owner": "me@example.com", "source": "https://example.com/g"}
@@ -138,3 +142,17 @@ def test_watch_labels_tasks_by_name_and_tells_equal_names_apart() -> None:
     known = {"build": "b"}
     labels([entry("b", "build", "pending"), entry("c", "build", "pending"), entry("d", "test", "pending")], known)
     assert known == {"build": "b", "build#c": "c", "test": "d"}
+
+
+def test_the_redrawn_table_fits_the_terminal_showing_unfinished_tasks_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("shutil.get_terminal_size", lambda: os.terminal_size((80, 8)))  # room for 3 rows
+    out = io.StringIO()
+    progress = Progress({f"t{i}": f"id{i}" for i in range(5)}, out, fancy=True, pool=False)
+    done = {"state": "completed", "runs": [{"runId": 0, "state": "completed", "reasonResolved": "completed"}]}
+    statuses = {f"id{i}": done if i < 3 else {"state": "pending", "runs": []} for i in range(5)}
+    progress.update(statuses, {}, notes={"id4": "blocked: t0 failed"})
+    rows = [line.removeprefix("\x1b[2K") for line in out.getvalue().split("\n")]
+    assert rows[:3] == ["  t3      pending    ", "  t4      pending      (blocked: t0 failed)", "  ... and 3 more"]
+    assert rows[3].startswith("  [##################............] 3/5 done")
+    progress.update(statuses, {})  # drawn again in place: up over the 4 lines, then cleared below
+    assert "\x1b[4F" in out.getvalue() and out.getvalue().count("\x1b[J") == 2
