@@ -446,18 +446,22 @@ def submit(args: argparse.Namespace, ctx: Ctx) -> int:
 
 
 def blocked(tasks: list[dict[str, Any]]) -> dict[str, str]:
-    """Unscheduled tasks that will not run: a dependency they need completed ended otherwise
-    (requires all-completed). taskId -> why."""
+    """Unscheduled tasks that will not run before their deadline: a dependency they need completed
+    (requires all-completed) ended otherwise, or any dependency is itself blocked. taskId -> why."""
     states = {t["status"]["taskId"]: t["status"]["state"] for t in tasks}
     names = {t["status"]["taskId"]: t["task"]["metadata"]["name"] for t in tasks}
-    found = {}
-    for t in tasks:
-        if t["status"]["state"] != "unscheduled" or t["task"].get("requires", "all-completed") != "all-completed":
-            continue
-        bad = [d for d in t["task"].get("dependencies", []) if states.get(d) in ("failed", "exception")]
-        if bad:
-            found[t["status"]["taskId"]] = f"blocked: {names[bad[0]]} {states[bad[0]]}"
-    return found
+    waiting = [t for t in tasks if t["status"]["state"] == "unscheduled"]
+    found: dict[str, str] = {}
+    while True:  # until nothing more is found: blocking passes down a chain of dependents
+        before = len(found)
+        for t in waiting:
+            task_id, deps = t["status"]["taskId"], t["task"].get("dependencies", [])
+            needs_completed = t["task"].get("requires", "all-completed") == "all-completed"
+            bad = [d for d in deps if d in found or (needs_completed and states.get(d) in ("failed", "exception"))]
+            if bad and task_id not in found:
+                found[task_id] = f"blocked: {names[bad[0]]} {'blocked' if bad[0] in found else states[bad[0]]}"
+        if len(found) == before:
+            return found
 
 
 def labels(tasks: list[dict[str, Any]], known: dict[str, str]) -> None:

@@ -145,17 +145,19 @@ def test_watch_of_a_graph_with_a_failing_task_exits_non_zero_and_says_what_is_bl
             {"name": "compile", "payload": {"command": [["sh", "-c", "echo compiling; exit 3"]], "maxRunTime": 60}},
             {"name": "unit", "dependencies": ["compile"], "payload": {"command": [["true"]], "maxRunTime": 60}},
             {"name": "lint", "payload": {"command": [["sh", "-c", "echo lint ok"]], "maxRunTime": 60}},
+            {"name": "package", "dependencies": ["unit", "lint"], "payload": {"command": [["true"]]}},
         ],
     }
     submitted = as_json(cli(served, "submit", write(tmp_path, "failing.json", graph), "--json"))
     group, tasks = submitted["taskGroupId"], submitted["tasks"]
-    assert sorted(tasks) == ["compile", "lint", "unit"]
+    assert sorted(tasks) == ["compile", "lint", "package", "unit"]
 
     result = entry_point(served, "watch", group, "--interval", "0.2")
     assert result.returncode == 1, result.stdout + result.stderr
     assert re.search(r"compile\s+\S+ -> failed\s+run 0", result.stdout), result.stdout
     assert re.search(r"unit\s+\S+ -> unscheduled\s+\(blocked: compile failed\)", result.stdout), result.stdout
-    assert "NOT all completed: 1 unscheduled, 1 completed, 1 failed, 1 blocked by a dependency" in result.stdout
+    assert re.search(r"package\s+\S+ -> unscheduled\s+\(blocked: unit blocked\)", result.stdout), result.stdout
+    assert "NOT all completed: 2 unscheduled, 1 completed, 1 failed, 2 blocked by a dependency" in result.stdout
 
     summary = json.loads(cli(served, "watch", group, "--json").stdout)
     assert summary["ok"] is False and summary["taskGroupId"] == group
@@ -163,19 +165,22 @@ def test_watch_of_a_graph_with_a_failing_task_exits_non_zero_and_says_what_is_bl
         "compile": ("failed", False),
         "unit": ("unscheduled", True),
         "lint": ("completed", False),
+        "package": ("unscheduled", True),
     }
     assert ok(cli(served, "task", "status", tasks["compile"])) == "failed\n"
     assert "compiling" in ok(cli(served, "task", "log", tasks["compile"]))
     assert ok(cli(served, "group", "list", group, "--failed")) == f"{tasks['compile']} compile failed\n"
-    assert ok(cli(served, "group", "list", group, "-c", "-u")).splitlines() == sorted(
-        [f"{tasks['lint']} lint completed", f"{tasks['unit']} unit unscheduled"]
-    )
-    assert len(ok(cli(served, "group", "list", group)).splitlines()) == 3
+    assert sorted(ok(cli(served, "group", "list", group, "-c", "-u")).splitlines()) == sorted([
+        f"{tasks['lint']} lint completed",
+        f"{tasks['unit']} unit unscheduled",
+        f"{tasks['package']} package unscheduled",
+    ])
+    assert len(ok(cli(served, "group", "list", group)).splitlines()) == 4
 
     # Rerun the failed task, now fixed by nobody: it fails again, and watch follows the new run.
     assert ok(cli(served, "task", "rerun", tasks["compile"])) == "pending\n"
     result = cli(served, "watch", group, "--interval", "0.2")
-    assert result.returncode == 1 and "1 blocked by a dependency" in result.stdout, result.stdout
+    assert result.returncode == 1 and "2 blocked by a dependency" in result.stdout, result.stdout
     assert ok(cli(served, "task", "status", tasks["compile"], "--all-runs")) == "Run #0: failed\nRun #1: failed\n"
 
 

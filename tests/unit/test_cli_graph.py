@@ -134,8 +134,15 @@ def test_watch_knows_a_task_blocked_by_a_dependency_that_did_not_complete() -> N
         entry("x", "other", "unscheduled", ["elsewhere"]),  # a dependency outside the group: unknown
         entry("c", "cleanup", "unscheduled", ["e"]),
         entry("e", "deploy", "exception"),
+        entry("n", "notify", "unscheduled", ["rep"], requires="all-resolved"),  # after a blocked one: blocked too
+        entry("rep", "report", "unscheduled", ["t"]),
     ]
-    assert blocked(tasks) == {"t": "blocked: build failed", "c": "blocked: deploy exception"}
+    assert blocked(tasks) == {
+        "t": "blocked: build failed",
+        "c": "blocked: deploy exception",
+        "rep": "blocked: test blocked",
+        "n": "blocked: report blocked",
+    }
 
 
 def test_watch_labels_tasks_by_name_and_tells_equal_names_apart() -> None:
