@@ -797,16 +797,19 @@ def worker_env(served: Served, **extra: str) -> dict[str, str]:
 
 @contextmanager
 def worker_starter(served: Served, tmp: pytest.TempPathFactory) -> Iterator[Callable[..., WorkerProc]]:
-    """start(worker_type, *args, env=None): a `python -m worker` on WORKER_PROVISIONER/<worker_type>
-    (worker id: the worker type), logging to a file; every one still running is killed at the end."""
+    """start(worker_type, *args, env=None, provisioner=WORKER_PROVISIONER): a `python -m worker` on
+    <provisioner>/<worker_type> (worker id: the worker type), logging to a file; every one still
+    running is killed at the end."""
     started: list[WorkerProc] = []
 
-    def start(worker_type: str, *args: str, env: dict[str, str] | None = None) -> WorkerProc:
+    def start(
+        worker_type: str, *args: str, env: dict[str, str] | None = None, provisioner: str = WORKER_PROVISIONER
+    ) -> WorkerProc:
         work = tmp.mktemp(worker_type)
         log_path = work / "worker.log"
         with log_path.open("wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "worker", "--provisioner-id", WORKER_PROVISIONER, "--worker-type", worker_type,
+                [sys.executable, "-m", "worker", "--provisioner-id", provisioner, "--worker-type", worker_type,
                  "--worker-id", worker_type, "--work-dir", str(work / "work"), "--live-log-interval", "0.3",
                  "--poll-seconds", "1", *args],
                 cwd=PROJECT_DIR,

@@ -13,13 +13,11 @@ terminal, one plain line per change otherwise (CI=true, TERM=dumb, or output not
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -27,12 +25,13 @@ import taskcluster
 from taskcluster.exceptions import TaskclusterRestFailure
 from taskcluster.utils import slugId
 
+from taskqueue.progress import Progress, fancy_output
+
 PROVISIONER_ID, WORKER_TYPE = "demo", "linux"
 TASK_QUEUE = f"{PROVISIONER_ID}/{WORKER_TYPE}"
 GRAPH_TIMEOUT = 180.0  # seconds before the demo gives up on the graph
 WORKER_CAPACITY = 2  # task slots per worker process (the launch config's capacityPerInstance)
 SCALE_IN_TIMEOUT = 60.0  # seconds the demo watches the idle pool go back to no workers
-FINAL = ("completed", "failed", "exception")
 
 BUILD = """\
 set -e
@@ -171,95 +170,7 @@ def submit_graph(queue: Any) -> tuple[str, dict[str, str]]:
     return group, ids
 
 
-# --- progress -------------------------------------------------------------------------------------
-def fancy_output(stream: TextIO) -> bool:
-    """Redraw in place only on a real terminal, and never in CI."""
-    return (
-        stream.isatty() and os.environ.get("CI", "").lower() not in ("1", "true") and os.environ.get("TERM") != "dumb"
-    )
-
-
-@dataclass
-class Progress:
-    ids: dict[str, str]
-    out: TextIO
-    fancy: bool
-    started: float = field(default_factory=time.monotonic)
-    states: dict[str, str] = field(default_factory=dict)
-    runs: dict[str, int] = field(default_factory=dict)
-    last: dict[str, str] = field(default_factory=dict)  # name -> its runs, as shown
-    workers: dict[str, str] = field(default_factory=dict)  # the pool's workers: id -> state
-    waiting: str = ""  # why tasks of the pool wait, as last shown ("" when none does)
-    _drawn: int = 0
-
-    def done(self) -> int:
-        return sum(1 for s in self.states.values() if s in FINAL)
-
-    def live_workers(self) -> list[str]:
-        return [w for w, state in self.workers.items() if state != "stopped"]
-
-    def bar(self, width: int = 30) -> str:
-        n = len(self.ids)
-        filled = width * self.done() // n
-        return (
-            f"[{'#' * filled}{'.' * (width - filled)}] {self.done()}/{n} done  {time.monotonic() - self.started:5.1f}s"
-        )
-
-    def update(self, statuses: dict[str, dict[str, Any]], workers: dict[str, str], waiting: str = "") -> None:
-        lines = []
-        for worker_id, state in workers.items():
-            if state != self.workers.get(worker_id):
-                lines.append(f"worker  {worker_id} {self.workers.get(worker_id, '-')} -> {state}")
-                self.workers[worker_id] = state
-        if waiting != self.waiting:
-            lines.append(f"pool    {waiting or 'no task waiting'}")
-            self.waiting = waiting
-        for name, task_id in self.ids.items():
-            status = statuses.get(task_id)
-            if status is None:
-                continue
-            state, runs = status["state"], len(status["runs"])
-            if (state, runs) != (self.states.get(name), self.runs.get(name)):
-                lines.append(f"{name:7} {self.states.get(name, '-'):>11} -> {state}{_runs(status)}")
-                self.states[name], self.runs[name], self.last[name] = state, runs, _runs(status)
-        if self.fancy:
-            self._draw()  # on every poll: the clock moves
-            return
-        if lines:
-            for line in lines:
-                print(f"{time.monotonic() - self.started:6.1f}s  {line}", file=self.out, flush=True)
-            if self.ids:
-                print(f"{'':8}{self.bar()}", file=self.out, flush=True)
-
-    def _draw(self) -> None:
-        lines = [f"  {name:7} {self.states.get(name, '-'):11}{self.last.get(name, '')}" for name in self.ids]
-        live = self.live_workers()
-        lines.append(f"  workers {len(live)}: {', '.join(f'{w} {self.workers[w]}' for w in live) or '-'}")
-        lines.append(f"  pool    {self.waiting or 'no task waiting'}")
-        lines.append(f"  {self.bar()}")
-        if self._drawn:
-            self.out.write(f"\x1b[{self._drawn}F")
-        for line in lines:
-            self.out.write(f"\x1b[2K{line}\n")
-        self.out.flush()
-        self._drawn = len(lines)
-
-
-def _runs(status: dict[str, Any]) -> str:
-    """E.g. "  run 1 on local-0a1b2c3d (run 0: exception/intermittent-task)": the latest run, then earlier ones."""
-    runs = status["runs"]
-    if not runs:
-        return ""
-    latest = runs[-1]
-    text = f"  run {latest['runId']}"
-    if latest.get("workerId") and latest["state"] == "running":
-        text += f" on {latest['workerId']}"
-    elif latest.get("reasonResolved") not in (None, latest["state"]):
-        text += f" ({latest['reasonResolved']})"
-    earlier = [f"run {r['runId']}: {r['state']}/{r.get('reasonResolved')}" for r in runs[:-1]]
-    return text + (f" ({', '.join(earlier)})" if earlier else "")
-
-
+# --- progress (the display itself: taskqueue/progress.py) ------------------------------------------
 def pool_workers(manager: Any) -> dict[str, str]:
     """TASK_QUEUE's workers as worker-manager lists them: id -> state."""
     listed = manager.listWorkersForWorkerPool(TASK_QUEUE)

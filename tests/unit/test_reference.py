@@ -153,10 +153,10 @@ def test_every_schema_ref_resolves_to_a_served_schema() -> None:
 
 # --- the official client ----------------------------------------------------------------------------
 def used_client_methods() -> set[str]:
-    """Queue and Auth methods the project calls on the official client (worker, demo, bench, tests)."""
+    """Queue and Auth methods the project calls on the official client (worker, demo, CLI, bench, tests)."""
     pattern = re.compile(r"\b(?:queue|q|auth)\.([a-z][A-Za-z]+)\(")
     found: set[str] = set()
-    for folder in ("worker", "chalicelib", "bench", "tests"):
+    for folder in ("worker", "chalicelib", "taskqueue", "bench", "tests"):
         for path in (ROOT / folder).rglob("*.py"):
             found |= set(pattern.findall(path.read_text()))
     return found
