@@ -356,3 +356,11 @@ def test_a_file_that_cannot_be_submitted_is_exit_status_2_before_anything_is_cre
     result = entry_point(served, "submit", write(tmp_path, "bad.yaml", content))
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert result.stdout == ""
+
+
+def test_make_install_puts_the_command_on_the_venv_and_it_runs_from_any_directory(tmp_path: Path) -> None:
+    command = Path(sys.prefix, "bin", "taskqueue")
+    assert command.exists(), "make install writes .venv/bin/taskqueue"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKCLUSTER_")}
+    done = subprocess.run([str(command), "task", "status", "x"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 2 and "TASKCLUSTER_ROOT_URL is not set" in done.stderr, done.stderr
