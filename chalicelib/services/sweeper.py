@@ -100,7 +100,9 @@ class Sweeper:
         ids = [e.task_id for e in _round_robin(pages)]
         tasks: dict[str, Task] = {}
         chunks = [ids[i : i + READ_BATCH] for i in range(0, len(ids), READ_BATCH)]
-        for found in self._pool.map(lambda chunk: store.get_many(chunk, consistent=True), chunks):
+        # Eventually consistent: a stale task fails its version-guarded write, and the transition
+        # reads it again, strongly consistent (services/transition.py).
+        for found in self._pool.map(lambda chunk: store.get_many(chunk), chunks):
             tasks.update(found)
         lock = threading.Lock()
 
