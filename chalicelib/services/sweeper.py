@@ -7,11 +7,11 @@ write as any API call, so two sweeps at once, or a sweep racing a worker, resolv
 A redispatch of an unscheduled task re-checks its dependencies (a release may have been lost).
 
 A tick works in rounds. A round reads every shard of the index at once, at most `sweep_batch`
-entries from each (so no shard waits behind another, however much it holds), reads those tasks
-with batched consistent reads (one request per 100), and writes each transition — one conditional
-write per task — on `SWEEP_CONCURRENCY` threads. Rounds go on while a shard returned a full page,
-each shard's next page starting after its last entry (an entry that stays due, e.g. a contended
-task, is not read twice in a tick). A tick takes no new task once `time_left()` is down to
+entries from each (so no shard waits behind another, however much it holds), then sweeps the
+entries on `SWEEP_CONCURRENCY` threads, in chunks of up to 100: one BatchGetItem for a chunk's
+tasks, then one conditional write per task that has something due. Rounds go on while a shard
+returned a full page, each shard's next page starting after its last entry (an entry that stays
+due, e.g. a contended task, is not read twice in a tick). A tick takes no new task once `time_left()` is down to
 `SAFETY_MARGIN` or it has run `TICK_SECONDS`; what is left is due again at the next tick.
 Artifact expiry is a separate step after it (services/artifacts.py), bounded by `sweep_batch`.
 """
@@ -60,6 +60,7 @@ class Sweeper:
     ) -> None:
         self.queue = queue
         self.artifacts = artifacts
+        self._concurrency = concurrency
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="sweep")
 
     def sweep(self, time_left: Callable[[], float] = lambda: math.inf) -> SweepReport:
@@ -94,29 +95,31 @@ class Sweeper:
         in_time: Callable[[], bool],
         report: SweepReport,
     ) -> list[list[DueEntry]]:
-        """One page of each shard, read and swept; returns the pages."""
+        """One page of each shard, swept; returns the pages. The entries, one shard after another in
+        turn, are cut into chunks for the threads; a chunk's tasks are read with one request, then
+        written one by one. A chunk begun out of time reads nothing."""
         store, now, batch = self.queue.store, self.queue.clock.now(), self.queue.settings.sweep_batch
         pages = list(self._pool.map(lambda s: store.due(s, now, batch, after[s]), shards))
         ids = [e.task_id for e in _round_robin(pages)]
-        tasks: dict[str, Task] = {}
-        chunks = [ids[i : i + READ_BATCH] for i in range(0, len(ids), READ_BATCH)]
-        # Eventually consistent: a stale task fails its version-guarded write, and the transition
-        # reads it again, strongly consistent (services/transition.py).
-        for found in self._pool.map(lambda chunk: store.get_many(chunk), chunks):
-            tasks.update(found)
+        size = max(1, min(READ_BATCH, math.ceil(len(ids) / self._concurrency)))
         lock = threading.Lock()
 
-        def one(task_id: str) -> None:
+        def chunk(task_ids: list[str]) -> None:
             if not in_time():
                 report.out_of_time = True
                 return
-            changed = self._sweep_task(task_id, tasks.get(task_id))
-            with lock:
-                report.examined += 1
-                if changed:
-                    report.changed.append(task_id)
+            tasks = store.get_many(task_ids)  # eventually consistent: a stale task fails its version guard
+            for task_id in task_ids:  # and the transition reads it again, strongly (services/transition.py)
+                if not in_time():
+                    report.out_of_time = True
+                    return
+                changed = self._sweep_task(task_id, tasks.get(task_id))
+                with lock:
+                    report.examined += 1
+                    if changed:
+                        report.changed.append(task_id)
 
-        list(self._pool.map(one, ids))
+        list(self._pool.map(chunk, [ids[i : i + size] for i in range(0, len(ids), size)]))
         return pages
 
     def _sweep_task(self, task_id: str, task: Task | None) -> bool:
