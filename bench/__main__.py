@@ -19,6 +19,7 @@
    with a deployed stage's wait, and claimWork's p50 while 100 idle pollers poll (bench/claim_cost.py).
 10. The largest responses: listTaskGroup, `POST /tasks` and listPendingTasks over 1,000 tasks of
    ~7 KB, each page's bytes as Lambda counts them against the 5 MB budget (bench/pages.py).
+11. The sweeper: 10,000 running tasks whose claims have expired, retried (bench/sweep.py).
 Results are appended to bench/results/<date>-<commit>.json.
 """
 
@@ -116,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         workload,
     )
     from . import depth as depth_bench
+    from . import sweep as sweep_bench
 
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -166,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     results["idle"] = idle.measure(idle_tasks, 10)
     idle.report("empty", results["idle"]["empty"])
     idle.report(f"{idle_tasks} tasks stored", results["idle"]["stored"])
+    expired = 1_000 if args.quick else 10_000
+    print(f"== 11. sweeper: {expired} expired claims retried (goal for 10,000: < 60 s)", flush=True)
+    results["sweep"] = sweep_bench.measure(expired)
+    sweep_bench.report(results["sweep"])
     print("== 8. single tasks on an idle pool (min 0, 2-slot workers): createTask -> claimed, launches", flush=True)
     results["cold_pool"] = cold_pool.measure(3, 15.0)
     cold_pool.report(results["cold_pool"])

@@ -6,6 +6,18 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from math import ceil
+
+# The sweeper's index `byDue` (adapters/tables.py) is keyed by a shard 0…N-1 of the task id; its
+# capacity is docs/architecture.md's "Capacity of byDue". Each index entry is < 1 KB (1 WCU); a
+# state change that moves dueAt costs the index a delete and a put, adding or removing it one.
+# A task's life: created (put) 1 + claimed (move) 2 + one reclaim (move) 2 + resolved (delete) 1.
+BYDUE_WCU_PER_TASK = 6
+BYDUE_TARGET_TASKS_PER_S = 1_000  # the design target (docs/architecture.md)
+BYDUE_HEADROOM = 2  # twice the target: bursts, and a hash spread that is never exactly even
+PARTITION_WCU_PER_S = 1_000  # DynamoDB's write limit per partition key, GSIs included
+# ceil(1,000 tasks/s × 6 WCU × 2 / 1,000 WCU/s) = 12 shards: 2,000 tasks/s before any key throttles.
+DUE_SHARDS = ceil(BYDUE_TARGET_TASKS_PER_S * BYDUE_WCU_PER_TASK * BYDUE_HEADROOM / PARTITION_WCU_PER_S)
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -45,8 +57,9 @@ class Settings:
     claim_work_timeout: float = 20.0  # longest claimWork long-poll, seconds
     max_task_deadline_days: int = 5
     redispatch_after: int = 600  # seconds before a pending run's first extra hint (then ×2, ×4 …)
-    due_shards: int = 4  # partitions of the sweeper index; more spreads writes on large deployments
-    sweep_batch: int = 500  # most tasks one sweeper tick handles
+    due_shards: int = DUE_SHARDS  # partitions new rows spread the sweeper's index (and byPurge) over
+    due_shards_before: int = 0  # the count rows were written with before a change: swept too until they drain
+    sweep_batch: int = 500  # most due tasks the sweeper takes from one shard per round
     sweep_interval: float = 5.0  # seconds between sweeper ticks in the embedded stack
     max_definition_bytes: int = 256 * 1024  # a task row must stay far below DynamoDB's 400 KB
     tasks_stream_arn: str = field(default="arn:aws:dynamodb:us-east-1:000000000000:table/taskqueue-tasks/stream/local")
@@ -64,6 +77,11 @@ class Settings:
     def release_queue(self) -> str:
         """SQS queue where a dependency release too big for one invocation continues."""
         return f"{self.queue_prefix}release"
+
+    @property
+    def due_shards_swept(self) -> int:
+        """How many shards of `byDue` the sweeper reads: a row keeps the shard it was created with."""
+        return max(self.due_shards, self.due_shards_before)
 
     @property
     def claim_timeout_delta(self) -> timedelta:
@@ -94,6 +112,7 @@ class Settings:
             max_task_deadline_days=_int(env, "TASKQUEUE_MAX_TASK_DEADLINE_DAYS", d.max_task_deadline_days),
             redispatch_after=_int(env, "TASKQUEUE_REDISPATCH_AFTER", d.redispatch_after),
             due_shards=_int(env, "TASKQUEUE_DUE_SHARDS", d.due_shards),
+            due_shards_before=_int(env, "TASKQUEUE_DUE_SHARDS_BEFORE", d.due_shards_before),
             sweep_batch=_int(env, "TASKQUEUE_SWEEP_BATCH", d.sweep_batch),
             sweep_interval=_float(env, "TASKQUEUE_SWEEP_INTERVAL", d.sweep_interval),
             max_definition_bytes=_int(env, "TASKQUEUE_MAX_DEFINITION_BYTES", d.max_definition_bytes),

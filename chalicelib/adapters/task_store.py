@@ -19,7 +19,7 @@ from pynamodb.expressions.update import Action
 from ..domain import transitions
 from ..domain.model import ACTIVE_STATES, Run, Task, TaskState, format_date, parse_date
 from ..domain.transitions import RunPatch
-from ..services.ports import Page, QueueEntry
+from ..services.ports import DueEntry, Page, QueueEntry
 from .pagination import decode_token, equal, next_token, prefixed
 from .tables import RunAttribute, TaskRow
 
@@ -216,13 +216,12 @@ class DynamoTaskStore:
             m.byQueue.count(task_queue_id, m.queueSort.startswith(f"{state.value}#"), filter_condition=condition)
         )
 
-    def due(self, now: datetime, limit: int) -> list[str]:
-        ids: list[str] = []
-        for shard in range(self._shards):
-            for row in self._model.byDue.query(
-                str(shard), self._model.dueAt <= format_date(now), limit=limit - len(ids)
-            ):
-                ids.append(row.taskId)
-            if len(ids) >= limit:
-                break
-        return ids
+    def due(self, shard: int, now: datetime, limit: int, after: DueEntry | None = None) -> list[DueEntry]:
+        start = None
+        if after is not None:
+            keys = {"dueShard": str(shard), "dueAt": format_date(after.due_at), "taskId": after.task_id}
+            start = {name: {"S": value} for name, value in keys.items()}
+        rows = self._model.byDue.query(
+            str(shard), self._model.dueAt <= format_date(now), limit=limit, page_size=limit, last_evaluated_key=start
+        )
+        return [DueEntry(parse_date(row.dueAt), row.taskId) for row in rows]

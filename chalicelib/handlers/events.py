@@ -57,5 +57,10 @@ def release(event: SQSEvent) -> dict[str, Any]:
 
 @events_bp.schedule(Rate(1, unit=Rate.MINUTES), name="sweeper")
 def sweeper(event: Any) -> dict[str, Any]:
-    report = container.get().sweeper.sweep()
-    return {"examined": report.examined, "changed": len(report.changed)}
+    report = container.get().sweeper.sweep(_time_left(getattr(event, "context", None)))
+    return {
+        "examined": report.examined,
+        "changed": len(report.changed),
+        "rounds": report.rounds,
+        "outOfTime": report.out_of_time,
+    }

@@ -30,6 +30,15 @@ class QueueEntry:
     taken_until: datetime | None = None
 
 
+@dataclass(frozen=True, order=True)
+class DueEntry:
+    """One entry of the sweeper's index (`byDue`): the task and the instant it is due, in the
+    index's order (`due_at`, then `task_id`)."""
+
+    due_at: datetime
+    task_id: str
+
+
 @dataclass(frozen=True)
 class Page:
     entries: list[QueueEntry]
@@ -56,8 +65,10 @@ class TaskStore(Protocol):
 
     def queue_count(self, task_queue_id: str, state: TaskState, live_at: datetime) -> int: ...
 
-    def due(self, now: datetime, limit: int) -> list[str]:
-        """Ids of tasks the sweeper must look at by `now`."""
+    def due(self, shard: int, now: datetime, limit: int, after: DueEntry | None = None) -> list[DueEntry]:
+        """The tasks of index shard `shard` the sweeper must look at by `now`: at most `limit`,
+        earliest first, starting after `after` (one Query). A row keeps the shard it was created
+        with, so any shard number may be asked for."""
 
 
 class GraphStore(Protocol):

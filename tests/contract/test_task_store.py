@@ -12,7 +12,8 @@ from chalicelib.domain import transitions
 from chalicelib.domain.definition import new_task, normalize
 from chalicelib.domain.errors import InputError
 from chalicelib.domain.model import ReasonResolved, Task, TaskState, Worker
-from chalicelib.services.ports import QueueEntry, TaskStore
+from chalicelib.services.ports import DueEntry, QueueEntry, TaskStore
+from tests.harness import TEST_SETTINGS
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 LEASE = timedelta(minutes=20)
@@ -245,28 +246,51 @@ def test_queue_count_counts_what_is_live_at_the_instant(tasks: TaskStore) -> Non
 
 
 # --- the sweeper's agenda -------------------------------------------------------------------------
+SHARDS = range(TEST_SETTINGS.due_shards)
+
+
+def all_due(tasks: TaskStore, at: datetime, limit: int = 10) -> list[str]:
+    return sorted(e.task_id for shard in SHARDS for e in tasks.due(shard, at, limit))
+
+
 def test_due_names_the_tasks_due_by_now_and_no_more_than_asked(tasks: TaskStore) -> None:
     for i in range(6):
         created(tasks, pending(f"t{i}", deadline=timedelta(minutes=20 + i)))
-    assert tasks.due(T0 + timedelta(minutes=9), 10) == []  # a pending run's first redispatch: after 600 s
+    assert all_due(tasks, T0 + timedelta(minutes=9)) == []  # a pending run's first redispatch: after 600 s
     at = T0 + timedelta(minutes=10)
-    assert sorted(tasks.due(at, 10)) == ["t0", "t1", "t2", "t3", "t4", "t5"]
-    assert len(tasks.due(at, 4)) == 4
-    assert set(tasks.due(at, 4)) <= {f"t{i}" for i in range(6)}
+    assert all_due(tasks, at) == ["t0", "t1", "t2", "t3", "t4", "t5"]
+    assert all(len(tasks.due(shard, at, 1)) == 1 for shard in SHARDS)  # each shard holds some of them
+    assert all_due(tasks, at, 1) != all_due(tasks, at)
+    assert tasks.due(len(SHARDS) + 5, at, 10) == []  # a shard no row was written to
+
+
+def test_due_pages_through_a_shard_earliest_first(tasks: TaskStore) -> None:
+    for i in range(8):
+        created(tasks, pending(f"t{i}", deadline=timedelta(minutes=8 - i)))  # due at their deadlines
+    at = T0 + timedelta(minutes=10)
+    seen: list[str] = []
+    for shard in SHARDS:
+        entries: list[DueEntry] = []
+        while page := tasks.due(shard, at, 2, entries[-1] if entries else None):
+            entries += page
+        assert entries == sorted(entries)
+        assert [e.due_at for e in entries] == sorted(T0 + timedelta(minutes=8 - int(e.task_id[1:])) for e in entries)
+        seen += [e.task_id for e in entries]
+    assert sorted(seen) == [f"t{i}" for i in range(8)]
 
 
 def test_a_running_task_is_due_when_its_lease_ends(tasks: TaskStore) -> None:
     created(tasks, pending("a", deadline=timedelta(hours=2)))
     claim(tasks, "a")
-    assert tasks.due(T0 + LEASE - timedelta(seconds=1), 10) == []
-    assert tasks.due(T0 + LEASE, 10) == ["a"]
+    assert all_due(tasks, T0 + LEASE - timedelta(seconds=1)) == []
+    assert all_due(tasks, T0 + LEASE) == ["a"]
 
 
 def test_a_resolved_task_is_never_due(tasks: TaskStore) -> None:
     created(tasks, pending("a"))
     claim(tasks, "a")
     tasks.patch_run("a", transitions.resolve_patch(0, ReasonResolved.COMPLETED, T0))
-    assert tasks.due(T0 + timedelta(days=30), 10) == []
+    assert all_due(tasks, T0 + timedelta(days=30)) == []
 
 
 # --- task groups ----------------------------------------------------------------------------------

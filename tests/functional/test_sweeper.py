@@ -5,7 +5,14 @@ from __future__ import annotations
 import functools
 import operator
 import threading
+from collections.abc import Callable
+from dataclasses import replace
 
+import pytest
+from chalice.local import LambdaContext
+
+from chalicelib.domain.model import Task
+from chalicelib.services.sweeper import SAFETY_MARGIN
 from tests.harness import Harness, claim_task, report, runs
 
 
@@ -133,13 +140,111 @@ def test_a_sweep_racing_a_report_never_overwrites_it(stack: Harness) -> None:
     assert stack.status(task_id)["state"] == "completed"
 
 
-def test_the_sweeper_handles_at_most_its_batch_per_tick(stack: Harness) -> None:
-    from dataclasses import replace
+# --- many tasks: shards, rounds and the time budget -------------------------------------------------
+def expired_claims(stack: Harness, n: int) -> list[str]:
+    """`n` running tasks (3 retries each) whose claims have just expired."""
+    ids = [stack.create(retries=3) for _ in range(n)]
+    for task_id in ids:
+        assert claim_task(stack, task_id).status_code == 200
+    stack.advance(stack.settings.claim_timeout + 1)
+    return ids
 
-    ids = [stack.create() for _ in range(5)]
-    stack.advance(3601)
+
+def retried(stack: Harness, task_id: str) -> bool:
+    expected = [(0, "exception", "scheduled", "claim-expired"), (1, "pending", "retry", None)]
+    return runs(stack.status(task_id)) == expected
+
+
+def by_shard(stack: Harness) -> list[set[str]]:
+    """The due tasks of each shard of the sweeper's index."""
+    now = stack.clock.now()
+    return [{e.task_id for e in stack.c.queue.store.due(s, now, 1000)} for s in range(stack.settings.due_shards)]
+
+
+def writes_allowed(stack: Harness, monkeypatch: pytest.MonkeyPatch, n: int) -> Callable[[], float]:
+    """A time-left function for a tick: plenty until the tasks table has taken `n` writes, then none."""
+    store = stack.c.queue.store
+    save = store.save
+    writes: list[str] = []
+
+    def counted(task: Task, expected_version: int) -> Task | None:
+        writes.append(task.task_id)
+        return save(task, expected_version)
+
+    monkeypatch.setattr(store, "save", counted)
+    return lambda: 60.0 if len(writes) < n else 0.0
+
+
+def test_a_shard_with_a_backlog_does_not_starve_the_others(stack: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     stack.c.queue.settings = replace(stack.settings, sweep_batch=2)
-    first = stack.sweep()
-    assert len(first) == 2
-    rest = stack.sweep() + stack.sweep()
-    assert sorted(first + rest) == sorted(ids)
+    expired_claims(stack, 16)
+    big, small = sorted(by_shard(stack), key=len, reverse=True)
+    for task_id in sorted(small)[2:]:  # the small shard keeps 2 due tasks, the big one 8 or more
+        report(stack, task_id, 0, "completed")
+    small_due = set(sorted(small)[:2])
+    assert len(big) >= 8
+    # Time for one round only: the sweep_batch (2) of each shard.
+    changed = stack.c.sweeper.sweep(writes_allowed(stack, monkeypatch, 4)).changed
+    stack.pump.step()
+    assert small_due <= set(changed)
+    assert len(set(changed) & big) == 2
+    assert all(retried(stack, task_id) for task_id in small_due)
+
+
+def test_a_tick_keeps_going_while_work_is_due(stack: Harness) -> None:
+    stack.c.queue.settings = replace(stack.settings, sweep_batch=2)
+    ids = expired_claims(stack, 11)  # several rounds of 2 per shard
+    result = stack.c.sweeper.sweep()
+    stack.pump.step()
+    assert sorted(result.changed) == sorted(ids)
+    assert not result.out_of_time
+    assert all(retried(stack, task_id) for task_id in ids)
+
+
+def test_a_tick_with_no_time_left_takes_no_task(stack: Harness) -> None:
+    ids = expired_claims(stack, 3)
+    result = stack.c.sweeper.sweep(lambda: SAFETY_MARGIN)
+    assert result.changed == [] and result.out_of_time
+    assert all(stack.status(task_id)["state"] == "running" for task_id in ids)
+    assert sorted(stack.sweep()) == sorted(ids)
+
+
+def test_a_tick_stops_when_its_time_runs_out_and_the_next_continues(
+    stack: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack.c.queue.settings = replace(stack.settings, sweep_batch=2)
+    ids = expired_claims(stack, 12)
+    first = stack.c.sweeper.sweep(writes_allowed(stack, monkeypatch, 5))
+    assert first.out_of_time
+    assert 5 <= len(first.changed) < len(ids)  # writes already under way when time ran out finish
+    rest = stack.sweep()
+    assert sorted(first.changed + rest) == sorted(ids)  # each task once
+    assert all(retried(stack, task_id) for task_id in ids)
+
+
+def test_the_scheduled_function_stops_before_its_invocation_ends(stack: Harness) -> None:
+    expired_claims(stack, 2)
+    # Lambda's context with at most 5 s left: less than the sweeper's safety margin
+    context = LambdaContext(function_name="sweeper", memory_size=512, max_runtime_ms=5000)
+
+    event = {
+        "id": "1",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2030-01-01T00:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {},
+        "version": "0",
+    }
+    result = stack.pump.app.handler_map["sweeper"](event, context)
+    assert result["changed"] == 0 and result["outOfTime"]
+    assert stack.claim() == []
+
+
+def test_rows_written_with_more_shards_are_still_swept_after_lowering_the_count(stack: Harness) -> None:
+    ids = expired_claims(stack, 8)  # written with due_shards=2
+    assert all(by_shard(stack))
+    stack.c.queue.settings = replace(stack.settings, due_shards=1, due_shards_before=2)
+    assert sorted(stack.sweep()) == sorted(ids)

@@ -17,7 +17,7 @@ from ...domain import transitions
 from ...domain.model import ACTIVE_STATES, Run, Task, TaskState, format_date, parse_date
 from ...domain.transitions import RunPatch
 from ...services.outbox import RowChange
-from ...services.ports import Page, QueueEntry
+from ...services.ports import DueEntry, Page, QueueEntry
 from ..pagination import equal, prefixed
 from .common import _ms, _opt_ms, _query, _shard, _start, _token
 
@@ -213,18 +213,14 @@ class MemoryTaskStore:
                 and (state is not TaskState.RUNNING or (r.taken_until is not None and format_date(r.taken_until) > at))
             )
 
-    def due(self, now: datetime, limit: int) -> list[str]:
+    def due(self, shard: int, now: datetime, limit: int, after: DueEntry | None = None) -> list[DueEntry]:
         at = _ms(now)
-        ids: list[str] = []
         with self._lock:
             rows = list(self._rows.values())
-        for shard in range(self._shards):
-            due = [
-                ((format_date(r.due_at), r.task_id), r.task_id)
-                for r in rows
-                if r.due_at is not None and r.due_at <= at and _shard(r.task_id, self._shards) == str(shard)
-            ]
-            ids += _query(due, None, limit - len(ids))[0]
-            if len(ids) >= limit:
-                break
-        return ids
+        due = [
+            ((format_date(r.due_at), r.task_id), DueEntry(r.due_at, r.task_id))
+            for r in rows
+            if r.due_at is not None and r.due_at <= at and _shard(r.task_id, self._shards) == str(shard)
+        ]
+        start = None if after is None else (format_date(after.due_at), after.task_id)
+        return _query(due, start, limit)[0]
