@@ -57,13 +57,14 @@ def _serve(name: str) -> Response:
         return error_response(err, "inspector", {"file": name}, None)
     content, content_type, etag = found
     # Revalidated on every load (a deployment changes them), answered 304 while unchanged.
-    headers = {"Content-Type": content_type, "Cache-Control": "no-cache", "ETag": etag, **SECURITY_HEADERS}
+    headers: dict[str, str | list[str]] = {"Content-Type": content_type, "Cache-Control": "no-cache", "ETag": etag}
+    headers.update(SECURITY_HEADERS)
     if inspector_bp.current_request.headers.get("if-none-match") == etag:
         return Response(body="", status_code=304, headers=headers)
     return Response(body=content.decode(), status_code=200, headers=headers)
 
 
-@inspector_bp.route("/inspector", methods=["GET"])
+@inspector_bp.route("/inspector", methods=["GET"], content_types=["*/*"])
 def inspector_index() -> Response:
     # API Gateway and chalice local route `/inspector/` here too: the page needs the slash, so
     # that its relative URLs (`app.js`, `../api/…`) resolve under it.
@@ -73,6 +74,6 @@ def inspector_index() -> Response:
     return Response(body="", status_code=302, headers={"Location": "inspector/", "Cache-Control": "no-cache"})
 
 
-@inspector_bp.route("/inspector/{file}", methods=["GET"])
+@inspector_bp.route("/inspector/{file}", methods=["GET"], content_types=["*/*"])
 def inspector_file(file: str) -> Response:
     return _serve(file)

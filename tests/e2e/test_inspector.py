@@ -50,7 +50,13 @@ def _browser_missing() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the browser saves downloads."""
+    return tmp_path_factory.mktemp("downloads")
+
+
+@pytest.fixture(scope="module")
+def browser(downloads: Path) -> Iterator[Any]:
     missing = _browser_missing()
     if missing:
         if os.environ.get("CI"):
@@ -66,7 +72,6 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     # The driver and browser are given: selenium must never look for (or fetch) others.
     original = selenium_manager.SeleniumManager.binary_paths
     selenium_manager.SeleniumManager.binary_paths = no_manager  # type: ignore[method-assign]
-    downloads = tmp_path_factory.mktemp("downloads")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
@@ -76,7 +81,6 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
     )
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    driver.downloads = downloads
     try:
         yield driver
     finally:
@@ -122,13 +126,18 @@ def css(driver: Any, selector: str) -> Any:
     return found[0] if found else None
 
 
+def log_text(driver: Any) -> str:
+    log = css(driver, "#log")
+    return str(log.text) if log is not None else ""
+
+
 def state_in_table(driver: Any, task_id: str) -> str | None:
     cell = css(driver, f'[data-task-state="{task_id}"]')
     return cell.text if cell is not None else None
 
 
 def test_a_user_follows_a_running_group_reads_the_live_log_downloads_an_artifact_and_reruns(
-    served: Served, worker: WorkerProc, browser: Any, tmp_path: Path
+    served: Served, worker: WorkerProc, browser: Any, downloads: Path, tmp_path: Path
 ) -> None:
     from selenium.webdriver.common.by import By
 
@@ -163,17 +172,18 @@ def test_a_user_follows_a_running_group_reads_the_live_log_downloads_an_artifact
     graph_nodes = browser.find_elements(By.CSS_SELECTOR, "svg.graph a.node")
     assert {n.get_attribute("data-task-id") for n in graph_nodes} == {build, after}
     assert "state-running" in (css(browser, f'svg.graph a[data-task-id="{build}"]').get_attribute("class") or "")
-    counts = {li.get_attribute("data-state"): li.text.split()[-1] for li in browser.find_elements(By.CSS_SELECTOR, ".counts li")}
+    chips = browser.find_elements(By.CSS_SELECTOR, ".counts li")
+    counts = {li.get_attribute("data-state"): li.text.split()[-1] for li in chips}
     assert (counts["running"], counts["unscheduled"], counts["completed"]) == ("1", "1", "0")
     browser.save_screenshot(str(shots / "group-mid-run.png"))
 
     # The build's page, from the graph: its live log grows while it runs.
     css(browser, f'svg.graph a[data-task-id="{build}"]').click()
-    wait_until(browser, lambda d: "step-one of the build" in (css(d, "#log").text if css(d, "#log") else ""), "the live log")
+    wait_until(browser, lambda d: "step-one of the build" in log_text(d), "the live log")
     assert css(browser, "#log-state").get_attribute("data-live") == "yes"
     browser.execute_script("window.notReloaded = true")
     gate1.touch()
-    wait_until(browser, lambda d: "step-two of the build" in css(d, "#log").text, "the log growing")
+    wait_until(browser, lambda d: "step-two of the build" in log_text(d), "the log growing")
     browser.execute_script("document.getElementById('log').scrollIntoView({block: 'end'})")
     browser.save_screenshot(str(shots / "task-live-log.png"))
     assert "Live log of run 0" in css(browser, "#log-state").text
@@ -195,11 +205,11 @@ def test_a_user_follows_a_running_group_reads_the_live_log_downloads_an_artifact
     browser.back()
 
     # `after`'s page: its final log, and its artifact saved as a file.
-    wait_until(browser, lambda d: "after ran" in (css(d, "#log").text if css(d, "#log") else ""), "the final log")
+    wait_until(browser, lambda d: "after ran" in log_text(d), "the final log")
     assert "Final log of run 0 (completed)" in css(browser, "#log-state").text
     wait_until(browser, lambda d: d.find_elements(By.LINK_TEXT, "public/hello.txt"), "the artifact")
     browser.find_element(By.CSS_SELECTOR, 'button[aria-label="Download public/hello.txt"]').click()
-    downloaded = browser.downloads / "hello.txt"
+    downloaded = downloads / "hello.txt"
     wait_until(browser, lambda d: downloaded.is_file() and downloaded.read_text() == "hello from after\n",
                "the artifact downloaded")  # fmt: skip
 
@@ -229,7 +239,9 @@ def test_a_user_follows_a_running_group_reads_the_live_log_downloads_an_artifact
     print(f"\nscreenshots: {shots}")
 
 
-def test_the_inspector_fits_a_phone_and_its_search_finds_a_task(served: Served, worker: WorkerProc, browser: Any) -> None:
+def test_the_inspector_fits_a_phone_and_its_search_finds_a_task(
+    served: Served, worker: WorkerProc, browser: Any
+) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
