@@ -122,9 +122,21 @@ export async function artifactUrl(taskId, runId, name) {
   return name.startsWith("public/") || !creds ? url : bewitUrl(creds, url);
 }
 
-// An artifact's text (the API redirects to storage; fetch follows), or null when there is none yet.
+// An artifact's response (the API redirects to storage; fetch follows, no headers sent). A public/
+// name is read without credentials, and with a bewit when the deployment refuses that (403).
+export async function fetchArtifact(taskId, runId, name) {
+  let res = await fetch(await artifactUrl(taskId, runId, name), { cache: "no-store" });
+  const creds = credentials();
+  if (res.status === 403 && creds && name.startsWith("public/")) {
+    const url = apiUrl("queue", `/task/${enc(taskId)}/runs/${runId}/artifacts/${enc(name)}`);
+    res = await fetch(await bewitUrl(creds, url), { cache: "no-store" });
+  }
+  return res;
+}
+
+// An artifact's text, or null when there is none (yet).
 export async function artifactText(taskId, runId, name) {
-  const res = await fetch(await artifactUrl(taskId, runId, name), { cache: "no-store" });
+  const res = await fetchArtifact(taskId, runId, name);
   if (res.status === 404) return null;
   if (!res.ok) throw new ApiError(res.status, null);
   return res.text();

@@ -1,6 +1,6 @@
 // A task: state and actions, runs, artifacts and log of a chosen run (the live log while it runs),
 // and the definition. Status is read every 2 s while the task is unresolved, the log every 1.5 s.
-import { artifactText, artifactUrl, queue } from "./api.js";
+import { artifactText, artifactUrl, fetchArtifact, queue } from "./api.js";
 import { action, badge, duration, every, h, link, RESOLVED, say, table, when } from "./dom.js";
 
 const LOG = "public/logs/live.log";
@@ -27,7 +27,7 @@ function copyOf(def) {
 // Save an artifact as a file: fetched through the API (which redirects to storage, another origin,
 // where a link's `download` attribute does not apply), then handed to the browser as a download.
 async function save(taskId, runId, name) {
-  const res = await fetch(await artifactUrl(taskId, runId, name), { cache: "no-store" });
+  const res = await fetchArtifact(taskId, runId, name);
   if (!res.ok) throw new Error(`HTTP ${res.status} for ${name}`);
   const url = URL.createObjectURL(await res.blob());
   const a = h("a", { href: url, download: name.split("/").pop() });
