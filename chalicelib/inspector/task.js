@@ -81,7 +81,9 @@ export function taskView(main, taskId, signal) {
       action("Retrigger", async () => {
         const newId = slugid();
         await queue.createTask(newId, copyOf(def));
+        const shown = new Promise((resolve) => window.addEventListener("hashchange", resolve, { once: true }));
         location.hash = `#/task/${newId}`;
+        await shown; // the new view is up (it clears the status line): say it there
         return `Retriggered as ${newId}.`;
       }),
       h(

@@ -104,11 +104,12 @@ def worker(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 def wait_until(driver: Any, check: Callable[[Any], Any], what: str) -> Any:
-    from selenium.common.exceptions import TimeoutException
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    try:
-        return WebDriverWait(driver, WAIT, poll_frequency=0.1).until(check)
+    try:  # the views redraw what changed: an element found a moment ago may be gone
+        wait = WebDriverWait(driver, WAIT, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,))
+        return wait.until(check)
     except TimeoutException:
         pytest.fail(f"the page did not show {what} within {WAIT:.0f}s; it shows:\n{text_of(driver)}")
 
@@ -155,9 +156,13 @@ def test_a_user_follows_a_running_group_reads_the_live_log_downloads_an_artifact
         served,
         "inspector",
         {
-            "command": [["sh", "-c", "mkdir -p out; echo hello from after > out/hello.txt; echo after ran"]],
+            "command": [["sh", "-c", "mkdir -p out; echo hello from after > out/hello.txt; echo sh > out/secret.txt; "
+                                     "echo after ran"]],
             "maxRunTime": 60,
-            "artifacts": [{"type": "file", "path": "out/hello.txt", "name": "public/hello.txt"}],
+            "artifacts": [
+                {"type": "file", "path": "out/hello.txt", "name": "public/hello.txt"},
+                {"type": "file", "path": "out/secret.txt", "name": "private/secret.txt"},
+            ],
         },
         taskGroupId=group,
         dependencies=[build],
@@ -217,16 +222,7 @@ def test_a_user_follows_a_running_group_reads_the_live_log_downloads_an_artifact
     browser.find_element(By.XPATH, "//button[text()='Rerun']").click()
     wait_until(browser, lambda d: "Rerun failed" in css(d, "#status").text, "the refused rerun")
     assert "InsufficientScopes" in css(browser, "#status").text
-    now = datetime.now(UTC)
-    temp = taskcluster.createTemporaryCredentials(
-        "root", ROOT_TOKEN, now - timedelta(minutes=5), now + timedelta(hours=1), ["queue:rerun-task:*"]
-    )
-    browser.find_element(By.ID, "sign-in").click()
-    browser.find_element(By.ID, "clientId").send_keys(temp["clientId"])
-    browser.find_element(By.ID, "accessToken").send_keys(temp["accessToken"].decode())
-    browser.find_element(By.ID, "certificate").send_keys(temp["certificate"])
-    browser.find_element(By.XPATH, "//button[text()='Use these']").click()
-    assert css(browser, "#who").text == "signed in as root"
+    sign_in(browser, ["queue:rerun-task:*", "queue:get-artifact:private/*"])
     browser.find_element(By.XPATH, "//button[text()='Rerun']").click()
     wait_until(browser, lambda d: "Rerun requested" in css(d, "#status").text, "the rerun accepted")
     wait_until(browser, lambda d: "Final log of run 1 (completed)" in css(d, "#log-state").text, "run 1 completed")
@@ -236,6 +232,12 @@ def test_a_user_follows_a_running_group_reads_the_live_log_downloads_an_artifact
         (1, "rerun", "completed"),
     ]
     browser.save_screenshot(str(shots / "task-rerun.png"))
+    # A private artifact's link carries a bewit made from those credentials.
+    private = browser.find_element(By.LINK_TEXT, "private/secret.txt")
+    assert "bewit=" in (private.get_attribute("href") or "")
+    private.click()
+    wait_until(browser, lambda d: text_of(d) == "sh", "the private artifact")
+    browser.back()
     print(f"\nscreenshots: {shots}")
 
 
@@ -275,6 +277,74 @@ def test_the_inspector_fits_a_phone_and_its_search_finds_a_task(
                    "the queue's counts")  # fmt: skip
     finally:
         browser.set_window_size(1100, 1000)
+
+
+def test_actions_change_priority_cancel_retrigger_seal_and_quarantine(
+    served: Served, worker: WorkerProc, browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    group = taskcluster.slugId()
+    waiting = create_for_worker(served, "nobody", {"command": [["true"]], "maxRunTime": 30}, taskGroupId=group,
+                                metadata=meta("waiting"))  # fmt: skip  (no worker serves e2e-worker/nobody)
+    browser.get(f"{served.root_url}/inspector/#/task/{waiting}")
+    sign_in(browser, ["queue:change-task-priority:*", "queue:cancel-task:*", "queue:create-task:*",
+                      "queue:scheduler-id:*", "queue:seal-task-group:*", "queue:quarantine-worker:*"])  # fmt: skip
+    wait_until(browser, lambda d: css(d, "#task-state") and css(d, "#task-state").text == "pending", "the task")
+    Select(browser.find_element(By.ID, "priority")).select_by_value("high")
+    browser.find_element(By.XPATH, "//button[text()='Change priority']").click()
+    wait_until(browser, lambda d: "Priority is now high" in css(d, "#status").text, "the new priority")
+    assert served.queue().task(waiting)["priority"] == "high"
+
+    browser.find_element(By.XPATH, "//button[text()='Retrigger']").click()
+    wait_until(browser, lambda d: "Retriggered as" in css(d, "#status").text, "the retrigger")
+    copy = css(browser, "#status").text.split()[-1].rstrip(".")
+    assert browser.current_url.endswith(f"#/task/{copy}") and copy != waiting
+    copied = served.queue().task(copy)
+    assert (copied["metadata"]["name"], copied["taskGroupId"], copied["dependencies"]) == ("waiting", group, [])
+
+    browser.back()
+    wait_until(browser, lambda d: css(d, "#task-state") and css(d, "#task-state").text == "pending", "the task again")
+    browser.find_element(By.XPATH, "//button[text()='Cancel']").click()
+    wait_until(browser, lambda d: css(d, "#task-state").text == "exception", "the task cancelled")
+    assert served.queue().status(waiting)["status"]["runs"][-1]["reasonResolved"] == "canceled"
+
+    browser.get(f"{served.root_url}/inspector/#/group/{group}")
+    browser.find_element(By.XPATH, "//button[text()='Seal group']").click()
+    wait_until(browser, lambda d: "Task group sealed" in css(d, "#status").text, "the group sealed")
+    assert served.queue().getTaskGroup(group).get("sealed")
+
+    # The worker of the other tests: quarantined until tomorrow, then let go again.
+    browser.get(f"{served.root_url}/inspector/#/worker/{WORKER_PROVISIONER}/inspector/local/inspector")
+    wait_until(browser, lambda d: "not quarantined" in text_of(d), "the worker")
+    until = browser.find_element(By.ID, "quarantine-until")
+    tomorrow = datetime.now() + timedelta(days=1)  # the field takes the browser's local time
+    # Set as the date picker would (typing into it depends on the browser's locale).
+    browser.execute_script("arguments[0].value = arguments[1]", until, tomorrow.strftime("%Y-%m-%dT%H:%M"))
+    browser.find_element(By.ID, "quarantine-info").send_keys("looks broken")
+    browser.find_element(By.XPATH, "//button[text()='Quarantine']").click()
+    wait_until(browser, lambda d: "Worker quarantined until" in css(d, "#status").text, "the quarantine")
+    info = served.queue().getWorker(WORKER_PROVISIONER, "inspector", "local", "inspector")
+    assert info["quarantineDetails"][-1]["quarantineInfo"] == "looks broken"
+    browser.find_element(By.XPATH, "//button[text()='Lift quarantine']").click()
+    wait_until(browser, lambda d: "Quarantine lifted" in css(d, "#status").text, "the quarantine lifted")
+
+
+def sign_in(browser: Any, scopes: list[str]) -> None:
+    """Temporary credentials with `scopes`, made from the root client, typed into the page's form."""
+    from selenium.webdriver.common.by import By
+
+    now = datetime.now(UTC)
+    temp = taskcluster.createTemporaryCredentials(
+        "root", ROOT_TOKEN, now - timedelta(minutes=5), now + timedelta(hours=1), scopes
+    )
+    browser.find_element(By.ID, "sign-in").click()
+    browser.find_element(By.ID, "clientId").send_keys(temp["clientId"])
+    browser.find_element(By.ID, "accessToken").send_keys(temp["accessToken"].decode())
+    browser.find_element(By.ID, "certificate").send_keys(temp["certificate"])
+    browser.find_element(By.XPATH, "//button[text()='Use these']").click()
+    assert css(browser, "#who").text == "signed in as root"
 
 
 def meta(name: str) -> dict[str, str]:
