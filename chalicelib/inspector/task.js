@@ -159,14 +159,16 @@ export function taskView(main, taskId, signal) {
   every(
     2000,
     async () => {
-      const before = status ? JSON.stringify(status) : "";
+      // What the page shows of the status (a reclaim's new takenUntil is not shown: no redraw for it).
+      const shownOf = (st) => JSON.stringify(st, (key, value) => (key === "takenUntil" ? undefined : value));
+      const before = status ? shownOf(status) : "";
       status = (await queue.status(taskId)).status;
       if (!def) {
         def = await queue.task(taskId);
         definition.textContent = JSON.stringify(def, null, 2);
         priority.value = def.priority || "lowest";
       }
-      if (signal.aborted || JSON.stringify(status) === before) return;
+      if (signal.aborted || shownOf(status) === before) return;
       head.replaceChildren(
         h("h1", {}, def.metadata.name, " ", h("span", { id: "task-state" }, badge(status.state))),
         h(

@@ -145,8 +145,9 @@ def test_a_user_follows_a_running_group_reads_the_live_log_downloads_an_artifact
     shots = tmp_path
     gate1, gate2 = tmp_path / "gate1", tmp_path / "gate2"
     wait_for = " ".join(f"while [ ! -e {g} ]; do sleep 0.05; done;" for g in [gate1])
+    # The log shows the command line too: the lines looked for are made by the shell ($n), not in it.
     script = (
-        f"echo step-one of the build; {wait_for} echo step-two of the build; "
+        f"n=one; echo step-$n of the build; {wait_for} n=two; echo step-$n of the build; "
         f"while [ ! -e {gate2} ]; do sleep 0.05; done; echo build done"
     )
     group = taskcluster.slugId()
@@ -157,7 +158,7 @@ def test_a_user_follows_a_running_group_reads_the_live_log_downloads_an_artifact
         "inspector",
         {
             "command": [["sh", "-c", "mkdir -p out; echo hello from after > out/hello.txt; echo sh > out/secret.txt; "
-                                     "echo after ran"]],
+                                     "w=ran; echo after $w"]],
             "maxRunTime": 60,
             "artifacts": [
                 {"type": "file", "path": "out/hello.txt", "name": "public/hello.txt"},
