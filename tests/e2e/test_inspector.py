@@ -243,7 +243,7 @@ def test_a_user_follows_a_running_group_reads_the_live_log_downloads_an_artifact
 
 
 def test_the_inspector_fits_a_phone_and_its_search_finds_a_task(
-    served: Served, worker: WorkerProc, browser: Any
+    served: Served, worker: WorkerProc, browser: Any, tmp_path: Path
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -268,6 +268,7 @@ def test_the_inspector_fits_a_phone_and_its_search_finds_a_task(
         wait_until(browser, lambda d: css(d, "#task-state") is not None, "the task again")
         width = browser.execute_script("return document.documentElement.scrollWidth")
         assert width <= 390, f"the page is {width}px wide on a 390px screen"
+        browser.save_screenshot(str(tmp_path / "task-phone.png"))
         # Keyboard: on a fresh page, Tab reaches the skip link, then the search box (labelled).
         browser.get(f"{served.root_url}/inspector/#/queue/{WORKER_PROVISIONER}/inspector")
         browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
@@ -330,6 +331,12 @@ def test_actions_change_priority_cancel_retrigger_seal_and_quarantine(
     assert info["quarantineDetails"][-1]["quarantineInfo"] == "looks broken"
     browser.find_element(By.XPATH, "//button[text()='Lift quarantine']").click()
     wait_until(browser, lambda d: "Quarantine lifted" in css(d, "#status").text, "the quarantine lifted")
+
+    # Signed reads with a query (?limit=50) verify; refused for scopes, they are read anonymously.
+    browser.get(f"{served.root_url}/inspector/#/queue/{WORKER_PROVISIONER}/nobody")
+    wait_until(browser, lambda d: "1 pending" in (css(d, "#queue-counts").text or ""), "the retriggered copy pending")
+    assert browser.find_elements(By.LINK_TEXT, "waiting")  # the copy, in the pending list
+    assert css(browser, "#status").text == ""
 
 
 def sign_in(browser: Any, scopes: list[str]) -> None:
