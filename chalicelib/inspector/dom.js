@@ -81,18 +81,34 @@ export function action(label, run, attrs = {}) {
   return button;
 }
 
-// Run `fn` now and then every `ms` until `signal` aborts (one run at a time; errors are shown).
+// Run `fn` now and then every `ms` (a number, or a function giving it after each run) until
+// `signal` aborts; one run at a time; errors are shown. Returns a function that runs it again now
+// (after an action), or as soon as the run under way ends.
 export function every(ms, fn, signal) {
   let timer;
+  let running = false;
+  let again = false;
   const tick = async () => {
     if (signal.aborted) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    clearTimeout(timer);
     try {
       await fn();
     } catch (err) {
       if (!signal.aborted) say(errorText(err), "error");
     }
-    if (!signal.aborted) timer = setTimeout(tick, ms);
+    running = false;
+    if (again) {
+      again = false;
+      return tick();
+    }
+    if (!signal.aborted) timer = setTimeout(tick, typeof ms === "function" ? ms() : ms);
   };
   signal.addEventListener("abort", () => clearTimeout(timer));
   tick();
+  return tick;
 }

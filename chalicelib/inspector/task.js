@@ -68,12 +68,14 @@ export function taskView(main, taskId, signal) {
       action("Rerun", async () => {
         await queue.rerunTask(taskId);
         runId = null;
+        refresh();
         return "Rerun requested: a new run is pending.";
       }),
       action(
         "Cancel",
         async () => {
           await queue.cancelTask(taskId);
+          refresh();
           return "Task cancelled.";
         },
         { class: "danger" },
@@ -94,6 +96,7 @@ export function taskView(main, taskId, signal) {
         action("Change priority", async () => {
           await queue.changeTaskPriority(taskId, priority.value);
           def = await queue.task(taskId);
+          definition.textContent = JSON.stringify(def, null, 2);
           return `Priority is now ${priority.value}.`;
         }),
       ),
@@ -156,8 +159,8 @@ export function taskView(main, taskId, signal) {
     logState.dataset.live = live ? "yes" : "no";
   }
 
-  every(
-    2000,
+  const refresh = every(
+    () => (status && RESOLVED.has(status.state) ? 10000 : 2000), // resolved: only a rerun changes it
     async () => {
       // What the page shows of the status (a reclaim's new takenUntil is not shown: no redraw for it).
       const shownOf = (st) => JSON.stringify(st, (key, value) => (key === "takenUntil" ? undefined : value));
