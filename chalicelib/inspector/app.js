@@ -7,6 +7,7 @@ import { poolsView, queueView, workerView } from "./pools.js";
 import { taskView } from "./task.js";
 
 const SLUGID = /[A-Za-z0-9_-]{8}[Q-T][A-Za-z0-9_-][CGKOSWaeimquy26-][A-Za-z0-9_-]{10}[AQgw]/;
+const ID = new RegExp(`^${SLUGID.source}$`);
 const QUEUE = /^[a-zA-Z0-9_-]{1,38}\/[a-z]([-a-z0-9]{0,36}[a-z0-9])?$/;
 const main = document.getElementById("main");
 let current = new AbortController();
@@ -50,14 +51,19 @@ function route(event) {
   const signal = current.signal;
   main.replaceChildren();
   say("");
-  const path = decodeURIComponent(location.hash.replace(/^#\/?/, ""));
+  let path = location.hash.replace(/^#\/?/, "");
+  try {
+    path = decodeURIComponent(path);
+  } catch {
+    // not percent-encoded text: taken as it is
+  }
   const [kind, ...rest] = path.split("/");
   const arg = rest.join("/");
   document.title = `${path || "home"} · taskqueue inspector`;
   try {
-    if (kind === "group" && SLUGID.test(arg)) groupView(main, arg, signal);
-    else if (kind === "task" && SLUGID.test(arg)) taskView(main, arg, signal);
-    else if (kind === "search" && SLUGID.test(arg)) search(main, arg).catch((e) => say(errorText(e), "error"));
+    if (kind === "group" && ID.test(arg)) groupView(main, arg, signal);
+    else if (kind === "task" && ID.test(arg)) taskView(main, arg, signal);
+    else if (kind === "search" && ID.test(arg)) search(main, arg).catch((e) => say(errorText(e), "error"));
     else if (kind === "queues") poolsView(main, signal);
     else if (kind === "queue" && QUEUE.test(arg)) queueView(main, arg, signal);
     else if (kind === "worker" && rest.length === 4) workerView(main, `${rest[0]}/${rest[1]}`, rest[2], rest[3], signal);
