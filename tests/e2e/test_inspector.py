@@ -59,7 +59,7 @@ def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def browser(downloads: Path) -> Iterator[Any]:
     missing = _browser_missing()
     if missing:
-        if os.environ.get("CI"):
+        if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
             pytest.fail(f"the browser tests must run in CI: {missing}")
         pytest.skip(f"no headless browser: {missing}")
     from selenium import webdriver
@@ -138,7 +138,7 @@ def state_in_table(driver: Any, task_id: str) -> str | None:
 
 
 def test_a_user_follows_a_running_group_reads_the_live_log_downloads_an_artifact_and_reruns(
-    served: Served, worker: WorkerProc, browser: Any, downloads: Path, tmp_path: Path
+    browser: Any, served: Served, worker: WorkerProc, downloads: Path, tmp_path: Path
 ) -> None:
     from selenium.webdriver.common.by import By
 
@@ -243,7 +243,7 @@ def test_a_user_follows_a_running_group_reads_the_live_log_downloads_an_artifact
 
 
 def test_the_inspector_fits_a_phone_and_its_search_finds_a_task(
-    served: Served, worker: WorkerProc, browser: Any, tmp_path: Path
+    browser: Any, served: Served, worker: WorkerProc, tmp_path: Path
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -282,7 +282,7 @@ def test_the_inspector_fits_a_phone_and_its_search_finds_a_task(
 
 
 def test_actions_change_priority_cancel_retrigger_seal_and_quarantine(
-    served: Served, worker: WorkerProc, browser: Any
+    browser: Any, served: Served, worker: WorkerProc
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
