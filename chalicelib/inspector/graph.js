@@ -48,6 +48,20 @@ export function graph(tasks) {
     class: "graph",
   });
   root.append(svg("title", { id: "graph-title" }, `Dependency graph of ${tasks.length} tasks`));
+  // Edges end in an arrowhead at the dependent.
+  const marker = svg("marker", {
+    id: "arrow",
+    viewBox: "0 0 10 10",
+    refX: 10,
+    refY: 5,
+    markerWidth: 7,
+    markerHeight: 7,
+    orient: "auto",
+  });
+  marker.append(svg("path", { d: "M0,0 L10,5 L0,10 z", class: "arrow" }));
+  const defs = svg("defs");
+  defs.append(marker);
+  root.append(defs);
   const edges = svg("g", { class: "edges" });
   for (const t of tasks) {
     const to = pos.get(t.status.taskId);
@@ -56,7 +70,7 @@ export function graph(tasks) {
       if (!from || dep === t.status.taskId) continue;
       const x1 = from.x + W, y1 = from.y + H / 2, x2 = to.x, y2 = to.y + H / 2;
       const mx = (x1 + x2) / 2;
-      edges.append(svg("path", { d: `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}` }));
+      edges.append(svg("path", { d: `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}`, "marker-end": "url(#arrow)" }));
     }
   }
   root.append(edges);
