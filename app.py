@@ -7,6 +7,7 @@ from chalicelib.handlers.artifact_api import artifact_bp
 from chalicelib.handlers.auth_api import auth_bp
 from chalicelib.handlers.events import events_bp
 from chalicelib.handlers.graph_api import graph_bp
+from chalicelib.handlers.inspector import inspector_bp
 from chalicelib.handlers.provisioning import provisioning_bp
 from chalicelib.handlers.reference_api import reference_bp
 from chalicelib.handlers.tasks_api import tasks_bp
@@ -26,3 +27,4 @@ app.register_blueprint(reference_bp)
 app.register_blueprint(worker_info_bp)
 app.register_blueprint(worker_manager_bp)
 app.register_blueprint(provisioning_bp)
+app.register_blueprint(inspector_bp)

@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.start()
         print(f"taskqueue embedded stack ready in {time.monotonic() - started:.1f}s", flush=True)
         print(f"  root URL:  {stack.root_url}   (TASKCLUSTER_ROOT_URL={stack.root_url})", flush=True)
+        print(f"  inspector: {stack.root_url}/inspector/   (the web inspector; Sign in there for actions)", flush=True)
         print(f"  AWS stand-in: {stack.aws_endpoint}", flush=True)
         creds = stack.credentials
         print(f"  root client: TASKCLUSTER_CLIENT_ID={creds['clientId']}", flush=True)

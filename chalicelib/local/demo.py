@@ -264,6 +264,7 @@ def run_demo(
     )
     started = time.monotonic()
     group, ids = submit_graph(queue)
+    print(f"   watch it in the web inspector: {root_url}/inspector/#/group/{group}", file=out, flush=True)
     progress = watch(queue, manager, group, ids, max_workers, stop, out)
     elapsed = time.monotonic() - started
     ok = all(progress.states.get(n) == "completed" for n in ids)

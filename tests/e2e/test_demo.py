@@ -33,6 +33,8 @@ def test_the_demo_runs_the_task_graph_on_provisioned_workers_which_stop_when_idl
     assert "task group" in out and "build=completed, test-1=completed, test-2=completed, test-3=completed, " \
         "report=completed" in out  # fmt: skip
     assert re.search(r"all completed in \d+\.\ds", out), out
+    inspector = r"watch it in the web inspector: http://127\.0\.0\.1:\d+/inspector/#/group/[A-Za-z0-9_-]{22}\n"
+    assert re.search(inspector, out), out
     # Progress, one line per change: a dependent waits, then runs; test-3's first run asks for a retry.
     # (The display polls: it may catch the report pending, or miss its run and see it completed.)
     first_change = r"report\s+unscheduled -> (pending|running\s+run 0 on local-[0-9a-f]{8}|completed\s+run 0)"

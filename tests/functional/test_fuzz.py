@@ -125,6 +125,9 @@ ROUTES: tuple[Route, ...] = tuple(
     Route("references.manifest", "GET", "/references/manifest.json"),
     Route("references.api", "GET", "/references/<service>/<version>/api.json"),
     Route("references.schema", "GET", "/schemas/<service>/<version>/<name>"),
+    # Plain routes of handlers/inspector.py: the web inspector's static files.
+    Route("inspector.index", "GET", "/inspector"),
+    Route("inspector.file", "GET", "/inspector/<file>"),
 )
 
 
@@ -181,6 +184,7 @@ class World:
             "roleId": [self.role],
             "service": ["queue", "auth", "worker-manager"],
             "version": ["v1"],
+            "file": ["app.js", "index.html", "..", "app.py"],
         }
         return values.get(param, ["create-task-request.json", "x"])
 

@@ -23,7 +23,7 @@ from chalicelib.schemas import SCHEMA_DIR, load, validator
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS_DIR = ROOT / "docs"
-DOCUMENT_ROUTES = ("/references/", "/schemas/")  # served documents, not API endpoints
+DOCUMENT_ROUTES = ("/references/", "/schemas/", "/inspector")  # served documents and files, not API endpoints
 SPLAT_TAIL = re.compile(r"\{[A-Za-z0-9]+" + SPLAT_SEP + r"[0-9]+\}")  # the extra routes of a splat endpoint
 CLIENTS = {
     "queue": taskcluster.generated.queue.Queue,

@@ -506,7 +506,8 @@ def registered_endpoints() -> dict[str, set[str]]:
     return names
 
 
-DOCUMENTS = {"reference_manifest", "reference_api", "reference_schema"}  # public documents, not API methods
+# public documents and the web inspector's files, not API methods
+DOCUMENTS = {"reference_manifest", "reference_api", "reference_schema", "inspector_index", "inspector_file"}
 
 
 def test_every_view_of_the_app_is_a_declared_endpoint_or_a_reference_document() -> None:
