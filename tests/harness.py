@@ -409,6 +409,15 @@ def failure_messages(stack: Harness) -> list[dict[str, Any]]:
     return [json.loads(m["Body"]) for m in msgs]
 
 
+def failure_queue_depth(stack: Harness) -> int:
+    """Messages in the stream's failure queue, hidden ones included."""
+    sqs = stack.pump.sqs
+    url = sqs.get_queue_url(QueueName=stack.settings.stream_failure_queue)["QueueUrl"]
+    kinds = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=kinds)["Attributes"]
+    return sum(int(attrs[k]) for k in kinds)
+
+
 # Artifact bodies for createArtifact, one per storage type.
 def s3_artifact(stack: Harness, content_type: str = "text/plain", **fields: Any) -> dict[str, Any]:
     return {"storageType": "s3", "expires": expires(stack), "contentType": content_type, **fields}
