@@ -313,7 +313,9 @@ class StageSettings:
     # claimWork alone: on AWS it answers at once (TASKQUEUE_CLAIM_WORK_TIMEOUT 0) and workers call it
     # every 5 s, so 4/s serves 20 idle claim-work workers (README.md, "Finding work").
     claim_work_throttle: Throttle = Throttle(4, 8)
-    stream_parallelization: int = 1  # concurrent batches per stream shard (1-10)
+    # Concurrent batches per stream shard (1-10). Lambda keeps per-partition-key (per-task) order
+    # above 1, which is all the outbox needs (docs/architecture.md, "Parallelization").
+    stream_parallelization: int = 2
     log_retention_days: int = 14  # of every function's log group
     alarm_topic_arn: str = ""
     public_root_url: str = ""  # the root URL workers are given (empty: the API Gateway URL)
