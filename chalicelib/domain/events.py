@@ -59,10 +59,10 @@ def trim_tags(detail: dict[str, Any], excess: int) -> dict[str, Any]:
     """`detail` made at least `excess` bytes smaller (as `detail_json`) by cutting `task.tags`.
 
     The task's tags are the only part of a message that grows with the task definition (up to
-    its 256 KB; the status, routing keys and routes stay below 60 KB). The tags are kept in the
-    definition's order, each one only if it still fits, so small tags survive beside a huge one;
-    the message keeps its Taskcluster shape (`task.tags`, an object of strings) and the detail
-    says `"truncated": ["task.tags"]`. A detail without tags is returned unchanged.
+    its 256 KB; the status, routing keys and routes stay below 40 KB). As many tags as fit are
+    kept, the smallest first (those a subscriber filters on are short), in the definition's order;
+    the message keeps its Taskcluster shape (`task.tags`, an object of strings) and the detail says
+    `"truncated": ["task.tags"]`. A detail without tags, or without excess, is returned unchanged.
     """
     task = detail.get("task")
     if excess <= 0 or not isinstance(task, dict) or not task.get("tags"):
@@ -70,12 +70,14 @@ def trim_tags(detail: dict[str, Any], excess: int) -> dict[str, Any]:
     tags: dict[str, Any] = task["tags"]
     marker = len(detail_json({TRUNCATED: [TAGS_PART]})) - 1  # `,"truncated":[...]` without its braces
     room = len(detail_json(tags)) - excess - marker - 2  # bytes of key-value pairs that may stay
-    kept: dict[str, Any] = {}
-    for key, value in tags.items():
-        pair = len(detail_json({key: value})) - 2 + (1 if kept else 0)  # `"k":"v"` and its comma
-        if pair <= room:
-            kept[key] = value
-            room -= pair
+    sizes = {key: len(detail_json({key: value})) - 1 for key, value in tags.items()}  # `"k":"v"` and a comma
+    keep = set()
+    for key in sorted(tags, key=lambda k: sizes[k]):
+        if sizes[key] > room:
+            break
+        keep.add(key)
+        room -= sizes[key]
+    kept = {key: value for key, value in tags.items() if key in keep}
     return {**detail, "task": {**task, "tags": kept}, TRUNCATED: [TAGS_PART]}
 
 
