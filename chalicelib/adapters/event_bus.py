@@ -112,4 +112,8 @@ class SqsReleaseQueue:
             self._url = self._sqs.get_queue_url(QueueName=self._name)["QueueUrl"]
         for i in range(0, len(jobs), 10):
             entries = [{"Id": str(n), "MessageBody": json.dumps(j)} for n, j in enumerate(jobs[i : i + 10])]
-            self._sqs.send_message_batch(QueueUrl=self._url, Entries=entries)
+            failed = self._sqs.send_message_batch(QueueUrl=self._url, Entries=entries).get("Failed")
+            if failed:
+                # The release (a stream record's, or a release message's) fails and is retried whole:
+                # every step of a release is idempotent.
+                raise RuntimeError(f"SQS refused {len(failed)} release jobs: {failed[:3]}")

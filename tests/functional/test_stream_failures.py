@@ -13,11 +13,12 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from chalicelib.adapters.event_bus import PUT_EVENTS_BYTES, PUT_EVENTS_ENTRIES, entry_size, requests
+from chalicelib.adapters.event_bus import PUT_EVENTS_BYTES, PUT_EVENTS_ENTRIES, SqsReleaseQueue, entry_size, requests
 from infra.replay import replay
 from tests.harness import (
     TEST_SETTINGS,
     Harness,
+    Refusing,
     failure_messages,
     failure_queue_depth,
     refuse_events,
@@ -229,3 +230,12 @@ def test_a_replay_that_fails_again_leaves_its_message_in_the_queue(stack: Harnes
     assert (done.messages, done.replayed, len(done.failed)) == (1, 0, 1)
     assert failure_queue_depth(stack) == 1  # hidden for a while, not deleted
     assert a not in [t for _, t in names(stack)]
+
+
+def test_release_jobs_sqs_refuses_fail_the_release_rather_than_vanish(stack: Harness) -> None:
+    refusing = Refusing(stack.pump.sqs, "send_message_batch", lambda call, entry: "Unavailable" if call == 0 else None)
+    queue = SqsReleaseQueue(refusing, stack.settings.release_queue)
+    with pytest.raises(RuntimeError, match="refused 2 release jobs"):
+        queue.enqueue([{"taskId": "a", "resolved": "completed"}, {"taskId": "b", "resolved": "completed"}])
+    queue.enqueue([{"taskId": "c", "resolved": "completed"}])
+    assert len(refusing.sent) == 2
