@@ -1,7 +1,9 @@
 """The event pump: Lambda's event source mappings and schedules, for one machine.
 
 It reads the DynamoDB stream and any SQS event sources the app declares, and calls the *same*
-handler objects Lambda would, with events shaped as Lambda delivers them. `step()` drains what
+handler objects Lambda would, with events shaped as Lambda delivers them, and honours their
+`batchItemFailures` as Lambda does (a stream is read again from the failed record; SQS messages
+reported failed are not deleted). `step()` drains what
 is there once (tests use it as a step helper); `run()` keeps doing so until stopped, sharing its
 time between the stream and the schedules, and waiting longer and longer while there is nothing
 to do (`wake()` ends a wait at once).
@@ -24,6 +26,8 @@ from chalice.app import Chalice, DynamoDBEventConfig, ScheduledEventConfig, SQSE
 from chalice.local import LambdaContext
 
 log = logging.getLogger(__name__)
+
+STREAM_RETRY_PAUSE_MAX = 30.0  # seconds between retries of a failed stream record, at most
 
 
 def lambda_stream_record(record: dict[str, Any], stream_arn: str, region: str) -> dict[str, Any]:
@@ -91,7 +95,7 @@ class EventPump:
     _queues: dict[str, tuple[str, str]] = field(default_factory=dict)
     _wake: threading.Event = field(default_factory=threading.Event)
     # A stream record the handler reports failed (batchItemFailures) is delivered again, with what
-    # follows it, after `stream_retry_pause` seconds, doubled each time; after `stream_max_retries`
+    # follows it, after `stream_retry_pause` seconds, doubled each time up to 30 s; after `stream_max_retries`
     # retries it is set aside as Lambda does: its shard and sequence number go to `failure_queue`
     # (infra.replay redoes it). Without a failure queue it is retried until it succeeds.
     failure_queue: str | None = None
@@ -168,7 +172,8 @@ class EventPump:
             kind, shard.failing, shard.failures = "AFTER_SEQUENCE_NUMBER", None, 0
             done += 1
         else:
-            shard.retry_at = time.monotonic() + self.stream_retry_pause * 2 ** (shard.failures - 1)
+            pause = min(self.stream_retry_pause * 2 ** min(shard.failures - 1, 16), STREAM_RETRY_PAUSE_MAX)
+            shard.retry_at = time.monotonic() + pause
         shard.iterator = self.streams.get_shard_iterator(
             StreamArn=shard.stream_arn, ShardId=shard.shard_id, ShardIteratorType=kind, SequenceNumber=failed
         )["ShardIterator"]
