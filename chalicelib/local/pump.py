@@ -3,10 +3,9 @@
 It reads the DynamoDB stream and any SQS event sources the app declares, and calls the *same*
 handler objects Lambda would, with events shaped as Lambda delivers them, and honours their
 `batchItemFailures` as Lambda does (a stream is read again from the failed record; SQS messages
-reported failed are not deleted). `step()` drains what
-is there once (tests use it as a step helper); `run()` keeps doing so until stopped, sharing its
-time between the stream and the schedules, and waiting longer and longer while there is nothing
-to do (`wake()` ends a wait at once).
+reported failed are not deleted). `step()` drains what is there once (tests use it as a step
+helper); `run()` keeps doing so until stopped, sharing its time between the stream and the
+schedules, and waiting longer and longer while there is nothing to do (`wake()` ends a wait at once).
 """
 
 from __future__ import annotations
