@@ -46,13 +46,16 @@ docs: install  ## regenerate docs/reference/ and the state machine in docs/archi
 clean:  ## remove the virtualenv and build output
 	rm -rf $(VENV) infra/build .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: deploy destroy deploy-check
+.PHONY: deploy destroy deploy-check replay-failures
 
 deploy: install  ## a whole stage on AWS with chalice deploy: base stack, functions, settings (STAGE=dev)
 	$(PY) -m infra.deploy deploy --stage $(STAGE)
 
 destroy: install  ## remove a stage from AWS; its tables, bucket and secret stay unless PURGE=1
 	$(PY) -m infra.deploy destroy --stage $(STAGE) $(if $(filter 1 yes true,$(PURGE)),--purge)
+
+replay-failures: install  ## redo the tasks stream's records set aside on STAGE's failure queue (AWS)
+	$(PY) -m infra.replay --stage $(STAGE)
 
 deploy-check: install  ## make deploy, chalice deploy, make destroy of STAGE=check against a local AWS stand-in
 	$(PY) -m infra.deploy_check

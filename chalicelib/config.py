@@ -84,6 +84,11 @@ class Settings:
         return max(self.due_shards, self.due_shards_before)
 
     @property
+    def stream_failure_queue(self) -> str:
+        """SQS queue where the tasks stream's event source sets aside records it gave up on."""
+        return f"{self.queue_prefix}tasks-stream-failures"
+
+    @property
     def claim_timeout_delta(self) -> timedelta:
         return timedelta(seconds=self.claim_timeout)
 

@@ -17,7 +17,7 @@
    the functions that use them, as template.FUNCTION_ENVIRONMENT says).
 6. `chalice deploy --stage <stage>`. The first time, the REST API's URL (the root URL workers are
    given) exists only afterwards: it goes into config.json and into the functions that use it.
-7. What Chalice cannot express: the stream's event-source mapping (bisect on error, retries,
+7. What Chalice cannot express: the stream's event-source mapping (item failures, bisect, retries,
    record age, on-failure destination, parallelization) and the API stage's throttling (the
    stage's rate and burst, claimWork's own), and every function's log group with the stage's
    retention (Chalice's `log_retention_in_days` names the API function's group wrongly: it makes
@@ -580,7 +580,8 @@ def deploy(
         set_function_variable(aws, names, ENV_ROOT_URL, root_url())
     mapping = configure_stream_mapping(aws, project, names, outputs, settings)
     out(
-        f"stream mapping {mapping['UUID']}: bisect on error, {template.STREAM_MAX_RETRIES} retries, records up to "
+        f"stream mapping {mapping['UUID']}: item failures reported, bisect on error, "
+        f"{template.STREAM_MAX_RETRIES} retries, records up to "
         f"{template.STREAM_MAX_RECORD_AGE} s old, failures to {outputs.stream_failure_queue_arn}, "
         f"parallelization {settings.stream_parallelization}"
     )
@@ -708,6 +709,7 @@ def status(project: Project, stage: str, aws: Aws) -> list[str]:
             destination = mapping.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination", "-")
             lines.append(
                 f"    event source {mapping['EventSourceArn']}: batch {mapping.get('BatchSize')}, "
+                f"item failures {'ReportBatchItemFailures' in mapping.get('FunctionResponseTypes', [])}, "
                 f"bisect {mapping.get('BisectBatchOnFunctionError', False)}, "
                 f"retries {mapping.get('MaximumRetryAttempts', '-')}, "
                 f"max age {mapping.get('MaximumRecordAgeInSeconds', '-')} s, "

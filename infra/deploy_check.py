@@ -432,6 +432,9 @@ def check_deployed(run: Run, state: dict[str, Any], project: Path) -> None:
         run.expect(
             m["EventSourceArn"] == state["stream_arn"], f"stream mapping on the real stream: {m['EventSourceArn']}"
         )
+        run.expect(
+            m.get("FunctionResponseTypes") == template.STREAM_RESPONSE_TYPES, "stream mapping: reports item failures"
+        )
         run.expect(m.get("BisectBatchOnFunctionError") is True, "stream mapping: bisect on error")
         run.expect(m.get("MaximumRetryAttempts") == template.STREAM_MAX_RETRIES, "stream mapping: bounded retries")
         run.expect(

@@ -110,11 +110,18 @@ FUNCTION_ENVIRONMENT: dict[str, tuple[str, ...]] = {
     EC2_EVENTS_HANDLER: (ENV_PROFILE, ENV_ROOT_URL),
 }
 
-# The tasks stream: a batch that keeps failing is halved until the poison record is alone, retried
-# a bounded number of times, then set aside (its metadata goes to the failure queue) so it never
-# blocks the shard (invariant 4). The handler does not return batchItemFailures, hence bisect.
+# The tasks stream: the handler returns the first record it could not carry out in full in
+# `batchItemFailures` (ReportBatchItemFailures), so Lambda retries from that record on and never
+# redoes the ones before it. A retry that fails again at its first record is a failure of the whole
+# (retried) batch: bisection then halves it until the failing record is alone, so only that record
+# is set aside after the bounded retries, not the records of other tasks behind it (invariant 4).
+# What is set aside goes to the failure queue as Lambda's metadata (shard and sequence numbers):
+# `python -m infra.replay` reads those records again from the stream and redoes them. Records are
+# set aside at 6 hours old at the latest, so they stay in the stream (24 hours) long enough to be
+# replayed.
 STREAM_MAX_RETRIES = 10
-STREAM_MAX_RECORD_AGE = 86400  # seconds
+STREAM_MAX_RECORD_AGE = 6 * 3600  # seconds
+STREAM_RESPONSE_TYPES = ["ReportBatchItemFailures"]
 # The claimWork route: it may wait (up to TASKQUEUE_CLAIM_WORK_TIMEOUT: 20 s by default, 0 on the
 # stages config.json defines), so it is throttled on its own, below the stage's rate, to keep its
 # polls from holding more than a small share of the API function's instances.
@@ -200,7 +207,7 @@ class StageNames:
     @property
     def stream_failure_queue(self) -> str:
         # No '_' in it, so it can never be a dispatch queue's name (domain/dispatch.queue_name).
-        return f"{self.queue_prefix}tasks-stream-failures"
+        return Settings(queue_prefix=self.queue_prefix).stream_failure_queue
 
     @property
     def artifact_bucket_base(self) -> str:
@@ -308,7 +315,9 @@ class StageSettings:
     # claimWork alone: on AWS it answers at once (TASKQUEUE_CLAIM_WORK_TIMEOUT 0) and workers call it
     # every 5 s, so 4/s serves 20 idle claim-work workers (README.md, "Finding work").
     claim_work_throttle: Throttle = Throttle(4, 8)
-    stream_parallelization: int = 1  # concurrent batches per stream shard (1-10)
+    # Concurrent batches per stream shard (1-10). Lambda keeps per-partition-key (per-task) order
+    # above 1, which is all the outbox needs (docs/architecture.md, "Parallelization").
+    stream_parallelization: int = 2
     log_retention_days: int = 14  # of every function's log group
     alarm_topic_arn: str = ""
     public_root_url: str = ""  # the root URL workers are given (empty: the API Gateway URL)
@@ -376,6 +385,7 @@ def stream_event_settings(settings: StageSettings) -> dict[str, Any]:
     """The tasks stream's event source settings Chalice has no options for, in the spelling both
     SAM's DynamoDB event and Lambda's UpdateEventSourceMapping use (the destination aside)."""
     return {
+        "FunctionResponseTypes": STREAM_RESPONSE_TYPES,
         "BisectBatchOnFunctionError": True,
         "MaximumRetryAttempts": STREAM_MAX_RETRIES,
         "MaximumRecordAgeInSeconds": STREAM_MAX_RECORD_AGE,

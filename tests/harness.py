@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
 import mohawk
@@ -48,6 +48,8 @@ from taskcluster.exceptions import TaskclusterRestFailure
 from app import app
 from chalicelib import container
 from chalicelib.adapters import aws
+from chalicelib.adapters.event_bus import EventBridgeBus
+from chalicelib.adapters.hint_queues import SqsHintQueues
 from chalicelib.clock import FakeClock
 from chalicelib.config import Settings
 from chalicelib.domain.model import format_date
@@ -183,7 +185,16 @@ class Harness:
         create_resources(settings, ddb, sqs, aws.client("events", region_name=settings.region))
         c = container.build(settings, clock, providers={"local": StandInProvider()})
         container.configure(c)
-        pump = EventPump(app, ddb, streams, sqs, settings.region, table_for_stream=lambda arn: settings.tasks_table)
+        pump = EventPump(
+            app,
+            ddb,
+            streams,
+            sqs,
+            settings.region,
+            table_for_stream=lambda arn: settings.tasks_table,
+            failure_queue=settings.stream_failure_queue,
+            stream_retry_pause=0.0,  # tests retry a failed record by stepping again
+        )
         client = Client(app, stage_name="dev", project_dir=".")
         return cls(clock, settings, client, pump, c)
 
@@ -336,6 +347,75 @@ def invoke_stream(stack: Harness, records: list[dict[str, Any]]) -> Any:
     """The stream handler's answer, reduced to what tests look at: records read, hints sent."""
     payload = stack.client.lambda_.invoke("tasks_stream", {"Records": records}).payload
     return {k: payload[k] for k in ("records", "hints")}
+
+
+# A refusal of one entry: the ErrorCode given for the entry of the n-th call (from 0), or None.
+Refuse = Callable[[int, dict[str, Any]], str | None]
+
+
+class Refusing:
+    """A boto3 client standing in for `inner` whose PutEvents or SendMessageBatch refuses entries
+    one by one as `refuse` says (a partial failure: the others go through to `inner`), or, when
+    `refuse` raises, fails outright. `sent` keeps each call's entries."""
+
+    def __init__(self, inner: Any, operation: str, refuse: Refuse) -> None:
+        self._inner, self._operation, self._refuse = inner, operation, refuse
+        self.sent: list[list[dict[str, Any]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        if name != self._operation:
+            return getattr(self._inner, name)
+        return self._call
+
+    def _call(self, **kwargs: Any) -> Any:
+        call, entries = len(self.sent), kwargs["Entries"]
+        self.sent.append(entries)
+        codes = [self._refuse(call, e) for e in entries]
+        accepted = [e for e, code in zip(entries, codes, strict=True) if code is None]
+        if self._operation == "put_events":
+            ids = iter(self._inner.put_events(**{**kwargs, "Entries": accepted})["Entries"] if accepted else [])
+            answers = [next(ids) if code is None else {"ErrorCode": code, "ErrorMessage": "refused"} for code in codes]
+            return {"FailedEntryCount": sum(c is not None for c in codes), "Entries": answers}
+        result = self._inner.send_message_batch(**{**kwargs, "Entries": accepted}) if accepted else {}
+        failed = [
+            {"Id": e["Id"], "SenderFault": False, "Code": code} for e, code in zip(entries, codes, strict=True) if code
+        ]
+        return {"Successful": result.get("Successful", []), "Failed": failed}
+
+
+def refuse_events(stack: Harness, refuse: Refuse) -> Refusing:
+    """EventBridge refuses the PutEvents entries `refuse` names (retried at once, without pauses)."""
+    bus = stack.c.outbox.events
+    assert isinstance(bus, EventBridgeBus)
+    inner = bus._events._inner if isinstance(bus._events, Refusing) else bus._events
+    bus._events, bus._pause = Refusing(inner, "put_events", refuse), lambda seconds: None
+    return cast(Refusing, bus._events)
+
+
+def refuse_hints(stack: Harness, refuse: Refuse) -> Refusing:
+    """SQS refuses the hints (SendMessageBatch entries) `refuse` names (retried at once)."""
+    queues = stack.c.outbox.hints
+    assert isinstance(queues, SqsHintQueues)
+    inner = queues._sqs._inner if isinstance(queues._sqs, Refusing) else queues._sqs
+    queues._sqs, queues._pause = Refusing(inner, "send_message_batch", refuse), lambda seconds: None
+    return cast(Refusing, queues._sqs)
+
+
+def failure_messages(stack: Harness) -> list[dict[str, Any]]:
+    """What the stream's failure queue holds (left there, visible again at once)."""
+    sqs = stack.pump.sqs
+    url = sqs.get_queue_url(QueueName=stack.settings.stream_failure_queue)["QueueUrl"]
+    msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
+    return [json.loads(m["Body"]) for m in msgs]
+
+
+def failure_queue_depth(stack: Harness) -> int:
+    """Messages in the stream's failure queue, hidden ones included."""
+    sqs = stack.pump.sqs
+    url = sqs.get_queue_url(QueueName=stack.settings.stream_failure_queue)["QueueUrl"]
+    kinds = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=kinds)["Attributes"]
+    return sum(int(attrs[k]) for k in kinds)
 
 
 # Artifact bodies for createArtifact, one per storage type.

@@ -12,13 +12,13 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from ..domain.dispatch import Hint, queue_name, queue_names
-from ..services.ports import ReceivedHint
+from ..services.ports import ReceivedHint, Undelivered
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,8 @@ MAX_RECEIVES = 10
 KNOWN_QUEUES_TTL = 2.0  # seconds a claimer trusts its list of a task queue's priority queues
 LONG_POLL = 5  # seconds of one long poll while a claimer waits
 SQS_BATCH = 10
+SEND_ATTEMPTS = 3  # calls for hints SQS refuses one by one (SendMessageBatch's Failed)
+RETRY_PAUSE = 0.1  # seconds before the second call, doubled before each further one
 DEFAULT_PRIORITY = "lowest"  # createTask's default: the queue a claimer waits on before any exists
 DOORBELL = '{"doorbell":true}'  # not a hint: tells claimers to look for new priority queues
 
@@ -37,8 +39,9 @@ def dlq_name(prefix: str) -> str:
 
 
 class SqsHintQueues:
-    def __init__(self, sqs: Any, prefix: str) -> None:
+    def __init__(self, sqs: Any, prefix: str, pause: Callable[[float], None] = time.sleep) -> None:
         self._sqs = sqs
+        self._pause = pause
         self._prefix = prefix
         self._urls: dict[str, str] = {}
         self._known: dict[str, tuple[float, list[str]]] = {}
@@ -108,17 +111,38 @@ class SqsHintQueues:
 
     # --- HintQueues port -----------------------------------------------------------------------
     def send(self, hints: Sequence[Hint]) -> None:
-        by_queue: dict[str, list[Hint]] = {}
-        for h in hints:
-            by_queue.setdefault(queue_name(self._prefix, h.task_queue_id, h.priority), []).append(h)
+        """Batches of ten per queue. Entries SQS refuses one by one are sent again (SEND_ATTEMPTS
+        calls at most); a batch still not delivered then, or a call that fails outright (botocore
+        has retried it), ends the sending: `Undelivered` names it and every hint not yet sent."""
+        by_queue: dict[str, list[int]] = {}
+        for i, h in enumerate(hints):
+            by_queue.setdefault(queue_name(self._prefix, h.task_queue_id, h.priority), []).append(i)
+        sent: set[int] = set()
         for name, group in by_queue.items():
-            url = self._url(name, group[0].task_queue_id)
-            for i in range(0, len(group), SQS_BATCH):
-                chunk = group[i : i + SQS_BATCH]
-                entries = [{"Id": str(n), "MessageBody": h.body()} for n, h in enumerate(chunk)]
-                result = self._sqs.send_message_batch(QueueUrl=url, Entries=entries)
-                if result.get("Failed"):
-                    raise RuntimeError(f"SQS refused hints for {name}: {result['Failed']}")
+            try:
+                url = self._url(name, hints[group[0]].task_queue_id)
+                for n in range(0, len(group), SQS_BATCH):
+                    chunk = group[n : n + SQS_BATCH]
+                    left, reason = self._send_batch(url, hints, chunk)
+                    if left:
+                        raise Undelivered(left, f"SQS {name}: {reason}")
+                    sent.update(chunk)
+            except (ClientError, BotoCoreError, Undelivered) as e:
+                raise Undelivered(set(range(len(hints))) - sent, str(e)) from e
+
+    def _send_batch(self, url: str, hints: Sequence[Hint], chunk: list[int]) -> tuple[list[int], str]:
+        left = chunk
+        reason = ""
+        for attempt in range(SEND_ATTEMPTS):
+            if attempt:
+                self._pause(RETRY_PAUSE * 2 ** (attempt - 1))
+            entries = [{"Id": str(i), "MessageBody": hints[i].body()} for i in left]
+            failed = self._sqs.send_message_batch(QueueUrl=url, Entries=entries).get("Failed") or []
+            if not failed:
+                return [], ""
+            reason = "; ".join(sorted({f"{f.get('Code')}: {f.get('Message', '')}" for f in failed}))
+            left = sorted(int(f["Id"]) for f in failed)
+        return left, reason
 
     def receive(self, task_queue_id: str, max_hints: int, wait_seconds: float) -> list[ReceivedHint]:
         deadline = time.monotonic() + max(0.0, wait_seconds)

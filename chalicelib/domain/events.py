@@ -9,6 +9,7 @@ nothing publishes nothing (Taskcluster re-sends on idempotent API repeats; we do
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,41 @@ class Event:
             "routingKey": self.routing_key,
             "routes": [f"route.{r}" for r in self.routes],
         }
+
+
+TRUNCATED = "truncated"  # detail key: the parts of the message cut short to fit the bus's entry limit
+TAGS_PART = "task.tags"
+
+
+def detail_json(detail: dict[str, Any]) -> str:
+    """A detail as the bus carries it (ASCII JSON: its length is its size in bytes)."""
+    return json.dumps(detail, separators=(",", ":"))
+
+
+def trim_tags(detail: dict[str, Any], excess: int) -> dict[str, Any]:
+    """`detail` made at least `excess` bytes smaller (as `detail_json`) by cutting `task.tags`.
+
+    The task's tags are the only part of a message that grows with the task definition (up to
+    its 256 KB; the status, routing keys and routes stay below 40 KB). As many tags as fit are
+    kept, the smallest first (those a subscriber filters on are short), in the definition's order;
+    the message keeps its Taskcluster shape (`task.tags`, an object of strings) and the detail says
+    `"truncated": ["task.tags"]`. A detail without tags, or without excess, is returned unchanged.
+    """
+    task = detail.get("task")
+    if excess <= 0 or not isinstance(task, dict) or not task.get("tags"):
+        return detail
+    tags: dict[str, Any] = task["tags"]
+    marker = len(detail_json({TRUNCATED: [TAGS_PART]})) - 1  # `,"truncated":[...]` without its braces
+    room = len(detail_json(tags)) - excess - marker - 2  # bytes of key-value pairs that may stay
+    sizes = {key: len(detail_json({key: value})) - 1 for key, value in tags.items()}  # `"k":"v"` and a comma
+    keep = set()
+    for key in sorted(tags, key=lambda k: sizes[k]):
+        if sizes[key] > room:
+            break
+        keep.add(key)
+        room -= sizes[key]
+    kept = {key: value for key, value in tags.items() if key in keep}
+    return {**detail, "task": {**task, "tags": kept}, TRUNCATED: [TAGS_PART]}
 
 
 def _part(value: Any) -> str:

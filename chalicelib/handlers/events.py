@@ -30,9 +30,14 @@ def _time_left(context: Any) -> Callable[[], float]:
 
 @events_bp.on_dynamodb_record(stream_arn=SETTINGS.tasks_stream_arn, batch_size=100, starting_position="TRIM_HORIZON")
 def tasks_stream(event: DynamoDBEvent) -> dict[str, Any]:
-    records = [StreamRecord(r.event_id, r.old_image, r.new_image) for r in event]
+    """The outbox over a batch of the tasks stream. A record not carried out in full is returned in
+    `batchItemFailures` (its SequenceNumber: the event source mapping reports item failures, see
+    infra/template.py): Lambda retries the stream from it, so the records before it are not redone."""
+    records = [StreamRecord(r.event_id, r.old_image, r.new_image, r.sequence_number) for r in event]
     report = container.get().outbox.process_records(records, _time_left(getattr(event, "context", None)))
+    failed = report.failed_record
     return {
+        "batchItemFailures": [{"itemIdentifier": failed.sequence_number}] if failed else [],
         "records": report.records,
         "hints": len(report.hints),
         "events": len(report.events),

@@ -16,8 +16,9 @@ def create_resources(
     settings: Settings, dynamodb: Any, sqs: Any, events: Any | None = None, s3: Any | None = None
 ) -> None:
     """Idempotently create every table (with stream and TTL), the dispatch dead-letter queue, the
-    release queue, the artifact bucket, and the event bus with a tap: an SQS queue that receives
-    every task event. `s3` defaults to a client made here (it is the stand-in's, like the others)."""
+    release queue, the stream's failure queue, the artifact bucket, and the event bus with a tap:
+    an SQS queue that receives every task event. `s3` defaults to a client made here (it is the
+    stand-in's, like the others)."""
     for params, ttl_attribute in all_tables(settings):
         try:
             dynamodb.create_table(**params)
@@ -31,6 +32,7 @@ def create_resources(
             )
     sqs.create_queue(QueueName=dlq_name(settings.queue_prefix), Attributes={"MessageRetentionPeriod": str(RETENTION)})
     sqs.create_queue(QueueName=settings.release_queue, Attributes={"VisibilityTimeout": "120"})
+    sqs.create_queue(QueueName=settings.stream_failure_queue, Attributes={"MessageRetentionPeriod": str(RETENTION)})
     create_bucket(settings, s3 or aws.client("s3", region_name=settings.region))
     if events is not None:
         create_event_tap(settings, events, sqs)

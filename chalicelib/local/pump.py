@@ -1,14 +1,16 @@
 """The event pump: Lambda's event source mappings and schedules, for one machine.
 
 It reads the DynamoDB stream and any SQS event sources the app declares, and calls the *same*
-handler objects Lambda would, with events shaped as Lambda delivers them. `step()` drains what
-is there once (tests use it as a step helper); `run()` keeps doing so until stopped, sharing its
-time between the stream and the schedules, and waiting longer and longer while there is nothing
-to do (`wake()` ends a wait at once).
+handler objects Lambda would, with events shaped as Lambda delivers them, and honours their
+`batchItemFailures` as Lambda does (a stream is read again from the failed record; SQS messages
+reported failed are not deleted). `step()` drains what is there once (tests use it as a step
+helper); `run()` keeps doing so until stopped, sharing its time between the stream and the
+schedules, and waiting longer and longer while there is nothing to do (`wake()` ends a wait at once).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
@@ -23,6 +25,8 @@ from chalice.app import Chalice, DynamoDBEventConfig, ScheduledEventConfig, SQSE
 from chalice.local import LambdaContext
 
 log = logging.getLogger(__name__)
+
+STREAM_RETRY_PAUSE_MAX = 30.0  # seconds between retries of a failed stream record, at most
 
 
 def lambda_stream_record(record: dict[str, Any], stream_arn: str, region: str) -> dict[str, Any]:
@@ -62,6 +66,16 @@ class _Shard:
     stream_arn: str
     shard_id: str
     iterator: str | None
+    failing: str | None = None  # the sequence number the handler last reported failed...
+    failures: int = 0  # ...how many times in a row...
+    retry_at: float = 0.0  # ...and when (time.monotonic()) to try it again
+
+
+def first_failure(result: Any) -> str | None:
+    """The lowest sequence number a stream handler's answer reports failed (Lambda checkpoints there)."""
+    failures = result.get("batchItemFailures") if isinstance(result, dict) else None
+    ids = [f.get("itemIdentifier") for f in failures or []]
+    return min(ids, key=int) if ids and all(ids) else None
 
 
 @dataclass
@@ -79,6 +93,13 @@ class EventPump:
     idle_since: float = 0.0  # time.monotonic() when a pass last found nothing to deliver
     _queues: dict[str, tuple[str, str]] = field(default_factory=dict)
     _wake: threading.Event = field(default_factory=threading.Event)
+    # A stream record the handler reports failed (batchItemFailures) is delivered again, with what
+    # follows it, after `stream_retry_pause` seconds, doubled each time up to 30 s; after `stream_max_retries`
+    # retries it is set aside as Lambda does: its shard and sequence number go to `failure_queue`
+    # (infra.replay redoes it). Without a failure queue it is retried until it succeeds.
+    failure_queue: str | None = None
+    stream_max_retries: int = 10
+    stream_retry_pause: float = 0.5
 
     def _context(self, name: str) -> LambdaContext:
         return LambdaContext(function_name=name, memory_size=512, max_runtime_ms=900_000)
@@ -120,18 +141,70 @@ class EventPump:
             if not isinstance(source, DynamoDBEventConfig):
                 continue
             for shard in self._shards:
-                while shard.iterator:
+                while shard.iterator and time.monotonic() >= shard.retry_at:
                     resp = self.streams.get_records(ShardIterator=shard.iterator, Limit=source.batch_size)
                     records = resp.get("Records", [])
+                    failed = None
                     if records:
                         event = {"Records": [lambda_stream_record(r, shard.stream_arn, self.region) for r in records]}
                         # If the handler raises, the iterator stays put: the batch is retried.
-                        self._invoke(source.name, event)
+                        failed = first_failure(self._invoke(source.name, event))
+                    if failed is not None:
+                        handled += self._retry_from(source.name, shard, failed, records)
+                        break
                     shard.iterator = resp.get("NextShardIterator")
+                    shard.failing, shard.failures = None, 0
                     handled += len(records)
                     if not records or (until is not None and time.monotonic() >= until):
                         break
         return handled
+
+    def _retry_from(self, function: str, shard: _Shard, failed: str, records: list[dict[str, Any]]) -> int:
+        """The handler carried out the records before `failed` only: read again from `failed`, or
+        after it once it has failed too often (it is set aside). Returns the records done."""
+        done = sum(1 for r in records if int(r["dynamodb"]["SequenceNumber"]) < int(failed))
+        shard.failures = shard.failures + 1 if shard.failing == failed else 1
+        shard.failing = failed
+        kind = "AT_SEQUENCE_NUMBER"
+        if shard.failures > self.stream_max_retries and self.failure_queue is not None:
+            self._set_aside(function, shard, failed, shard.failures)
+            kind, shard.failing, shard.failures = "AFTER_SEQUENCE_NUMBER", None, 0
+            done += 1
+        else:
+            pause = min(self.stream_retry_pause * 2 ** min(shard.failures - 1, 16), STREAM_RETRY_PAUSE_MAX)
+            shard.retry_at = time.monotonic() + pause
+        shard.iterator = self.streams.get_shard_iterator(
+            StreamArn=shard.stream_arn, ShardId=shard.shard_id, ShardIteratorType=kind, SequenceNumber=failed
+        )["ShardIterator"]
+        return done
+
+    def _set_aside(self, function: str, shard: _Shard, sequence_number: str, attempts: int) -> None:
+        """What Lambda sends a stream's on-failure destination: the record's place, not the record."""
+        assert self.failure_queue is not None
+        url, _ = self._queue(self.failure_queue)
+        now = datetime.utcfromtimestamp(time.time()).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        message = {
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "functionArn": f"arn:aws:lambda:{self.region}:123456789012:function:{function}",
+                "condition": "RetryAttemptsExhausted",
+                "approximateInvokeCount": attempts,
+            },
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": ""},
+            "version": "1.0",
+            "timestamp": now,
+            "DDBStreamBatchInfo": {
+                "shardId": shard.shard_id,
+                "startSequenceNumber": sequence_number,
+                "endSequenceNumber": sequence_number,
+                "approximateArrivalOfFirstRecord": now,
+                "approximateArrivalOfLastRecord": now,
+                "batchSize": 1,
+                "streamArn": shard.stream_arn,
+            },
+        }
+        self.sqs.send_message(QueueUrl=url, MessageBody=json.dumps(message))
+        log.error("event pump: gave up on stream record %s of %s (to %s)", sequence_number, shard.shard_id, url)
 
     # --- SQS -----------------------------------------------------------------------------------
     def pump_queues(self) -> int:

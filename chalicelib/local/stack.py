@@ -208,6 +208,7 @@ class EmbeddedStack:
             table_for_stream=lambda arn: settings.tasks_table,
             schedule_every=settings.sweep_interval,
             schedule_intervals={"provisioner": settings.provision_interval},
+            failure_queue=settings.stream_failure_queue,
         )
         self._pump = pump
         config = CLIFactory(str(PROJECT_DIR)).create_config_obj(chalice_stage_name="dev")

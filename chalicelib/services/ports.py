@@ -101,8 +101,19 @@ class GraphStore(Protocol):
         """A page of (dependent, link, requires, count) edges of `required_id`."""
 
 
+class Undelivered(Exception):
+    """Some of the items given to `EventBus.publish` or `HintQueues.send` were not delivered (after
+    the adapter's own bounded retries): `indices` are their positions in what was given. The others
+    were delivered."""
+
+    def __init__(self, indices: Iterable[int], reason: str) -> None:
+        self.indices = frozenset(indices)
+        super().__init__(f"{len(self.indices)} not delivered: {reason}")
+
+
 class EventBus(Protocol):
-    def publish(self, events: Sequence[Event]) -> None: ...
+    def publish(self, events: Sequence[Event]) -> None:
+        """Publish every event, or raise Undelivered naming those that were not."""
 
 
 class ReleaseQueue(Protocol):
@@ -119,7 +130,8 @@ class ReceivedHint:
 
 
 class HintQueues(Protocol):
-    def send(self, hints: Sequence[Hint]) -> None: ...
+    def send(self, hints: Sequence[Hint]) -> None:
+        """Send every hint, or raise Undelivered naming those that were not."""
 
     def receive(self, task_queue_id: str, max_hints: int, wait_seconds: float) -> list[ReceivedHint]:
         """Hints for a task queue, highest priority first; waits up to `wait_seconds` for the first."""

@@ -47,6 +47,7 @@ def test_deploy_redeploy_and_destroy_a_stage_on_the_stand_in(tmp_path: Path) -> 
         [mapping] = [m for m in state["mappings"] if m["function"] == template.STREAM_HANDLER]
         assert mapping["EventSourceArn"] == stream_arn
         assert mapping["BisectBatchOnFunctionError"] is True
+        assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
         assert mapping["DestinationConfig"]["OnFailure"]["Destination"].endswith(
             "taskqueue-check-tasks-stream-failures"
         )

@@ -152,13 +152,13 @@ def test_tasks_stream_reads_the_tables_stream_and_sets_poison_batches_aside() ->
     event = override["Properties"]["Events"][template.STREAM_EVENT_ID]["Properties"]
     assert event == {
         "Stream": {"Fn::GetAtt": [template.TASKS_TABLE_ID, "StreamArn"]},
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],  # the handler returns batchItemFailures
         "BisectBatchOnFunctionError": True,
         "MaximumRetryAttempts": 10,
-        "MaximumRecordAgeInSeconds": 86400,
+        "MaximumRecordAgeInSeconds": 21600,  # set aside while the stream (24 h) still holds them
         "ParallelizationFactor": template.stage_settings("dev").stream_parallelization,
         "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": [template.STREAM_FAILURE_QUEUE_ID, "Arn"]}}},
     }
-    assert "FunctionResponseTypes" not in event  # the handler returns no batchItemFailures
 
 
 def test_the_app_registers_the_stream_handler_infra_overrides() -> None:
@@ -220,6 +220,7 @@ def test_merge_template_lands_on_the_resources_chalice_generates(packaged: Path)
     assert event["Properties"]["Stream"] == {"Fn::GetAtt": [template.TASKS_TABLE_ID, "StreamArn"]}
     assert event["Properties"]["BatchSize"] == 100
     assert event["Properties"]["BisectBatchOnFunctionError"] is True
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     for resource_id in merge_template("dev")["Resources"]:
         assert resource_id in resources
 
