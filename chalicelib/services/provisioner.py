@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -130,6 +131,8 @@ class Provisioner:
         self.queue_prefix = queue_prefix
         self.region = region
         self.concurrency = concurrency
+        self._threads: ThreadPoolExecutor | None = None
+        self._threads_lock = threading.Lock()
 
     # --- a scheduled run -----------------------------------------------------------------------
     def run(self, run_id: str, remaining: Callable[[], float]) -> RunReport:
@@ -181,8 +184,15 @@ class Provisioner:
 
         if len(pools) <= 1 or self.concurrency <= 1:
             return [one(p) for p in pools]
-        with ThreadPoolExecutor(min(self.concurrency, len(pools)), thread_name_prefix="provisioner") as pool_threads:
-            return list(pool_threads.map(one, pools))  # started in submission order
+        return list(self._pool_threads().map(one, pools))  # started in submission order
+
+    def _pool_threads(self) -> ThreadPoolExecutor:
+        """The threads pools are handled on, made once: they live as long as this process, as a
+        worker process the local provider starts from one of them must (it ends with its thread)."""
+        with self._threads_lock:
+            if self._threads is None:
+                self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="provisioner")
+            return self._threads
 
     def _facts(self, pool_id: str) -> PoolFacts:
         workers = self.pools.alive_workers(pool_id)
