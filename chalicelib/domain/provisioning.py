@@ -128,6 +128,13 @@ def config_weights(
     return {i: (max(0.0, w), room) for i, (w, room) in out.items()}
 
 
+def errors_matter(config: PoolConfig) -> bool:
+    """Whether recent errors can change plan_launches' answer: only between launch configs. A single
+    config is used or not by its initialWeight alone (never starved by its own errors), so its
+    pool's errors need not be read."""
+    return len(config.launch_configs) > 1
+
+
 def plan_launches(
     config: PoolConfig,
     stats: PoolStats,

@@ -50,6 +50,7 @@ from ..domain.provisioning import (
     Launch,
     Lease,
     WorkerKey,
+    errors_matter,
     estimate,
     key,
     plan_launches,
@@ -65,7 +66,7 @@ log = logging.getLogger(__name__)
 NULL_PROVIDER = "null-provider"  # a pool being deleted: its workers are removed, then the pool
 MAX_USER_DATA = 16384  # EC2's limit on raw user data
 EXPIRY_MARGIN = timedelta(days=1)  # a live worker's row is extended before its TTL could reach it
-POOL_CONCURRENCY = 16  # pools handled at once: each mostly waits on DynamoDB and EC2
+POOL_CONCURRENCY = 32  # pools handled at once: each mostly waits on DynamoDB and EC2 (boto3 keeps 50 connections)
 RUN_MARGIN = 10.0  # seconds: no pool is started with less left in the invocation
 LEASE_SLACK = timedelta(seconds=5)  # the lease outlasts the invocation's end by this much
 
@@ -235,7 +236,9 @@ class Provisioner:
             )
         if est.to_spawn <= 0 or stats.alive >= config.max_capacity:
             return  # nothing to launch: no need for the errors that weigh the launch configs
-        errors, _ = self.pools.errors(pool.worker_pool_id, now - ERROR_WINDOW, 1000, None)
+        errors = (
+            self.pools.errors(pool.worker_pool_id, now - ERROR_WINDOW, 1000, None)[0] if errors_matter(config) else []
+        )
         for launch in plan_launches(config, stats, est, errors, now):
             if not self._launch(pool, config, provider, launch, run_id, report):
                 return  # as Taskcluster: after a failure the other configs wait for the next run
