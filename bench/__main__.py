@@ -17,6 +17,8 @@
 8. Single tasks on an idle min-0 pool: createTask -> claimed, and the workers launched (bench/cold_pool.py).
 9. Idle workers' monthly cost on AWS in each claim mode, from empty claimWork durations measured
    with a deployed stage's wait, and claimWork's p50 while 100 idle pollers poll (bench/claim_cost.py).
+10. The provisioner over 1,000 worker pools on the stand-in's EC2: a run's seconds and pools/s, the
+   launching runs and a steady one (bench/provisioner.py).
 Results are appended to bench/results/<date>-<commit>.json.
 """
 
@@ -113,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         workload,
     )
     from . import depth as depth_bench
+    from . import provisioner as provisioner_bench
 
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -169,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     print("== 9. idle workers' monthly cost (claimWork waiting 0 s, as deployed), 100 idle pollers", flush=True)
     results["claim_cost"] = claim_cost.measure(50 if args.quick else 200, 100, 5.0 if args.quick else 15.0)
     claim_cost.report(results["claim_cost"])
+    pools = 100 if args.quick else 1000
+    print(f"== 10. the provisioner over {pools} worker pools (stand-in EC2), each with a pending task", flush=True)
+    results["provisioner"] = provisioner_bench.measure(pools)
+    provisioner_bench.report(results["provisioner"])
     port = free_port()
     proc, ready = _serve(port)
     results["serve_ready_seconds"] = round(ready, 2)

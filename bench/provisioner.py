@@ -104,6 +104,7 @@ def _run(name: str, pools: int) -> dict[str, Any]:
 def measure(pools: int = 1000, concurrency: int | None = None) -> dict[str, Any]:
     """Start the embedded stack (its provisioner schedule off), define `pools` pools with a pending
     task each, and time two provisioner runs: the launching one and the steady one."""
+    interval = os.environ.get("TASKQUEUE_PROVISION_INTERVAL")
     os.environ["TASKQUEUE_PROVISION_INTERVAL"] = "86400"  # the stack's own schedule never runs
     from taskcluster.utils import slugId
 
@@ -138,6 +139,10 @@ def measure(pools: int = 1000, concurrency: int | None = None) -> dict[str, Any]
     finally:
         stack.stop()
         logging.disable(logging.NOTSET)
+        if interval is None:
+            os.environ.pop("TASKQUEUE_PROVISION_INTERVAL", None)
+        else:
+            os.environ["TASKQUEUE_PROVISION_INTERVAL"] = interval
     return {
         "pools": pools,
         "concurrency": concurrency or c.provisioner.concurrency,
