@@ -203,8 +203,12 @@ class Provisioner:
 
     def _run_pool(self, pool: WorkerPool, run_id: str, report: PoolReport) -> None:
         facts = self._facts(pool.worker_pool_id)
-        self._scan_pool(pool, facts, report)
-        if report.stopped or report.removed:  # states changed: what the estimate counts
+        try:
+            self._scan_pool(pool, facts, report)
+        except Exception as err:  # a failed scan (the cloud not answering, say) still lets the pool launch
+            log.exception("scanning %s failed", pool.worker_pool_id)
+            report.errors.append(str(err))
+        if report.stopped or report.removed or report.errors:  # states may have changed: re-read them
             facts = replace(facts, workers=self.pools.alive_workers(pool.worker_pool_id))
         self._provision_pool(pool, facts, run_id, report)
 

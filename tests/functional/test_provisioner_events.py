@@ -16,7 +16,16 @@ from app import app
 from bench.requests import counting_requests
 from chalicelib.domain.model import format_date
 from chalicelib.domain.pools import WorkerState
-from tests.harness import EC2_POOL, EC2_REGION, Harness, claim_on_pool, ec2_pool_body, instances, register_all
+from tests.harness import (
+    EC2_POOL,
+    EC2_REGION,
+    Harness,
+    claim_on_pool,
+    ec2_pool_body,
+    instances,
+    register_all,
+    registration,
+)
 
 
 def invoke(name: str, event: dict[str, Any]) -> Any:
@@ -218,3 +227,38 @@ def test_a_spot_warning_finds_a_long_run_older_than_the_workers_recent_claims(
     assert invoke("ec2_events", warning)["handled"] is True
     runs = stack.status(long_run["status"]["taskId"])["runs"]
     assert runs[0]["reasonResolved"] == "worker-shutdown" and runs[1]["state"] == "pending"
+
+
+def test_one_pools_failure_is_its_own_error_and_the_other_pools_launch(stack: Harness, monkeypatch: Any) -> None:
+    ec2 = boto3.client("ec2", region_name=EC2_REGION)
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    broken = ec2_pool_body(image)
+    broken["config"]["launchConfigs"][0]["launchConfig"]["SubnetId"] = "subnet-nope"  # EC2 refuses it
+    pools = {"proj/a": ec2_pool_body(image), "proj/b": broken, "proj/c": ec2_pool_body(image)}
+    for pool_id, body in pools.items():
+        stack.c.worker_manager.create_worker_pool(pool_id, body)
+        stack.create(taskQueueId=pool_id)
+    answer = invoke("provisioner", scheduled("event-1"))
+    assert answer["pools"] == 3 and answer["launched"] == 4  # a and c: one instance of 2 each
+    assert len(answer["errors"]) == 1 and "subnet-nope" in answer["errors"][0]
+    listed = stack.call("GET", "/api/worker-manager/v1/worker-pool-errors/proj%2Fb").json_body["workerPoolErrors"]
+    assert [e["kind"] for e in listed] == ["creation-error"]
+
+    # the cloud fails on one pool's scan: that pool's error; the others are handled, and it still provisions
+    ec2_provider = stack.c.provisioner.providers["aws"]
+    observe = ec2_provider.observe
+
+    def failing(workers: Any) -> Any:
+        if any(w.worker_pool_id == "proj/c" for w in workers):
+            raise RuntimeError("RequestLimitExceeded: DescribeInstances")
+        return observe(workers)
+
+    monkeypatch.setattr(ec2_provider, "observe", failing)
+    [c_worker] = stack.c.pool_store.alive_workers("proj/c")
+    r = stack.call("POST", "/api/worker-manager/v1/worker/register", registration(ec2, c_worker.worker_id), None)
+    assert r.status_code == 200, r.body
+    for _ in range(3):  # 4 pending on proj/c, its running worker's 2 slots idle: one more instance of 2
+        stack.create(taskQueueId="proj/c")
+    again = invoke("provisioner", scheduled("event-2"))
+    assert again["pools"] == 3 and "RequestLimitExceeded: DescribeInstances" in again["errors"]
+    assert again["launched"] == 2  # proj/c launched all the same
