@@ -20,6 +20,8 @@
 10. The largest responses: listTaskGroup, `POST /tasks` and listPendingTasks over 1,000 tasks of
    ~7 KB, each page's bytes as Lambda counts them against the 5 MB budget (bench/pages.py).
 11. The sweeper: 10,000 running tasks whose claims have expired, retried (bench/sweep.py).
+12. The provisioner over 1,000 worker pools on the stand-in's EC2: a run's seconds and pools/s, the
+   launching runs and a steady one (bench/provisioner.py).
 Results are appended to bench/results/<date>-<commit>.json.
 """
 
@@ -117,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         workload,
     )
     from . import depth as depth_bench
+    from . import provisioner as provisioner_bench
     from . import sweep as sweep_bench
 
     results: dict[str, Any] = {
@@ -182,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"== 11. sweeper: {expired} expired claims retried (goal for 10,000: < 60 s)", flush=True)
     results["sweep"] = sweep_bench.measure(expired)
     sweep_bench.report(results["sweep"])
+    pools = 100 if args.quick else 1000
+    print(f"== 12. the provisioner over {pools} worker pools (stand-in EC2), each with a pending task", flush=True)
+    results["provisioner"] = provisioner_bench.measure(pools)
+    provisioner_bench.report(results["provisioner"])
     port = free_port()
     proc, ready = _serve(port)
     results["serve_ready_seconds"] = round(ready, 2)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from botocore.config import Config
@@ -38,8 +38,6 @@ from .adapters.worker_store import DynamoWorkerStore
 from .clock import Clock, SystemClock
 from .config import Settings
 from .domain.credentials import token_key_from
-from .domain.pools import QueueActivity
-from .domain.worker_info import WorkerKey
 from .services.artifacts import ArtifactService
 from .services.auth import Auth, RootCredentials
 from .services.auth_admin import AuthAdmin
@@ -162,14 +160,7 @@ def compose(
     artifacts = ArtifactService(tasks, ports.artifacts, ports.blobs, clock, settings)
     auth = Auth(ports.auth, clock, root, settings.auth_cache_seconds)
 
-    def activity(task_queue_id: str, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], QueueActivity]:
-        _, found = ports.workers.load([], [WorkerKey(task_queue_id, g, i) for g, i in keys])
-        return {
-            (k.worker_group, k.worker_id): QueueActivity(w.first_claim, w.last_date_active, w.quarantine_until)
-            for k, w in found.items()
-        }
-
-    facts = QueueServiceFacts(queue, activity)
+    facts = QueueServiceFacts(queue, ports.workers)
     return Container(
         settings=settings,
         clock=clock,

@@ -121,13 +121,17 @@ ACCESS: dict[str, Access] = {
         "tables": {
             "tasks_table": (BATCH_GET,),
             "workers_table": (BATCH_GET,),
-            "pools_table": (DELETE, PUT, QUERY),
+            "pools_table": (DELETE, GET, PUT, QUERY, UPDATE),
         },
         "indexes": {"tasks_table": ("byQueue",), "pools_table": ("byKind",)},
         "ec2": True,
     },
     EC2_EVENTS_HANDLER: {
-        "tables": {"tasks_table": (BATCH_GET, GET, UPDATE), "pools_table": (GET, PUT)},
+        "tables": {
+            "tasks_table": (BATCH_GET, GET, UPDATE),
+            "workers_table": (GET,),
+            "pools_table": (GET, PUT),
+        },
         "indexes": {"tasks_table": ("byQueue",), "pools_table": ("byWorkerId",)},
     },
 }
@@ -166,6 +170,14 @@ STATIC_ONLY: dict[str, dict[str, str]] = {
     RELEASE_HANDLER: {
         BATCH_WRITE: "graph_store.DynamoGraphStore.satisfy: the edges of a page of several dependents at once "
         "(the drive releases pages of one)",
+    },
+    PROVISIONER_HANDLER: {
+        GET: "pool_store.DynamoPoolStore.take_lease: a run that finds the lease held reads who holds it (the "
+        "drive's runs never overlap)",
+    },
+    EC2_EVENTS_HANDLER: {
+        QUERY: "queue_facts.QueueServiceFacts.runs_held_by: a worker with more claims than its recentTasks "
+        "keeps and idle slots has the queue's running tasks listed (byQueue; the drive's worker has few)",
     },
 }
 

@@ -12,14 +12,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from pynamodb.exceptions import DeleteError, PutError
+from pynamodb.exceptions import DeleteError, PutError, UpdateError
 from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
 
 from ..domain.model import format_date, parse_date
 from ..domain.pools import ERROR_RETENTION, PoolError, PoolWorker, WorkerPool, WorkerState
+from ..domain.provisioning import Lease
 from .items import check_fits
 from .pagination import decode_token, equal, next_token, prefixed
 from .tables import PoolRow
@@ -32,6 +34,7 @@ ERROR_PREFIX = "error/"
 ERROR_END = "error0"  # '0' follows '/': every error sk sorts before it
 NULL_PROVIDER = "null-provider"  # a pool marked for deletion (Taskcluster's name)
 PAGE = 500  # items per DynamoDB page when reading everything
+LEASE_KEY = ("#provisioner", "#lease")  # no pool id begins with '#'
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,15 @@ def _error(row: PoolRow) -> PoolError:
         launch_config_id=row.launchConfigId,
         extra=json.loads(row.extra or "{}"),
     )
+
+
+def _epoch_ms(when: datetime) -> int:
+    return int(when.timestamp() * 1000)
+
+
+def _lease(row: PoolRow) -> Lease:
+    until = datetime.fromtimestamp(int(row.leaseUntil or 0) / 1000, UTC)
+    return Lease(row.holder or "", until, row.resumeAt or "")
 
 
 def _json(value: Any) -> str:
@@ -320,6 +332,23 @@ class DynamoPoolStore:
         )
         found = [_error(r) for r in rows]
         return found, next_token(rows.last_evaluated_key, len(found), limit)
+
+    # --- the provisioner's lease -------------------------------------------------------------------
+    def take_lease(self, holder: str, now: datetime, until: datetime) -> Lease:
+        m = self.model
+        row = m(*LEASE_KEY)
+        free = m.sk.does_not_exist() | m.leaseUntil.does_not_exist() | (m.leaseUntil <= _epoch_ms(now))
+        actions: list[Action] = [m.holder.set(holder), m.leaseUntil.set(_epoch_ms(until))]
+        if self._conditional(lambda: row.update(actions=actions, condition=free), UpdateError):
+            return _lease(row)  # UpdateItem answers the whole item: resumeAt with it
+        return _lease(m.get(*LEASE_KEY, consistent_read=True))
+
+    def release_lease(self, holder: str, resume_at: str) -> bool:
+        m = self.model
+        resume = m.resumeAt.set(resume_at) if resume_at else m.resumeAt.remove()
+        actions: list[Action] = [m.leaseUntil.set(0), resume]
+        mine = m.holder == holder
+        return self._conditional(lambda: m(*LEASE_KEY).update(actions=actions, condition=mine), UpdateError)
 
     # --- shared ---------------------------------------------------------------------------------
     @staticmethod

@@ -57,6 +57,9 @@ partition, so a pool and its workers are read with Queries of one partition:
                                                    only the instance; ttl = its expires
   <workerPoolId> / error/<reported>/<errorId>      an error: errorKind, title, description, extra
                                                    (JSON), launchConfigId; ttl = reported + 7 days
+  #provisioner / #lease                            the provisioner's lease (one run at a time):
+                                                   holder, leaseUntil, resumeAt (where the next
+                                                   run starts); no pool id begins with '#'
 """
 
 from __future__ import annotations
@@ -329,6 +332,10 @@ class PoolRow(Model):
     errorKind = UnicodeAttribute(null=True)  # `kind` is the index key: an error's kind has its own name
     title = UnicodeAttribute(null=True)
     extra = UnicodeAttribute(null=True)  # JSON
+    # the provisioner's lease
+    holder = UnicodeAttribute(null=True)
+    leaseUntil = NumberAttribute(null=True)  # epoch milliseconds
+    resumeAt = UnicodeAttribute(null=True)  # the pool the next run starts with
 
     byKind = PoolsByKindIndex()
     byWorkerId = PoolsByWorkerIdIndex()

@@ -128,6 +128,13 @@ def config_weights(
     return {i: (max(0.0, w), room) for i, (w, room) in out.items()}
 
 
+def errors_matter(config: PoolConfig) -> bool:
+    """Whether recent errors can change plan_launches' answer: only between launch configs. A single
+    config is used or not by its initialWeight alone (never starved by its own errors), so its
+    pool's errors need not be read."""
+    return len(config.launch_configs) > 1
+
+
 def plan_launches(
     config: PoolConfig,
     stats: PoolStats,
@@ -254,3 +261,23 @@ def _zombie(w: PoolWorker, act: QueueActivity, now: datetime, inactivity: timede
     if since is None:
         return now - (w.registered or w.created) > inactivity
     return now - since > inactivity
+
+
+# --- runs of the provisioner ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Lease:
+    """The provisioner's lease: one run at a time. `holder` runs until `until` (then anyone may take
+    it over); `resume_at` is the pool the next run starts with (where the last one stopped)."""
+
+    holder: str
+    until: datetime
+    resume_at: str = ""
+
+
+def rotation(pool_ids: Sequence[str], resume_at: str) -> list[str]:
+    """The pools in the order a run handles them: by id, starting with `resume_at` (or the first id
+    after it, if it is gone) and wrapping around, so the pools a run did not reach come first in
+    the next run — every pool waits at most as long as the others."""
+    ordered = sorted(pool_ids)
+    start = next((i for i, p in enumerate(ordered) if p >= resume_at), 0) if resume_at else 0
+    return ordered[start:] + ordered[:start]

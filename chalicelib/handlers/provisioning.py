@@ -1,8 +1,10 @@
 """The provisioner's event sources: its schedule, and EC2's own events through EventBridge.
 
-- `provisioner` (every minute): scan (reconcile workers with EC2 and the queue), then provision
-  (launch what each pool needs). The scheduled event's id is the run id, so a retried invocation
-  reuses its launch tokens and launches nothing twice.
+- `provisioner` (every minute): per pool, concurrently, scan (reconcile workers with EC2 and the
+  queue), then provision (launch what the pool needs), within the invocation's remaining time;
+  one run at a time (a run that finds another's lease answers `busy` and does nothing). The
+  scheduled event's id is the run id, so a retried invocation reuses its launch tokens and
+  launches nothing twice.
 - `ec2_events`: "EC2 Spot Instance Interruption Warning" (two minutes' notice) and "EC2 Instance
   State-change Notification" (stopped, terminated): the worker's runs are resolved
   exception/worker-shutdown at once, so they retry on another worker without waiting for their
@@ -20,6 +22,7 @@ from chalice import Blueprint, Rate
 from chalice.app import CloudWatchEvent
 
 from .. import container
+from ..domain.model import format_date
 
 log = logging.getLogger(__name__)
 provisioning_bp = Blueprint(__name__)
@@ -32,15 +35,17 @@ EC2_EVENT_PATTERN = {"source": ["aws.ec2"], "detail-type": [SPOT_WARNING, STATE_
 
 @provisioning_bp.schedule(Rate(1, unit=Rate.MINUTES), name="provisioner")
 def provisioner(event: CloudWatchEvent) -> dict[str, Any]:
-    p = container.get().provisioner
-    scanned = p.scan()
-    provisioned = p.provision(event.event_id)
+    context: Any = event.context
+    run = container.get().provisioner.run(event.event_id, lambda: context.get_remaining_time_in_millis() / 1000)
+    if run.busy is not None:
+        return {"busy": {"holder": run.busy.holder, "until": format_date(run.busy.until)}, "pools": 0}
     return {
-        "pools": len(provisioned),
-        "launched": sum(r.launched for r in provisioned),
-        "removed": sum(len(r.removed) for r in scanned),
-        "stopped": sum(r.stopped for r in scanned),
-        "errors": [e for r in (*scanned, *provisioned) for e in r.errors],
+        "pools": len(run.pools),
+        "skipped": run.skipped,
+        "launched": sum(r.launched for r in run.pools),
+        "removed": sum(len(r.removed) for r in run.pools),
+        "stopped": sum(r.stopped for r in run.pools),
+        "errors": [e for r in run.pools for e in r.errors],
     }
 
 

@@ -15,8 +15,8 @@ the launch specification (ImageId, InstanceType, ...) means nothing here and is 
   memory: a restarted stack has forgotten them, as it has forgotten its processes).
 - `close()` ends every process it started and waits for them: nothing outlives the stack.
 - A worker gets SIGTERM if the thread that started it ends (Linux: PR_SET_PDEATHSIG), so the stack
-  dying without a `close()` (kill -9, OOM) leaves no worker behind. That thread is the pump's, which
-  lives as long as the stack.
+  dying without a `close()` (kill -9, OOM) leaves no worker behind. That thread is the pump's or one
+  of the provisioner's pool threads, which live as long as the stack.
 """
 
 from __future__ import annotations

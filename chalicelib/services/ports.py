@@ -15,7 +15,7 @@ from ..domain.events import Event
 from ..domain.graph import TaskGroup
 from ..domain.model import Task, TaskState
 from ..domain.pools import PoolError, PoolWorker, QueueActivity, WorkerPool, WorkerState
-from ..domain.provisioning import Launch
+from ..domain.provisioning import Launch, Lease
 from ..domain.provisioning import WorkerKey as PoolWorkerKey
 from ..domain.transitions import RunPatch
 from ..domain.worker_info import Provisioner, QueueWorker, TaskQueue, WorkerKey
@@ -266,6 +266,17 @@ class PoolStore(Protocol):
         self, worker_pool_id: str, since: datetime, limit: int, continuation: str | None
     ) -> tuple[list[PoolError], str | None]: ...
 
+    def take_lease(self, holder: str, now: datetime, until: datetime) -> Lease:
+        """Take the provisioner's lease for `holder` until `until`, unless another holder's has
+        not expired by `now` (one conditional write). Returns the lease as it is now: `holder`'s
+        if taken, else the other holder's."""
+        ...
+
+    def release_lease(self, holder: str, resume_at: str) -> bool:
+        """End `holder`'s lease, recording where the next run starts; False (nothing written) if
+        another holder took it over meanwhile."""
+        ...
+
 
 class Tally(Protocol):
     """A worker's state and capacity: all a pool's counters need."""
@@ -313,7 +324,12 @@ class QueueFacts(Protocol):
         ...
 
     def held_runs(self, task_queue_id: str) -> dict[PoolWorkerKey, list[tuple[str, int]]]:
-        """The runs each worker holds a claim on now."""
+        """The runs each worker holds a claim on now (reads every running task of the queue)."""
+        ...
+
+    def runs_held_by(self, task_queue_id: str, worker: PoolWorkerKey, capacity: int) -> list[tuple[str, int]]:
+        """The runs one worker (of `capacity` slots) holds a claim on now, as far as the queue's
+        record of its claims shows; work proportional to the worker, not to the queue."""
         ...
 
     def activity(self, task_queue_id: str, workers: Sequence[PoolWorkerKey]) -> dict[PoolWorkerKey, QueueActivity]: ...

@@ -4,12 +4,18 @@ queue (the scan), then launch what the estimate asks for (provision).
 Every decision is made by domain/provisioning.py from what the stores and the cloud report; this
 module only gathers those facts and carries the decisions out (services/pool_workers.py):
 
-- `scan()` (Lambda on a schedule): reconcile workers with the cloud and the queue (stopped,
-  removed, marked to terminate); a pool being deleted loses its workers, then itself.
-- `provision(run_id)` (same schedule): per pool, launch what the estimator asks for. The
-  idempotency token of each launch derives from the scheduled event's id, so a retried invocation
-  launches nothing twice (EC2 answers a reused token with the original instances, or refuses a
-  changed request), and each launch's one-time registration token derives from it too.
+- `run(run_id, remaining)` (Lambda on a schedule): one run at a time — it takes the lease in the
+  pools table first (a conditional write with an expiry; a run that finds it held does nothing),
+  releases it at the end, and takes over one that expired (its holder died). Pools are handled
+  concurrently (POOL_CONCURRENCY at once), each independently: scan, then provision, from one
+  read of its workers, their activity and the queue's counts. A pool's failure is that pool's
+  error. No pool is started with less than RUN_MARGIN seconds left in the invocation: the pools
+  not reached come first in the next run (the lease records where to resume), so none is always
+  the one left out.
+- `scan()`, `provision(run_id)`: each phase alone over every pool (tests, tools).
+- The idempotency token of each launch derives from the scheduled event's id, so a retried
+  invocation launches nothing twice (EC2 answers a reused token with the original instances, or
+  refuses a changed request), and each launch's one-time registration token derives from it too.
 
 What a launched worker does next — register, reregister, ask whether to terminate, be removed,
 be interrupted — is worker registration's (services/registration.py).
@@ -20,7 +26,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
@@ -30,6 +39,7 @@ from ..domain.pools import (
     WORKER_EXPIRES,
     PoolConfig,
     PoolWorker,
+    QueueActivity,
     WorkerPool,
     WorkerState,
     terminate_after,
@@ -38,12 +48,15 @@ from ..domain.pools import (
 from ..domain.provisioning import (
     Estimate,
     Launch,
+    Lease,
     WorkerKey,
+    errors_matter,
     estimate,
     key,
     plan_launches,
     plan_scan,
     pool_stats,
+    rotation,
 )
 from .auth import Auth
 from .pool_workers import PoolWorkers
@@ -53,6 +66,9 @@ log = logging.getLogger(__name__)
 NULL_PROVIDER = "null-provider"  # a pool being deleted: its workers are removed, then the pool
 MAX_USER_DATA = 16384  # EC2's limit on raw user data
 EXPIRY_MARGIN = timedelta(days=1)  # a live worker's row is extended before its TTL could reach it
+POOL_CONCURRENCY = 32  # pools handled at once: each mostly waits on DynamoDB and EC2 (boto3 keeps 50 connections)
+RUN_MARGIN = 10.0  # seconds: no pool is started with less left in the invocation
+LEASE_SLACK = timedelta(seconds=5)  # the lease outlasts the invocation's end by this much
 
 
 @dataclass
@@ -74,6 +90,23 @@ class PoolReport:
         return f"{self.worker_pool_id}: {counts} launched={self.launched} removed={len(self.removed)}".strip()
 
 
+@dataclass
+class RunReport:
+    pools: list[PoolReport] = field(default_factory=list)  # the pools handled
+    skipped: int = 0  # not started before the margin: first in the next run
+    busy: Lease | None = None  # another run holds the lease: this one did nothing
+
+
+@dataclass
+class PoolFacts:
+    """What one pass over a pool decides from: read once, for the scan and the provision."""
+
+    workers: list[PoolWorker]
+    activity: dict[WorkerKey, QueueActivity]
+    pending: int
+    claimed: int
+
+
 class Provisioner:
     def __init__(
         self,
@@ -85,9 +118,10 @@ class Provisioner:
         root_url: str,
         queue_prefix: str = "taskqueue-",
         region: str = "",
+        concurrency: int = POOL_CONCURRENCY,
     ) -> None:
         """`root_url`, `queue_prefix` and `region` are what workers are told: where the API is, and
-        the dispatch queues they may read (--claim-mode sqs)."""
+        the dispatch queues they may read (--claim-mode sqs); `concurrency`: pools handled at once."""
         self.pools = pools
         self.providers = providers
         self.queue = queue
@@ -97,24 +131,97 @@ class Provisioner:
         self.root_url = root_url
         self.queue_prefix = queue_prefix
         self.region = region
+        self.concurrency = concurrency
+        self._threads: ThreadPoolExecutor | None = None
+        self._threads_lock = threading.Lock()
 
-    # --- provisioning --------------------------------------------------------------------------
-    def provision(self, run_id: str) -> list[PoolReport]:
-        reports = []
-        for pool in self.pools.all_pools():
+    # --- a scheduled run -----------------------------------------------------------------------
+    def run(self, run_id: str, remaining: Callable[[], float]) -> RunReport:
+        """Scan and provision every pool, if no other run holds the lease. `remaining()`: seconds
+        left in the invocation."""
+        holder = f"{run_id}/{uuid.uuid4().hex[:12]}"
+        now = self.clock.now()
+        lease = self.pools.take_lease(holder, now, now + timedelta(seconds=remaining()) + LEASE_SLACK)
+        if lease.holder != holder:
+            log.warning("provisioner run %s: %s holds the lease until %s, nothing done", run_id, lease.holder,
+                        lease.until.isoformat())  # fmt: skip
+            return RunReport(busy=lease)
+        resume_at = ""
+        try:
+            pools = {p.worker_pool_id: p for p in self.pools.all_pools()}
+            order = [pools[i] for i in rotation(list(pools), lease.resume_at)]
+            done = self._each(order, lambda p, r: self._run_pool(p, run_id, r), lambda: remaining() > RUN_MARGIN)
+            skipped = [p.worker_pool_id for p, r in zip(order, done, strict=True) if r is None]
+            resume_at = skipped[0] if skipped else ""
+            if skipped:
+                log.warning("provisioner run %s: %d pools left for the next run, from %s", run_id, len(skipped),
+                            resume_at)  # fmt: skip
+            return RunReport([r for r in done if r is not None], len(skipped))
+        finally:
+            self.pools.release_lease(holder, resume_at)
+
+    def _each(
+        self,
+        pools: Sequence[WorkerPool],
+        work: Callable[[WorkerPool, PoolReport], None],
+        may_start: Callable[[], bool] = lambda: True,
+    ) -> list[PoolReport | None]:
+        """`work` on each pool, `concurrency` at once, started in order while `may_start()`; a
+        report per pool (None: not started). One pool's failure is recorded in its report only."""
+
+        def one(pool: WorkerPool) -> PoolReport | None:
+            if not may_start():
+                return None
             report = PoolReport(pool.worker_pool_id)
             try:
-                self._provision_pool(pool, run_id, report)
+                work(pool, report)
             except Exception as err:  # one broken pool must not starve the others
                 log.exception("provisioning %s failed", pool.worker_pool_id)
                 report.errors.append(str(err))
             # A line per pool that changed (on the embedded stack the provisioner runs every few seconds).
-            log.log(logging.INFO if report.launched or report.removed or report.errors else logging.DEBUG,
-                    "provision %s", report.line())  # fmt: skip
-            reports.append(report)
-        return reports
+            changed = report.launched or report.removed or report.stopped or report.errors
+            log.log(logging.INFO if changed else logging.DEBUG, "provision %s", report.line())
+            return report
 
-    def _provision_pool(self, pool: WorkerPool, run_id: str, report: PoolReport) -> None:
+        if len(pools) <= 1 or self.concurrency <= 1:
+            return [one(p) for p in pools]
+        return list(self._pool_threads().map(one, pools))  # started in submission order
+
+    def _pool_threads(self) -> ThreadPoolExecutor:
+        """The threads pools are handled on, made once: they live as long as this process, as a
+        worker process the local provider starts from one of them must (it ends with its thread)."""
+        with self._threads_lock:
+            if self._threads is None:
+                self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="provisioner")
+            return self._threads
+
+    def _facts(self, pool_id: str) -> PoolFacts:
+        workers = self.pools.alive_workers(pool_id)
+        activity = self.queue.activity(pool_id, [key(w) for w in workers])
+        pending, claimed = self.queue.counts(pool_id)
+        return PoolFacts(workers, activity, pending, claimed)
+
+    def _run_pool(self, pool: WorkerPool, run_id: str, report: PoolReport) -> None:
+        facts = self._facts(pool.worker_pool_id)
+        try:
+            self._scan_pool(pool, facts, report)
+        except Exception as err:  # a failed scan (the cloud not answering, say) still lets the pool launch
+            log.exception("scanning %s failed", pool.worker_pool_id)
+            report.errors.append(str(err))
+        if report.stopped or report.removed or report.errors:  # states may have changed: re-read them
+            facts = replace(facts, workers=self.pools.alive_workers(pool.worker_pool_id))
+        self._provision_pool(pool, facts, run_id, report)
+
+    # --- provisioning --------------------------------------------------------------------------
+    def provision(self, run_id: str) -> list[PoolReport]:
+        """Provision every pool (no scan, no lease)."""
+
+        def work(pool: WorkerPool, report: PoolReport) -> None:
+            self._provision_pool(pool, self._facts(pool.worker_pool_id), run_id, report)
+
+        return [r for r in self._each(self.pools.all_pools(), work) if r is not None]
+
+    def _provision_pool(self, pool: WorkerPool, facts: PoolFacts, run_id: str, report: PoolReport) -> None:
         provider = self.providers.get(pool.provider_id)
         if provider is None:
             if pool.provider_id != NULL_PROVIDER:
@@ -122,11 +229,8 @@ class Provisioner:
             return
         config = pool.settings
         now = self.clock.now()
-        workers = self.pools.alive_workers(pool.worker_pool_id)
-        activity = self.queue.activity(pool.worker_pool_id, [key(w) for w in workers])
-        pending, claimed = self.queue.counts(pool.worker_pool_id)
-        stats = pool_stats(workers, activity, now)
-        report.estimate = est = estimate(config, stats, pending, claimed)
+        stats = pool_stats(facts.workers, facts.activity, now)
+        report.estimate = est = estimate(config, stats, facts.pending, facts.claimed)
         if est.over_provisioned:
             log.error(
                 "%s is over-provisioned: %s capacity for a maximum of %s",
@@ -134,7 +238,11 @@ class Provisioner:
                 stats.existing,
                 config.max_capacity,
             )
-        errors, _ = self.pools.errors(pool.worker_pool_id, now - ERROR_WINDOW, 1000, None)
+        if est.to_spawn <= 0 or stats.alive >= config.max_capacity:
+            return  # nothing to launch: no need for the errors that weigh the launch configs
+        errors = (
+            self.pools.errors(pool.worker_pool_id, now - ERROR_WINDOW, 1000, None)[0] if errors_matter(config) else []
+        )
         for launch in plan_launches(config, stats, est, errors, now):
             if not self._launch(pool, config, provider, launch, run_id, report):
                 return  # as Taskcluster: after a failure the other configs wait for the next run
@@ -197,20 +305,16 @@ class Provisioner:
 
     # --- scanning ------------------------------------------------------------------------------
     def scan(self) -> list[PoolReport]:
-        reports = []
-        for pool in self.pools.all_pools():
-            report = PoolReport(pool.worker_pool_id)
-            try:
-                self._scan_pool(pool, report)
-            except Exception as err:
-                log.exception("scanning %s failed", pool.worker_pool_id)
-                report.errors.append(str(err))
-            reports.append(report)
-        return reports
+        """Scan every pool (no provision, no lease)."""
 
-    def _scan_pool(self, pool: WorkerPool, report: PoolReport) -> None:
+        def work(pool: WorkerPool, report: PoolReport) -> None:
+            self._scan_pool(pool, self._facts(pool.worker_pool_id), report)
+
+        return [r for r in self._each(self.pools.all_pools(), work) if r is not None]
+
+    def _scan_pool(self, pool: WorkerPool, facts: PoolFacts, report: PoolReport) -> None:
         now = self.clock.now()
-        workers = self.pools.alive_workers(pool.worker_pool_id)
+        workers, activity, pending, claimed = facts.workers, facts.activity, facts.pending, facts.claimed
         if pool.provider_id == NULL_PROVIDER and not workers:
             self.pools.delete_pool(pool.worker_pool_id)
             return
@@ -219,8 +323,6 @@ class Provisioner:
             provider = self.providers.get(provider_id)
             if provider is not None:
                 cloud.update(provider.observe([w for w in workers if w.provider_id == provider_id]))
-        activity = self.queue.activity(pool.worker_pool_id, [key(w) for w in workers])
-        pending, claimed = self.queue.counts(pool.worker_pool_id)
         config = pool.settings
         if pool.provider_id == NULL_PROVIDER:
             config = replace(config, min_capacity=0, max_capacity=0)

@@ -8,7 +8,7 @@
 - `remove_worker(...)` (removeWorker): an operator's or the worker's own request to end it now.
 - `instance_gone(...)`/`interrupted(...)` (EventBridge): an instance's end resolves the runs it
   held as exception/worker-shutdown, so they retry at once instead of waiting for their claims to
-  expire.
+  expire. Only that worker's runs are read (QueueFacts.runs_held_by), not the queue's.
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ class WorkerRegistration:
         return True
 
     def _shutdown_runs(self, worker: PoolWorker) -> None:
-        for task_id, run_id in self.queue.held_runs(worker.worker_pool_id).get(key(worker), []):
+        for task_id, run_id in self.queue.runs_held_by(worker.worker_pool_id, key(worker), worker.capacity):
             try:
                 self.queue.worker_shutdown(task_id, run_id)
             except QueueError as err:  # resolved meanwhile: nothing to do

@@ -211,3 +211,28 @@ def test_an_error_listing_token_is_refused_for_another_pool(pools: PoolRecords) 
     assert token is not None
     with pytest.raises(InputError):
         pools.errors("other/pool", T0, 1, token)
+
+
+# --- the provisioner's lease ------------------------------------------------------------------------
+def test_the_lease_is_one_holders_until_it_expires_or_is_released(pools: PoolRecords) -> None:
+    until = T0 + timedelta(seconds=60)
+    first = pools.take_lease("run-a", T0, until)
+    assert (first.holder, first.until, first.resume_at) == ("run-a", until, "")
+    other = pools.take_lease("run-b", T0 + timedelta(seconds=30), T0 + timedelta(seconds=90))
+    assert (other.holder, other.until) == ("run-a", until)  # held: run-b gets nothing
+    assert pools.release_lease("run-b", "x/y") is False  # only the holder releases it
+    assert pools.release_lease("run-a", "proj/m") is True
+    after = pools.take_lease("run-b", T0 + timedelta(seconds=31), T0 + timedelta(seconds=91))
+    assert (after.holder, after.resume_at) == ("run-b", "proj/m")  # where run-a stopped
+
+
+def test_an_expired_lease_is_taken_over_and_its_old_holder_can_no_longer_release_it(pools: PoolRecords) -> None:
+    pools.take_lease("run-a", T0, T0 + timedelta(seconds=60))
+    assert pools.release_lease("run-a", "proj/b")
+    pools.take_lease("run-a", T0 + timedelta(seconds=61), T0 + timedelta(seconds=120))
+    taken = pools.take_lease("run-b", T0 + timedelta(seconds=120), T0 + timedelta(seconds=180))
+    assert (taken.holder, taken.resume_at) == ("run-b", "proj/b")  # expired: taken over
+    assert pools.release_lease("run-a", "proj/z") is False  # run-a overran its lease: it records nothing
+    assert pools.release_lease("run-b", "") is True
+    assert pools.take_lease("run-c", T0 + timedelta(seconds=121), T0 + timedelta(seconds=130)).resume_at == ""
+    assert pools.all_pools() == []  # the lease is no pool

@@ -335,6 +335,7 @@ def drive_every_function() -> dict[str, list[Call]]:
                 credentials=r.json_body["credentials"],
             )
             assert claimed.status_code == 200 and claimed.json_body["tasks"], claimed.body
+            stack.pump.pump_streams()  # the claim joins the worker's recentTasks
             # EC2's events: a spot warning for one instance
             warning = {"instance-id": instance["InstanceId"], "instance-action": "terminate"}
             invoke("ec2_events", ec2_event("EC2 Spot Instance Interruption Warning", warning))

@@ -21,10 +21,12 @@ from chalicelib.domain.provisioning import (
     CloudState,
     PoolStats,
     ScanPlan,
+    errors_matter,
     estimate,
     plan_launches,
     plan_scan,
     pool_stats,
+    rotation,
     target_capacity,
 )
 
@@ -157,6 +159,18 @@ def test_a_single_config_is_never_starved_by_its_errors() -> None:
     config = cfg(max_c=10)
     error = PoolError("prov/pool", "e1", NOW, "creation-error", "t", "d", "a")
     assert plan_launches(config, stats(), estimate(config, stats(), 2, 0), [error], NOW)[0].instances == 2
+
+
+def test_errors_change_nothing_for_a_single_config_so_they_need_not_be_read() -> None:
+    errors = [PoolError("prov/pool", f"e{i}", NOW, "creation-error", "t", "d", "a") for i in range(3)]
+    for weight in (0.0, 0.5, 1.0):
+        config = cfg(max_c=10, lcs=(lc("a", weight=weight),))
+        assert not errors_matter(config)
+        for alive in range(0, 11, 2):
+            s = PoolStats(alive, 0, 0, 0, alive, {"a": alive})
+            est = estimate(config, s, 12, alive)
+            assert plan_launches(config, s, est, errors, NOW) == plan_launches(config, s, est, [], NOW)
+    assert errors_matter(cfg(lcs=(lc("a"), lc("b"))))
 
 
 def test_weight_zero_disables_a_config() -> None:
@@ -311,3 +325,11 @@ def test_a_mark_is_lifted_when_work_returns() -> None:
     w = worker("i-1", should_terminate="over capacity")
     plan = scan([w], activity={("us-east-1", "i-1"): QueueActivity(last_date_active=NOW)}, pending=5)
     assert plan.marks == [(w, "")]
+
+
+def test_a_run_starts_where_the_last_one_stopped_and_wraps_around() -> None:
+    pools = ["c/x", "a/x", "d/x", "b/x"]
+    assert rotation(pools, "") == ["a/x", "b/x", "c/x", "d/x"]
+    assert rotation(pools, "c/x") == ["c/x", "d/x", "a/x", "b/x"]
+    assert rotation(pools, "bb/x") == ["c/x", "d/x", "a/x", "b/x"]  # deleted meanwhile: the next one
+    assert rotation(pools, "z/x") == ["a/x", "b/x", "c/x", "d/x"]  # past the last: from the start

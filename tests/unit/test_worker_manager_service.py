@@ -172,6 +172,7 @@ def test_a_lost_instances_runs_are_retried_at_once(c: Container, fakes: MemoryFa
     [worker] = c.pool_store.alive_workers(POOL)
     register(c, fakes, worker)
     c.queue.claim_task(task_id, 0, Worker(REGION, worker.worker_id))
+    pump(c)  # the tasks stream records the claim in the worker's recentTasks
     assert c.registration.instance_gone(worker.worker_id, "terminated")
     task = c.queue.task(task_id)
     assert [(r.state, r.reason_resolved) for r in task.runs] == [

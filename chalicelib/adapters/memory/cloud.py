@@ -97,6 +97,9 @@ class MemoryQueueFacts:
     def held_runs(self, task_queue_id: str) -> dict[tuple[str, str], list[tuple[str, int]]]:
         return {w: list(runs) for w, runs in self.held.get(task_queue_id, {}).items() if runs}
 
+    def runs_held_by(self, task_queue_id: str, worker: tuple[str, str], capacity: int) -> list[tuple[str, int]]:
+        return list(self.held.get(task_queue_id, {}).get(worker, []))
+
     def activity(self, task_queue_id: str, workers: Sequence[tuple[str, str]]) -> dict[tuple[str, str], QueueActivity]:
         known = self.activities.get(task_queue_id, {})
         return {w: known[w] for w in workers if w in known}

@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from ...domain.model import format_date
 from ...domain.pools import PoolError, PoolWorker, WorkerPool, WorkerState
+from ...domain.provisioning import Lease
 from ..pagination import equal, prefixed
 from ..pool_store import WorkerTally
 from .common import _check_fits, _json_copy, _ms, _opt_ms, _query, _start, _token, _worker_sk
@@ -56,6 +57,7 @@ class MemoryPoolStore:
         self._pools: dict[str, WorkerPool] = {}
         self._workers: dict[str, dict[str, PoolWorker]] = {}  # pool -> "worker/<group>/<id>" -> worker
         self._errors: dict[str, dict[str, PoolError]] = {}  # pool -> "error/<reported>/<id>" -> error
+        self._lease: Lease | None = None
         self._lock = threading.Lock()
 
     # --- pools ---------------------------------------------------------------------------------
@@ -186,3 +188,17 @@ class MemoryPoolStore:
             ]
         errors, last = _query(rows, start, limit, descending=True)
         return errors, _token(names, (worker_pool_id, *last) if last else None)
+
+    # --- the provisioner's lease -------------------------------------------------------------------
+    def take_lease(self, holder: str, now: datetime, until: datetime) -> Lease:
+        with self._lock:
+            if self._lease is None or self._lease.until <= _ms(now):
+                self._lease = Lease(holder, _ms(until), self._lease.resume_at if self._lease else "")
+            return self._lease
+
+    def release_lease(self, holder: str, resume_at: str) -> bool:
+        with self._lock:
+            if self._lease is None or self._lease.holder != holder:
+                return False
+            self._lease = Lease(holder, datetime.fromtimestamp(0, UTC), resume_at)
+            return True
