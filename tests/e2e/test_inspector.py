@@ -29,6 +29,7 @@ from tests.harness import (
     Served,
     WorkerProc,
     create_for_worker,
+    eventually,
     serving,
     worker_starter,
 )
@@ -317,7 +318,19 @@ def test_actions_change_priority_cancel_retrigger_seal_and_quarantine(
     wait_until(browser, lambda d: "Task group sealed" in css(d, "#status").text, "the group sealed")
     assert served.queue().getTaskGroup(group).get("sealed")
 
-    # The worker of the other tests: quarantined until tomorrow, then let go again.
+    # The worker of the other tests (this test's own task makes sure it is known, whatever ran before):
+    # quarantined until tomorrow, then let go again.
+    known = create_for_worker(served, "inspector", {"command": [["true"]], "maxRunTime": 30}, metadata=meta("known"))
+
+    def seen() -> bool | None:
+        if served.queue().status(known)["status"]["state"] != "completed":
+            return None
+        try:
+            return bool(served.queue().getWorker(WORKER_PROVISIONER, "inspector", "local", "inspector"))
+        except taskcluster.TaskclusterRestFailure:
+            return None
+
+    eventually(seen, WAIT, "the worker known to the queue")
     browser.get(f"{served.root_url}/inspector/#/worker/{WORKER_PROVISIONER}/inspector/local/inspector")
     wait_until(browser, lambda d: "not quarantined" in text_of(d), "the worker")
     until = browser.find_element(By.ID, "quarantine-until")
