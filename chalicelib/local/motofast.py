@@ -315,6 +315,158 @@ def apply() -> None:
 
     core_responses.method_names_from_class = functools.lru_cache(maxsize=None)(core_responses.method_names_from_class)
 
+    # 11. Each update expression parsed once: moto parsed it twice per UpdateItem (the handler for
+    # the names and values it uses, the backend to apply it), on every call. Its users only read the
+    # tree: the Validator deep-copies it before it substitutes anything (12 makes that copy cheap).
+    import importlib
+
+    ast_nodes: Any = importlib.import_module("moto.dynamodb.parsing.ast_nodes")  # typed loosely by moto
+    parser_cls: Any = importlib.import_module("moto.dynamodb.parsing.expressions").UpdateExpressionParser
+    parser_cls.make = classmethod(functools.lru_cache(maxsize=1024)(parser_cls.make.__func__))  # type: ignore[arg-type]
+
+    # 12. An expression tree copied node by node: copy.deepcopy went through __reduce_ex__ and its memo
+    # for every node and list. Only a whole tree (a node without a parent, copied on its own) is
+    # copied this way; anything else keeps deepcopy's own path. The copy is deepcopy's: same classes,
+    # same attributes, children and parent links between the new nodes, other values copied deeply
+    # (strings and numbers shared, as deepcopy shares them).
+    node_cls = ast_nodes.Node
+    shared = (str, int, float, bool, type(None), bytes)
+
+    def copy_node(node: Any, parent: Any, memo: dict[int, Any]) -> Any:
+        clone = object.__new__(type(node))
+        attrs = clone.__dict__
+        for name, value in node.__dict__.items():
+            if name == "parent":
+                attrs[name] = parent
+            elif name == "children" and type(value) is list:
+                attrs[name] = [
+                    copy_node(c, clone, memo)
+                    if isinstance(c, node_cls)
+                    else c
+                    if type(c) in shared
+                    else copy.deepcopy(c, memo)
+                    for c in value
+                ]
+            else:
+                attrs[name] = value if type(value) in shared else copy.deepcopy(value, memo)
+        return clone
+
+    def node_deepcopy(self: Any, memo: dict[int, Any]) -> Any:
+        if memo or self.__dict__.get("parent") is not None:  # part of a larger copy, or a subtree
+            return copy._reconstruct(self, memo, *self.__reduce_ex__(4))  # type: ignore[attr-defined]
+        clone = copy_node(self, None, {})
+        memo[id(self)] = clone
+        return clone
+
+    node_cls.__deepcopy__ = node_deepcopy  # type: ignore[attr-defined]
+
+    # 13. A condition expression parsed once per request: moto's handler parsed it to check the names
+    # and values it uses, and its backend again, from the same request's expression, names and
+    # values. Each thread keeps its last parse, for the very same objects (held, so that no other
+    # object can take their ids), and hands it out again with the names and values it found.
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    parse_condition = ConditionExpressionParser.parse
+    last_condition = threading.local()
+
+    def parse_condition_once(self: Any) -> Any:
+        inputs = (self.condition_expression, self.expression_attribute_names, self.expression_attribute_values)
+        last = getattr(last_condition, "parse", None)
+        if last is not None and last[0] == inputs[0] and last[1] is inputs[1] and last[2] is inputs[2]:
+            self.expr_attr_names_found.extend(last[4])
+            self.expr_attr_values_found.extend(last[5])
+            return last[3]
+        op = parse_condition(self)
+        last_condition.parse = (*inputs, op, list(self.expr_attr_names_found), list(self.expr_attr_values_found))
+        return op
+
+    ConditionExpressionParser.parse = parse_condition_once  # type: ignore[method-assign]
+
+    # 14. The validator's passes over an expression tree (ten per UpdateItem) asked, for every node,
+    # whether it is a node and which of the pass's node classes it is an instance of: isinstance
+    # against abstract classes, with the pass's class list and map built anew for each node. The
+    # answers depend on the node's class only: found once per class and pass (moto registers no
+    # virtual subclasses). Same order of visits, same processing, same replacements.
+    traverser_cls = ast_nodes.DepthFirstTraverser
+    is_node: dict[type, bool] = {}
+    processed_as: dict[tuple[type, type], Any] = {}  # (pass class, node class) -> map key, or None
+
+    def processor_for(self: Any, node_type: type) -> Any:
+        mapping = self.__dict__.get("_motofast_map")
+        if mapping is None:
+            mapping = self.__dict__["_motofast_map"] = self._processing_map()
+        key = (type(self), node_type)
+        if key not in processed_as:
+            kinds = self.nodes_to_be_processed()
+            matches = issubclass(node_type, kinds)
+            processed_as[key] = next((k for k in mapping if issubclass(node_type, k)), None) if matches else None
+        found = processed_as[key]
+        return None if found is None else mapping[found]
+
+    def traverse_node_recursively(self: Any, node: Any, child_id: int = -1) -> Any:
+        node_type = type(node)
+        known = is_node.get(node_type)
+        if known is None:
+            known = is_node[node_type] = issubclass(node_type, node_cls)
+        if known:
+            parent_node = node.parent
+            if node.children is not None:
+                for i, child_node in enumerate(node.children):
+                    self.pre_processing_of_child(node, i)
+                    self.traverse_node_recursively(child_node, i)
+            processor = processor_for(self, node_type)
+            if processor is not None:
+                node = processor(node)
+                node.parent = parent_node
+                if parent_node:
+                    parent_node.children[child_id] = node
+        return node
+
+    traverser_cls.traverse_node_recursively = traverse_node_recursively  # type: ignore[attr-defined]
+
+    # 15. An update expression's syntactic checks made once per expression, names and table keys:
+    # the first three of the validator's passes (at most one clause of each kind, no overlapping
+    # paths, no key attribute updated) read only the tree (parsed once, 11), the names and the
+    # table's keys, and the first two looked at every clause's whole subtree (quadratic in the
+    # number of actions). They run, in moto's order, on the parsed tree itself, before the other
+    # passes, as before; a tree that passed them passes them again without running them. A tree
+    # that fails is checked again on every call (moto's error, raised anew).
+    from moto.dynamodb.parsing import validators
+
+    syntactic = (validators.ActionCountValidator, validators.OverlappingPathsValidator,
+                 validators.UpdateHashRangeKeyValidator)  # fmt: skip
+    passed: dict[tuple[Any, ...], Any] = {}  # (id(tree), names, keys) -> tree (held: its id stays its own)
+    update_validator = validators.UpdateExpressionValidator
+    all_passes = update_validator.get_ast_processors
+
+    def later_passes(self: Any) -> list[Any]:
+        return [p for p in all_passes(self) if not isinstance(p, syntactic)]
+
+    validator_init = validators.Validator.__init__
+
+    def init(self: Any, expression: Any, *args: Any, **kwargs: Any) -> None:
+        self._motofast_tree = expression
+        validator_init(self, expression, *args, **kwargs)
+
+    def validate(self: Any) -> Any:
+        tree, names = self._motofast_tree, self.expression_attribute_names or {}
+        key = (id(tree), tuple(sorted(names.items())), tuple(self.table.table_key_attrs))
+        if passed.get(key) is not tree:
+            for check in all_passes(self)[: len(syntactic)]:
+                assert isinstance(check, syntactic)
+                check.traverse(tree)
+            if len(passed) > 4096:
+                passed.clear()
+            passed[key] = tree
+        n = self.node_to_validate
+        for processor in self.processors:
+            n = processor.traverse(n)
+        return n
+
+    update_validator.__init__ = init  # type: ignore[method-assign]
+    update_validator.get_ast_processors = later_passes  # type: ignore[method-assign]
+    update_validator.validate = validate  # type: ignore[method-assign]
+
     # 9. Item operations are atomic in DynamoDB: make them so in moto.
     from moto.dynamodb.models import DynamoDBBackend
 
