@@ -467,6 +467,72 @@ def apply() -> None:
     update_validator.get_ast_processors = later_passes  # type: ignore[method-assign]
     update_validator.validate = validate  # type: ignore[method-assign]
 
+    # 16. A DynamoDB answer turned into plain values without asking every string and number whether
+    # it is a date, a DynamoType or has to_json(): plain dicts, lists and scalars (by exact type) are
+    # copied as moto's dynamo_to_dict copies them; anything else still goes through it.
+    import moto.dynamodb.responses as ddb_responses
+    from moto.dynamodb.models.utilities import dynamo_to_dict
+
+    scalars = (str, int, float, bool, type(None))
+
+    def to_plain(obj: Any) -> Any:
+        kind = type(obj)
+        if kind in scalars:
+            return obj
+        if kind is dict:
+            return {k: to_plain(v) for k, v in obj.items()}
+        if kind is list:
+            return [to_plain(v) for v in obj]
+        return dynamo_to_dict(obj)
+
+    ddb_responses.dynamo_to_dict = to_plain  # type: ignore[attr-defined]
+
+    # 17. moto looked up a service's account backends, on every request, by checking that the
+    # account's entry exists (listing the keys) and that its BackendDict is registered: `in` on a
+    # list of BackendDicts, which compares dicts by value, all of their contents. Once both hold,
+    # they hold: the check is skipped for an account already there, in a BackendDict registered by
+    # identity.
+    from moto.core.base_backend import BackendDict
+
+    create_account = BackendDict._create_account_specific_backend
+    backend_dicts: Any = BackendDict
+
+    def account_backend(self: Any, account_id: str) -> None:
+        if dict.__contains__(self, account_id) and any(i is self for i in backend_dicts._instances):
+            return
+        create_account(self, account_id)
+
+    BackendDict._create_account_specific_backend = account_backend  # type: ignore[method-assign]
+
+    # 18. The clauses of a parsed update expression (11) found once per tree and clause kinds: moto's
+    # handler lists the names and values each UpdateItem uses by walking the whole tree, twice.
+    # Only trees that 11 keeps (never changed) are remembered; a copy is walked as before.
+    kept_trees: dict[int, Any] = {}  # id -> tree, for the trees 11 made (held with their ids)
+    clauses_of: dict[tuple[int, tuple[type, ...]], list[Any]] = {}
+    find_clauses = node_cls.find_clauses
+    parse_kept = parser_cls.make.__func__
+
+    def make(cls: Any, expression: str) -> Any:
+        tree = parse_kept(cls, expression)
+        if id(tree) not in kept_trees:
+            if len(kept_trees) >= 2048:  # more than 11 keeps: start again
+                kept_trees.clear()
+                clauses_of.clear()
+            kept_trees[id(tree)] = tree
+        return tree
+
+    def find_clauses_kept(self: Any, clause_types: list[type]) -> list[Any]:
+        if kept_trees.get(id(self)) is not self:
+            return find_clauses(self, clause_types)  # type: ignore[no-any-return]
+        key = (id(self), tuple(clause_types))
+        found = clauses_of.get(key)
+        if found is None:
+            found = clauses_of[key] = find_clauses(self, clause_types)
+        return list(found)
+
+    parser_cls.make = classmethod(make)
+    node_cls.find_clauses = find_clauses_kept
+
     # 9. Item operations are atomic in DynamoDB: make them so in moto.
     from moto.dynamodb.models import DynamoDBBackend
 
