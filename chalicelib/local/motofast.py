@@ -20,6 +20,16 @@ moto's observable behaviour and removes work that grows with queue depth or stre
 10. Every request listed the methods of its response class (inspect.getmembers) to find its
     action's: a fixed cost on every request, whatever the depth.
 
+11. An UpdateItem parsed its update expression twice, and its condition expression twice
+    (13), on every call; now once per expression (update) and once per request (condition).
+12. moto's validator deep-copied the parsed tree through copy.deepcopy: now node by node.
+14. Its passes over the tree asked abstract classes, for every node, what kind of node it is.
+15. Its syntactic checks walked each clause's subtree (quadratic in the number of actions):
+    now once per expression, names and table keys (18: and the clauses listed once per tree).
+16. Every answer was made plain by asking each string and number whether it is a DynamoType.
+17. Every request compared moto's backend dicts by value to find its account's backend.
+19. Every error answer made a new botocore session to name its service.
+
 And one for fidelity rather than speed:
 
 9. moto's DynamoDB applies a write without a lock: two threads can both pass the same
@@ -532,6 +542,14 @@ def apply() -> None:
 
     parser_cls.make = classmethod(make)
     node_cls.find_clauses = find_clauses_kept
+
+    # 19. An error answer named its service by making a new botocore session and listing every
+    # service botocore knows, each time: the answer is the same for a package name every time.
+    import moto.core.utils as moto_utils
+
+    moto_utils.service_name_from_moto_package_name = functools.lru_cache(maxsize=None)(  # type: ignore[assignment]
+        moto_utils.service_name_from_moto_package_name
+    )
 
     # 9. Item operations are atomic in DynamoDB: make them so in moto.
     from moto.dynamodb.models import DynamoDBBackend
