@@ -39,6 +39,7 @@ And one for fidelity rather than speed:
 
 from __future__ import annotations
 
+import base64
 import bisect
 import contextlib
 import copy
@@ -188,11 +189,17 @@ def apply() -> None:
 
     shape_walking = DynamoResult.execute_result
 
+    def base64_text(value: Any) -> str:
+        if isinstance(value, bytes):
+            return base64.b64encode(value).decode()
+        raise TypeError(f"{type(value).__name__} is not JSON")
+
     def execute_result(self: Any, context: Any) -> Any:
         if context.operation_model.name not in ITEM_OPERATIONS:
             return shape_walking(self, context)
         body = {k: v for k, v in self.result.items() if k in context.operation_model.output_shape.members}
-        return 200, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps(body)
+        # Binary values are bytes here: on the wire, base64 (as the shape-walking serializer writes them).
+        return 200, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps(body, default=base64_text)
 
     DynamoResult.execute_result = execute_result  # type: ignore[method-assign]
 
@@ -310,7 +317,7 @@ def apply() -> None:
 
     class PlainJson(ActionResult):
         def execute_result(self, context: Any) -> Any:
-            body = json.dumps(self.result, default=lambda v: v.timestamp())
+            body = json.dumps(self.result, default=lambda v: base64_text(v) if isinstance(v, bytes) else v.timestamp())
             return 200, {"Content-Type": "application/x-amz-json-1.0"}, body
 
     shaped_get_records = DynamoDBStreamsHandler.get_records
