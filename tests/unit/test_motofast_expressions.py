@@ -75,6 +75,18 @@ UPDATES: list[tuple[str, str | None, dict[str, str], dict[str, Any], str]] = [
         {":one": {"N": "1"}, ":v": {"S": "x"}, ":gone": {"SS": ["q"]}},
         "NONE",
     ),
+    # the same expression, other values: nothing of the first call's values may stay in the parsed tree
+    *[
+        (
+            "SET #a = :a, #b = :b, #c = list_append(:c, :c), #d = if_not_exists(#d, :a)",
+            None,
+            {"#a": "a", "#b": "b", "#c": "c", "#d": "d"},
+            {":a": {"S": v}, ":b": {"N": str(len(v))}, ":c": {"L": [{"S": v}]}},
+            "ALL_NEW",
+        )
+        for v in ("one", "two", "three")
+    ],
+    ("SET #a = :a, #a = :b", None, {"#a": "a"}, {":a": {"S": "a"}, ":b": {"S": "b"}}, "NONE"),
     # invalid: each is sent twice
     ("SET #s = :s SET #n = :n", None, {"#s": "state", "#n": "count"}, {":s": {"S": "a"}, ":n": {"N": "2"}}, "NONE"),
     ("SET #m = :m, #m.#k = :v", None, {"#m": "meta", "#k": "k"}, {":m": {"M": {}}, ":v": {"S": "v"}}, "NONE"),
