@@ -86,6 +86,11 @@ UPDATES: list[tuple[str, str | None, dict[str, str], dict[str, Any], str]] = [
         )
         for v in ("one", "two", "three")
     ],
+    # the same condition, other values: each holds only with its own values
+    *[
+        ("SET #a = :new", "#a = :old", {"#a": "a"}, {":old": {"S": old}, ":new": {"S": new}}, "UPDATED_OLD")
+        for old, new in (("three", "four"), ("four", "five"))
+    ],
     ("SET #a = :a, #a = :b", None, {"#a": "a"}, {":a": {"S": "a"}, ":b": {"S": "b"}}, "NONE"),
     # invalid: each is sent twice
     ("SET #s = :s SET #n = :n", None, {"#s": "state", "#n": "count"}, {":s": {"S": "a"}, ":n": {"N": "2"}}, "NONE"),
