@@ -3,11 +3,12 @@ HTTP and to this one without it.
 
 The stack's API and event pump make most of the stand-in's requests. Sent over HTTP, each paid
 a TCP connection and an HTTP exchange on both sides, and moto's WSGI and Flask dispatch, which
-together cost more CPU than most of moto's own work. Here botocore still builds, signs and
-parses every request and response as it does against AWS; only the transport differs: a
-`before-send` handler (the hook moto's own in-process mock uses) hands a request addressed to
-the stand-in to moto's handler for its service in this process, and returns moto's answer as the
-HTTP response botocore would have read. Requests of other services (S3, EC2: not on the hot
+together cost more CPU than most of moto's own work. Here botocore still builds and parses every
+request and response as it does against AWS; only the transport differs: a `before-send`
+handler (the hook moto's own in-process mock uses) hands a request addressed to the stand-in to
+moto's handler for its service in this process, and returns moto's answer as the HTTP response
+botocore would have read. Those requests are not signed (`unsigned`): moto checks no signature
+of theirs. Requests of other services (S3, EC2: not on the hot
 path) and every request from other processes (workers, `events`) reach the same moto over HTTP:
 one state, wherever a request comes from.
 """
@@ -19,6 +20,8 @@ import os
 import re
 from io import BytesIO
 from typing import Any
+
+import botocore
 
 # botocore's service id (as in its event names) -> moto's AWS URL for it ({region}) and moto's module.
 SERVICES = {
@@ -45,6 +48,7 @@ class InProcessTransport:
     def __init__(self, endpoint: str, region: str) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.region = region
+        self.active = False  # while a stand-in of this process runs
         self._routes: dict[tuple[str, str], list[tuple[re.Pattern[str], Any]]] = {}
 
     def _handlers(self, module: str, base: str) -> list[tuple[re.Pattern[str], Any]]:
@@ -63,7 +67,7 @@ class InProcessTransport:
 
     def __call__(self, request: Any, event_name: str = "", **kwargs: Any) -> Any:
         url: str = request.url
-        if not url.startswith(self.endpoint):
+        if not self.active or not url.startswith(self.endpoint):
             return None
         service = event_name.split(".")[1] if event_name.count(".") >= 1 else ""
         known = SERVICES.get(service)
@@ -73,7 +77,7 @@ class InProcessTransport:
         if isinstance(authorization, bytes):
             authorization = authorization.decode()
         scope = _SCOPE.search(authorization)
-        region = scope.group(1) if scope else self.region
+        region = scope.group(1) if scope else (request.context or {}).get(REGION, self.region)
         base = known[0].format(region=region)
         aws_url = base + url[len(self.endpoint) :]
         path = aws_url.split("?", 1)[0]
@@ -96,6 +100,18 @@ class InProcessTransport:
 
 
 _transport: InProcessTransport | None = None
+REGION = "taskqueue_stand_in_region"  # where `unsigned` leaves the client's region in a request's context
+
+
+def unsigned(signature_version: Any = None, region_name: str = "", context: Any = None, **kwargs: Any) -> Any:
+    """A `choose-signer` handler: while this process's stand-in runs, requests of the SERVICES are not
+    signed (moto checks no signature of theirs; every AWS client of the process talks to the stand-in),
+    except presigned URLs, which their users hand to others. The region goes in the request's context."""
+    if _transport is None or not _transport.active or str(signature_version).endswith(("-query", "-presign-post")):
+        return None
+    if isinstance(context, dict):
+        context[REGION] = region_name
+    return botocore.UNSIGNED
 
 
 def install(endpoint: str, region: str) -> InProcessTransport:
@@ -108,8 +124,10 @@ def install(endpoint: str, region: str) -> InProcessTransport:
 
         _transport = InProcessTransport(endpoint, region)
         BUILTIN_HANDLERS.append(("before-send", _transport))
+        BUILTIN_HANDLERS.extend((f"choose-signer.{service}", unsigned) for service in SERVICES)
     else:
         _transport.endpoint, _transport.region = endpoint.rstrip("/"), region
+    _transport.active = True
     return _transport
 
 
@@ -143,3 +161,5 @@ class StandIn:
         if self._server is not None:
             self._server.stop()
             self._server = None
+        if _transport is not None:
+            _transport.active = False
