@@ -15,6 +15,7 @@ one state, wherever a request comes from.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import re
@@ -30,6 +31,13 @@ SERVICES = {
     "sqs": ("https://sqs.{region}.amazonaws.com", "sqs"),
     "eventbridge": ("https://events.{region}.amazonaws.com", "events"),
 }
+# moto's modules for what the stack uses, imported by moto on first use otherwise (S3 for
+# artifacts; Lambda's for the first stream record: moto looks for event source mappings).
+PRELOAD = (
+    *(f"moto.{module}.urls" for _, module in SERVICES.values()),
+    "moto.s3.urls",
+    "moto.awslambda.utils",
+)
 _SCOPE = re.compile(r"Credential=[^/,]*/[0-9]{8}/([a-z0-9-]+)/")
 
 
@@ -55,8 +63,6 @@ class InProcessTransport:
         key = (module, base)
         found = self._routes.get(key)
         if found is None:
-            import importlib
-
             urls = importlib.import_module(f"moto.{module}.urls")
             found = []
             for url_base in urls.url_bases:
@@ -153,6 +159,8 @@ class StandIn:
         from moto.server import ThreadedMotoServer
 
         moto_api_backend.reset()  # what an earlier stack of this process left (as a new server would)
+        for module in PRELOAD:  # now, not while the first request of each kind waits (and holds the GIL)
+            importlib.import_module(module)
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         self._server.start()
         install(self.endpoint, self.region)
