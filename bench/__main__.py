@@ -4,7 +4,8 @@
 
 1. AWS requests per task lifecycle, counted from botocore (stack in this process).
 2. The client workload of architecture.md's targets (official client, separate process from
-   the stack): end-to-end with 1 and 4 clients, and pipelined with 4 producers + 4 consumers.
+   the stack): end-to-end with 1 and 4 clients, and pipelined with 4 producers + 4 consumers;
+   the stack's CPU per task during each (bench/cpu.py compares checkouts, interleaved).
 3. Depth: createTask and claimWork latency on an empty task queue and with 10,000 pending.
 4. Readiness: seconds from `python -m chalicelib.local serve` to a ping answer.
 4b. Authentication: what Hawk, certificates and scope checks add to a request.
@@ -121,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     from . import depth as depth_bench
     from . import provisioner as provisioner_bench
     from . import sweep as sweep_bench
+    from .idle import cpu_seconds
 
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -196,7 +198,17 @@ def main(argv: list[str] | None = None) -> int:
     root = f"http://127.0.0.1:{port}"
     try:
         print("== 2. queue workload (official client)", flush=True)
-        runs = [workload.end_to_end(root, n, 1), workload.end_to_end(root, n, 4), workload.pipelined(root, n, 4, 4)]
+        runs = []
+        for run in (
+            lambda: workload.end_to_end(root, n, 1),
+            lambda: workload.end_to_end(root, n, 4),
+            lambda: workload.pipelined(root, n, 4, 4),
+        ):
+            cpu0 = cpu_seconds(proc.pid)  # the stack's process: API, pump and stand-in
+            w = run()
+            tasks = w["reportCompleted"]["n"] if "reportCompleted" in w else w["create_to_completed"]["n"]
+            w["server_cpu_ms_per_task"] = round((cpu_seconds(proc.pid) - cpu0) * 1000 / max(1, tasks), 1)
+            runs.append(w)
         results["workload"] = runs
         for w in runs:
             line = (
@@ -210,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             else:
                 line += f"  create->completed p50 {w['create_to_completed']['p50_ms']} ms"
-            print(line + f"  errors {w['errors']}", flush=True)
+            print(line + f"  server CPU {w['server_cpu_ms_per_task']} ms/task  errors {w['errors']}", flush=True)
         print("== 4b. authentication: status() with each kind of credentials, interleaved", flush=True)
         a = auth_latency.measure(root, 300 if not args.quick else 50)
         results["auth_latency"] = a

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -623,8 +624,7 @@ def _answer(h: BaseHTTPRequestHandler, status: int, body: Any) -> None:
 
 
 # --- the embedded stack in its own process (tests/e2e) -------------------------------------------------
-MOTO_MODULE = "chalicelib.local.motoserver"
-READY_TIMEOUT = 60.0  # the stack (moto server child + app + pump) answering ping
+READY_TIMEOUT = 60.0  # the stack (stand-in + app + pump) answering ping
 POLL_TIMEOUT = 20.0  # a time-driven change (claim expiry, deadline) showing in status()
 POLL_EVERY = 0.1
 EXIT_TIMEOUT = 15.0  # SIGTERM to exit
@@ -682,6 +682,17 @@ def descendants(pid: int) -> dict[int, str]:
 def running(matching: Callable[[str], bool]) -> dict[int, str]:
     """Every live (non-zombie) process whose command line satisfies `matching`."""
     return {pid: cmd for pid, (_, state, cmd) in _proc_table().items() if state != "Z" and matching(cmd)}
+
+
+def answers(url: str) -> bool:
+    """Does something answer HTTP at `url` (any status)?"""
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
 
 
 def no_process(marker: str) -> bool:

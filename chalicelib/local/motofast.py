@@ -20,6 +20,16 @@ moto's observable behaviour and removes work that grows with queue depth or stre
 10. Every request listed the methods of its response class (inspect.getmembers) to find its
     action's: a fixed cost on every request, whatever the depth.
 
+11. An UpdateItem parsed its update expression twice, and its condition expression twice
+    (13), on every call; now once per expression (update) and once per request (condition).
+12. moto's validator deep-copied the parsed tree through copy.deepcopy: now node by node.
+14. Its passes over the tree asked abstract classes, for every node, what kind of node it is.
+15. Its syntactic checks walked each clause's subtree (quadratic in the number of actions):
+    now once per expression, names and table keys (18: and the clauses listed once per tree).
+16. Every answer was made plain by asking each string and number whether it is a DynamoType.
+17. Every request compared moto's backend dicts by value to find its account's backend.
+19. Every error answer made a new botocore session to name its service.
+
 And one for fidelity rather than speed:
 
 9. moto's DynamoDB applies a write without a lock: two threads can both pass the same
@@ -29,6 +39,7 @@ And one for fidelity rather than speed:
 
 from __future__ import annotations
 
+import base64
 import bisect
 import contextlib
 import copy
@@ -178,11 +189,17 @@ def apply() -> None:
 
     shape_walking = DynamoResult.execute_result
 
+    def base64_text(value: Any) -> str:
+        if isinstance(value, bytes):
+            return base64.b64encode(value).decode()
+        raise TypeError(f"{type(value).__name__} is not JSON")
+
     def execute_result(self: Any, context: Any) -> Any:
         if context.operation_model.name not in ITEM_OPERATIONS:
             return shape_walking(self, context)
         body = {k: v for k, v in self.result.items() if k in context.operation_model.output_shape.members}
-        return 200, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps(body)
+        # Binary values are bytes here: on the wire, base64 (as the shape-walking serializer writes them).
+        return 200, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps(body, default=base64_text)
 
     DynamoResult.execute_result = execute_result  # type: ignore[method-assign]
 
@@ -300,7 +317,7 @@ def apply() -> None:
 
     class PlainJson(ActionResult):
         def execute_result(self, context: Any) -> Any:
-            body = json.dumps(self.result, default=lambda v: v.timestamp())
+            body = json.dumps(self.result, default=lambda v: base64_text(v) if isinstance(v, bytes) else v.timestamp())
             return 200, {"Content-Type": "application/x-amz-json-1.0"}, body
 
     shaped_get_records = DynamoDBStreamsHandler.get_records
@@ -314,6 +331,232 @@ def apply() -> None:
     import moto.core.responses as core_responses
 
     core_responses.method_names_from_class = functools.lru_cache(maxsize=None)(core_responses.method_names_from_class)
+
+    # 11. Each update expression parsed once: moto parsed it twice per UpdateItem (the handler for
+    # the names and values it uses, the backend to apply it), on every call. Its users only read the
+    # tree: the Validator deep-copies it before it substitutes anything (12 makes that copy cheap).
+    import importlib
+
+    ast_nodes: Any = importlib.import_module("moto.dynamodb.parsing.ast_nodes")  # typed loosely by moto
+    parser_cls: Any = importlib.import_module("moto.dynamodb.parsing.expressions").UpdateExpressionParser
+    parser_cls.make = classmethod(functools.lru_cache(maxsize=1024)(parser_cls.make.__func__))  # type: ignore[arg-type]
+
+    # 12. An expression tree copied node by node: copy.deepcopy went through __reduce_ex__ and its memo
+    # for every node and list. Only a whole tree (a node without a parent, copied on its own) is
+    # copied this way; anything else keeps deepcopy's own path. The copy is deepcopy's: same classes,
+    # same attributes, children and parent links between the new nodes, other values copied deeply
+    # (strings and numbers shared, as deepcopy shares them).
+    node_cls = ast_nodes.Node
+    shared = (str, int, float, bool, type(None), bytes)
+
+    def copy_node(node: Any, parent: Any, memo: dict[int, Any]) -> Any:
+        clone = object.__new__(type(node))
+        attrs = clone.__dict__
+        for name, value in node.__dict__.items():
+            if name == "parent":
+                attrs[name] = parent
+            elif name == "children" and type(value) is list:
+                attrs[name] = [
+                    copy_node(c, clone, memo)
+                    if isinstance(c, node_cls)
+                    else c
+                    if type(c) in shared
+                    else copy.deepcopy(c, memo)
+                    for c in value
+                ]
+            else:
+                attrs[name] = value if type(value) in shared else copy.deepcopy(value, memo)
+        return clone
+
+    def node_deepcopy(self: Any, memo: dict[int, Any]) -> Any:
+        if memo or self.__dict__.get("parent") is not None:  # part of a larger copy, or a subtree
+            return copy._reconstruct(self, memo, *self.__reduce_ex__(4))  # type: ignore[attr-defined]
+        clone = copy_node(self, None, {})
+        memo[id(self)] = clone
+        return clone
+
+    node_cls.__deepcopy__ = node_deepcopy  # type: ignore[attr-defined]
+
+    # 13. A condition expression parsed once per request: moto's handler parsed it to check the names
+    # and values it uses, and its backend again, from the same request's expression, names and
+    # values. Each thread keeps its last parse, for the very same objects (held, so that no other
+    # object can take their ids), and hands it out again with the names and values it found.
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    parse_condition = ConditionExpressionParser.parse
+    last_condition = threading.local()
+
+    def parse_condition_once(self: Any) -> Any:
+        inputs = (self.condition_expression, self.expression_attribute_names, self.expression_attribute_values)
+        last = getattr(last_condition, "parse", None)
+        if last is not None and last[0] == inputs[0] and last[1] is inputs[1] and last[2] is inputs[2]:
+            self.expr_attr_names_found.extend(last[4])
+            self.expr_attr_values_found.extend(last[5])
+            return last[3]
+        op = parse_condition(self)
+        last_condition.parse = (*inputs, op, list(self.expr_attr_names_found), list(self.expr_attr_values_found))
+        return op
+
+    ConditionExpressionParser.parse = parse_condition_once  # type: ignore[method-assign]
+
+    # 14. The validator's passes over an expression tree (ten per UpdateItem) asked, for every node,
+    # whether it is a node and which of the pass's node classes it is an instance of: isinstance
+    # against abstract classes, with the pass's class list and map built anew for each node. The
+    # answers depend on the node's class only: found once per class and pass (moto registers no
+    # virtual subclasses). Same order of visits, same processing, same replacements.
+    traverser_cls = ast_nodes.DepthFirstTraverser
+    is_node: dict[type, bool] = {}
+    processed_as: dict[tuple[type, type], Any] = {}  # (pass class, node class) -> map key, or None
+
+    def processor_for(self: Any, node_type: type) -> Any:
+        mapping = self.__dict__.get("_motofast_map")
+        if mapping is None:
+            mapping = self.__dict__["_motofast_map"] = self._processing_map()
+        key = (type(self), node_type)
+        if key not in processed_as:
+            kinds = self.nodes_to_be_processed()
+            matches = issubclass(node_type, kinds)
+            processed_as[key] = next((k for k in mapping if issubclass(node_type, k)), None) if matches else None
+        found = processed_as[key]
+        return None if found is None else mapping[found]
+
+    def traverse_node_recursively(self: Any, node: Any, child_id: int = -1) -> Any:
+        node_type = type(node)
+        known = is_node.get(node_type)
+        if known is None:
+            known = is_node[node_type] = issubclass(node_type, node_cls)
+        if known:
+            parent_node = node.parent
+            if node.children is not None:
+                for i, child_node in enumerate(node.children):
+                    self.pre_processing_of_child(node, i)
+                    self.traverse_node_recursively(child_node, i)
+            processor = processor_for(self, node_type)
+            if processor is not None:
+                node = processor(node)
+                node.parent = parent_node
+                if parent_node:
+                    parent_node.children[child_id] = node
+        return node
+
+    traverser_cls.traverse_node_recursively = traverse_node_recursively  # type: ignore[attr-defined]
+
+    # 15. An update expression's syntactic checks made once per expression, names and table keys:
+    # the first three of the validator's passes (at most one clause of each kind, no overlapping
+    # paths, no key attribute updated) read only the tree (parsed once, 11), the names and the
+    # table's keys, and the first two looked at every clause's whole subtree (quadratic in the
+    # number of actions). They run, in moto's order, on the parsed tree itself, before the other
+    # passes, as before; a tree that passed them passes them again without running them. A tree
+    # that fails is checked again on every call (moto's error, raised anew).
+    from moto.dynamodb.parsing import validators
+
+    syntactic = (validators.ActionCountValidator, validators.OverlappingPathsValidator,
+                 validators.UpdateHashRangeKeyValidator)  # fmt: skip
+    passed: dict[tuple[Any, ...], Any] = {}  # (id(tree), names, keys) -> tree (held: its id stays its own)
+    update_validator = validators.UpdateExpressionValidator
+    all_passes = update_validator.get_ast_processors
+
+    def later_passes(self: Any) -> list[Any]:
+        return [p for p in all_passes(self) if not isinstance(p, syntactic)]
+
+    validator_init = validators.Validator.__init__
+
+    def init(self: Any, expression: Any, *args: Any, **kwargs: Any) -> None:
+        self._motofast_tree = expression
+        validator_init(self, expression, *args, **kwargs)
+
+    def validate(self: Any) -> Any:
+        tree, names = self._motofast_tree, self.expression_attribute_names or {}
+        key = (id(tree), tuple(sorted(names.items())), tuple(self.table.table_key_attrs))
+        if passed.get(key) is not tree:
+            for check in all_passes(self)[: len(syntactic)]:
+                assert isinstance(check, syntactic)
+                check.traverse(tree)
+            if len(passed) > 4096:
+                passed.clear()
+            passed[key] = tree
+        n = self.node_to_validate
+        for processor in self.processors:
+            n = processor.traverse(n)
+        return n
+
+    update_validator.__init__ = init  # type: ignore[method-assign]
+    update_validator.get_ast_processors = later_passes  # type: ignore[method-assign]
+    update_validator.validate = validate  # type: ignore[method-assign]
+
+    # 16. A DynamoDB answer turned into plain values without asking every string and number whether
+    # it is a date, a DynamoType or has to_json(): plain dicts, lists and scalars (by exact type) are
+    # copied as moto's dynamo_to_dict copies them; anything else still goes through it.
+    import moto.dynamodb.responses as ddb_responses
+    from moto.dynamodb.models.utilities import dynamo_to_dict
+
+    scalars = (str, int, float, bool, type(None))
+
+    def to_plain(obj: Any) -> Any:
+        kind = type(obj)
+        if kind in scalars:
+            return obj
+        if kind is dict:
+            return {k: to_plain(v) for k, v in obj.items()}
+        if kind is list:
+            return [to_plain(v) for v in obj]
+        return dynamo_to_dict(obj)
+
+    ddb_responses.dynamo_to_dict = to_plain  # type: ignore[attr-defined]
+
+    # 17. moto looked up a service's account backends, on every request, by checking that the
+    # account's entry exists (listing the keys) and that its BackendDict is registered: `in` on a
+    # list of BackendDicts, which compares dicts by value, all of their contents. Once both hold,
+    # they hold: the check is skipped for an account already there, in a BackendDict registered by
+    # identity.
+    from moto.core.base_backend import BackendDict
+
+    create_account = BackendDict._create_account_specific_backend
+    backend_dicts: Any = BackendDict
+
+    def account_backend(self: Any, account_id: str) -> None:
+        if dict.__contains__(self, account_id) and any(i is self for i in backend_dicts._instances):
+            return
+        create_account(self, account_id)
+
+    BackendDict._create_account_specific_backend = account_backend  # type: ignore[method-assign]
+
+    # 18. The clauses of a parsed update expression (11) found once per tree and clause kinds: moto's
+    # handler lists the names and values each UpdateItem uses by walking the whole tree, twice.
+    # Only trees that 11 keeps (never changed) are remembered; a copy is walked as before.
+    kept_trees: dict[int, Any] = {}  # id -> tree, for the trees 11 made (held with their ids)
+    clauses_of: dict[tuple[int, tuple[type, ...]], list[Any]] = {}
+    find_clauses = node_cls.find_clauses
+    parse_kept = parser_cls.make.__func__
+
+    def make(cls: Any, expression: str) -> Any:
+        tree = parse_kept(cls, expression)
+        if id(tree) not in kept_trees:
+            if len(kept_trees) >= 2048:  # more than 11 keeps: start again
+                kept_trees.clear()
+                clauses_of.clear()
+            kept_trees[id(tree)] = tree
+        return tree
+
+    def find_clauses_kept(self: Any, clause_types: list[type]) -> list[Any]:
+        if kept_trees.get(id(self)) is not self:
+            return find_clauses(self, clause_types)  # type: ignore[no-any-return]
+        key = (id(self), tuple(clause_types))
+        found = clauses_of.get(key)
+        if found is None:
+            found = clauses_of[key] = find_clauses(self, clause_types)
+        return list(found)
+
+    parser_cls.make = classmethod(make)
+    node_cls.find_clauses = find_clauses_kept
+
+    # 19. An error answer named its service by making a new botocore session and listing every
+    # service botocore knows, each time: the answer is the same for a package name every time.
+    import moto.core.utils as moto_utils
+
+    moto_utils.service_name_from_moto_package_name = functools.lru_cache(maxsize=None)(  # type: ignore[assignment]
+        moto_utils.service_name_from_moto_package_name
+    )
 
     # 9. Item operations are atomic in DynamoDB: make them so in moto.
     from moto.dynamodb.models import DynamoDBBackend

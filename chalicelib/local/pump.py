@@ -131,8 +131,9 @@ class EventPump:
 
     def pump_streams(self, budget: float | None = None) -> int:
         """Deliver the stream's waiting records: all of them, or, given a `budget` in seconds, batches
-        until it is spent (at least one per shard). Under a steady stream of writes a shard is never
-        found empty: without a budget, nothing else would ever get a turn."""
+        until it is spent (at least one per shard) or a batch comes back less than full (what is left
+        is what was written since: the next pass takes it). Under a steady stream of writes a shard
+        is never found empty: without a budget, nothing else would ever get a turn."""
         if not self._shards:
             self._open_shards()
         until = None if budget is None else time.monotonic() + budget
@@ -155,7 +156,9 @@ class EventPump:
                     shard.iterator = resp.get("NextShardIterator")
                     shard.failing, shard.failures = None, 0
                     handled += len(records)
-                    if not records or (until is not None and time.monotonic() >= until):
+                    if not records or (
+                        until is not None and (time.monotonic() >= until or len(records) < source.batch_size)
+                    ):
                         break
         return handled
 
@@ -301,6 +304,7 @@ class EventPump:
         idle_max: float = 1.0,
         queue_every: float = 0.25,
         stream_budget: float = 0.5,
+        batch_window: float = 0.05,
     ) -> None:
         """Deliver continuously, running each schedule at its interval, until `stop` is set.
 
@@ -309,7 +313,11 @@ class EventPump:
         provisioner. SQS sources, which carry only overflow work, are read at most every `queue_every`
         seconds. After a pass that found nothing, the pump waits `idle_sleep` seconds, twice as long
         after each further idle pass up to `idle_max` (an idle stack costs next to no CPU, however
-        much it stores), never past the next schedule; `wake()` ends the wait.
+        much it stores), never past the next schedule; `wake()` ends the wait. After a pass that
+        delivered something, the pump gathers writes for `batch_window` seconds before it reads again
+        (Lambda's batching window): under a steady stream of writes, fewer and larger batches, each
+        handler call paying its fixed costs (a PutEvents, a SendMessageBatch) for more records. A
+        write to an idle stack is still delivered at once.
         """
         self._last_ticks.clear()
         self.due_schedules(time.monotonic())  # each schedule's first run is one interval from now
@@ -332,6 +340,7 @@ class EventPump:
                 stop.wait(1.0)
             if busy:
                 sleep = idle_sleep
+                stop.wait(batch_window)
                 continue
             if due:
                 continue  # what the schedules wrote is on the stream already: deliver it first

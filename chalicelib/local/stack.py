@@ -1,6 +1,7 @@
 """The embedded stack: taskqueue's AWS shape on one machine, with no AWS account.
 
-- the AWS stand-in: moto in server mode, in a child process (`motoserver`);
+- the AWS stand-in: moto, in this process (`inprocess`): over HTTP for other processes (workers),
+  without HTTP for this one's;
 - the Chalice app serving HTTP (chalice's local server, threaded);
 - the event pump feeding the tasks stream (and any SQS sources) into the app's handlers, and
   running the sweeper every TASKQUEUE_SWEEP_INTERVAL seconds and the provisioner every
@@ -15,7 +16,6 @@ import os
 import secrets
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from . import inprocess
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
@@ -121,7 +123,7 @@ class EmbeddedStack:
     port: int
     host: str = "127.0.0.1"
     moto_port: int = 0
-    _moto: subprocess.Popen[bytes] | None = None
+    _moto: Any = None  # inprocess.StandIn
     _server: Any = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -146,15 +148,10 @@ class EmbeddedStack:
 
     def start(self) -> None:
         self.moto_port = self.moto_port or free_port()
-        self._moto = subprocess.Popen(
-            [sys.executable, "-m", "chalicelib.local.motoserver", "--port", str(self.moto_port)],
-            cwd=PROJECT_DIR,
-            # Out of the terminal's process group: a Ctrl-C reaches this process only, which stops the
-            # workers (they report to the API, which needs the stand-in) before the stand-in. The
-            # stand-in exits by itself if this process dies.
-            start_new_session=True,
-        )
-        wait_for(f"{self.aws_endpoint}/moto-api/", 60, self._moto)
+        # The stand-in runs in this process: served over HTTP to other processes, and to this
+        # one's AWS clients without HTTP (inprocess.py). It starts empty, as a new moto server would.
+        self._moto = inprocess.StandIn(self.moto_port)
+        self._moto.start()
         # Every AWS client this process (and its children) makes talks to the stand-in.
         os.environ.update(
             AWS_ENDPOINT_URL=self.aws_endpoint,
@@ -245,11 +242,6 @@ class EmbeddedStack:
             self._server = None
         for t in self._threads:
             t.join(timeout=5)
-        if self._moto is not None and self._moto.poll() is None:
-            self._moto.terminate()
-            try:
-                self._moto.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._moto.kill()
-                self._moto.wait()
+        if self._moto is not None:
+            self._moto.stop()
         self._moto = None

@@ -27,11 +27,11 @@ import taskcluster
 
 from chalicelib.local.demo import TASK_QUEUE, ensure_pool
 from tests.harness import (
-    MOTO_MODULE,
     ROOT_CLIENT,
     ROOT_TOKEN,
     Served,
     alive,
+    answers,
     descendants,
     eventually,
     serving,
@@ -79,7 +79,7 @@ def running_a_task(tmp_path: Path) -> Iterator[Running]:
         eventually(lambda: any("sleep 300" in cmd for cmd in descendants(pid).values()), 30, "the task's process")
         served.children.update(descendants(pid))
         processes = dict(served.children)
-        assert any(MOTO_MODULE in cmd for cmd in processes.values()), processes
+        assert answers(f"{served.aws_endpoint}/moto-api/"), "the stand-in does not answer"
         assert any(" -m worker " in cmd for cmd in processes.values()), processes
         yield Running(served, task_id, tmp_path, processes)
 

@@ -1,0 +1,185 @@
+"""motofast's patches to moto's expression handling (11-19) change its cost, never its answers: a
+sequence of DynamoDB requests — updates of every kind, conditions that hold and fail, every
+ReturnValues, invalid expressions (each one twice: a failure is never remembered), binary values
+nested in maps — answers the same on the patched stand-in (this process: conftest applies motofast)
+as on moto without the patches (a fresh interpreter that never imports motofast).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+ROOT = Path(__file__).resolve().parents[2]
+TABLE = "expressions"
+
+# (UpdateExpression, ConditionExpression or None, names, values, ReturnValues)
+UPDATES: list[tuple[str, str | None, dict[str, str], dict[str, Any], str]] = [
+    (
+        "SET #s = :s, #n = :n, #l = :l, #m = :m",
+        "attribute_not_exists(pk)",
+        {"#s": "state", "#n": "count", "#l": "runs", "#m": "meta"},
+        {
+            ":s": {"S": "pending"},
+            ":n": {"N": "1"},
+            ":l": {"L": [{"M": {"runId": {"N": "0"}}}]},
+            ":m": {"M": {"bin": {"B": b"\x00\x01"}, "tags": {"SS": ["a", "b"]}}},
+        },
+        "ALL_NEW",
+    ),
+    (
+        "SET #s = :s, #l[0].#st = :st ADD #n :one",
+        "#s = :pending AND #l[0].runId = :zero",
+        {"#s": "state", "#l": "runs", "#st": "started", "#n": "count"},
+        {
+            ":s": {"S": "running"},
+            ":st": {"S": "2026-01-01"},
+            ":one": {"N": "1"},
+            ":pending": {"S": "pending"},
+            ":zero": {"N": "0"},
+        },
+        "UPDATED_NEW",
+    ),
+    (
+        "SET #s = :s, #l[0].#st = :st ADD #n :one",
+        "#s = :pending AND #l[0].runId = :zero",  # fails now
+        {"#s": "state", "#l": "runs", "#st": "started", "#n": "count"},
+        {
+            ":s": {"S": "running"},
+            ":st": {"S": "2026-01-01"},
+            ":one": {"N": "1"},
+            ":pending": {"S": "pending"},
+            ":zero": {"N": "0"},
+        },
+        "ALL_OLD",
+    ),
+    (
+        "SET #l = list_append(#l, :more), #d = if_not_exists(#d, :d) REMOVE #m.#t",
+        None,
+        {"#l": "runs", "#d": "deadline", "#m": "meta", "#t": "tags"},
+        {":more": {"L": [{"M": {"runId": {"N": "1"}}}]}, ":d": {"S": "2027"}},
+        "UPDATED_OLD",
+    ),
+    (
+        "SET #n = #n + :one, #m.#k = :v DELETE #x :gone",
+        "size(#l) > :one",
+        {"#n": "count", "#m": "meta", "#k": "new", "#l": "runs", "#x": "set"},
+        {":one": {"N": "1"}, ":v": {"S": "x"}, ":gone": {"SS": ["q"]}},
+        "NONE",
+    ),
+    # the same expression, other values: nothing of the first call's values may stay in the parsed tree
+    *[
+        (
+            "SET #a = :a, #b = :b, #c = list_append(:c, :c), #d = if_not_exists(#d, :a)",
+            None,
+            {"#a": "a", "#b": "b", "#c": "c", "#d": "d"},
+            {":a": {"S": v}, ":b": {"N": str(len(v))}, ":c": {"L": [{"S": v}]}},
+            "ALL_NEW",
+        )
+        for v in ("one", "two", "three")
+    ],
+    # the same condition, other values: each holds only with its own values
+    *[
+        ("SET #a = :new", "#a = :old", {"#a": "a"}, {":old": {"S": old}, ":new": {"S": new}}, "UPDATED_OLD")
+        for old, new in (("three", "four"), ("four", "five"))
+    ],
+    ("SET #a = :a, #a = :b", None, {"#a": "a"}, {":a": {"S": "a"}, ":b": {"S": "b"}}, "NONE"),
+    # invalid: each is sent twice
+    ("SET #s = :s SET #n = :n", None, {"#s": "state", "#n": "count"}, {":s": {"S": "a"}, ":n": {"N": "2"}}, "NONE"),
+    ("SET #m = :m, #m.#k = :v", None, {"#m": "meta", "#k": "k"}, {":m": {"M": {}}, ":v": {"S": "v"}}, "NONE"),
+    ("SET #p = :p", None, {"#p": "pk"}, {":p": {"S": "other"}}, "NONE"),
+    ("SET #s = :s", None, {"#s": "state", "#unused": "x"}, {":s": {"S": "a"}}, "NONE"),
+    ("SET #s = :s", None, {"#s": "state"}, {":s": {"S": "a"}, ":unused": {"S": "b"}}, "NONE"),
+    ("SET #s = :missing", None, {"#s": "state"}, {":s": {"S": "a"}}, "NONE"),
+    ("SET #s = = :s", None, {"#s": "state"}, {":s": {"S": "a"}}, "NONE"),
+    ("SET #s = :s", "#s = = :s", {"#s": "state"}, {":s": {"S": "a"}}, "NONE"),
+    ("REMOVE #l[1], #l[0]", "attribute_exists(#l)", {"#l": "runs"}, {}, "ALL_NEW"),
+]
+
+
+def _answer(call: Any, **params: Any) -> Any:
+    try:
+        out = call(**params)
+    except ClientError as e:
+        return {"error": e.response["Error"]["Code"], "message": e.response["Error"].get("Message"),
+                "item": e.response.get("Item")}  # fmt: skip
+    except Exception as e:  # moto raises some errors into the caller in-process
+        return {"raised": type(e).__name__, "message": str(e)}
+    out.pop("ResponseMetadata", None)
+    return out
+
+
+def scenario() -> list[Any]:
+    """The answers to the sequence, on whatever moto this process has (inside a mock)."""
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    ddb.create_table(
+        TableName=TABLE,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    answers: list[Any] = []
+    for key in ("a", "b"):  # the same expressions on two items: the second round finds them parsed
+        for update, condition, names, values, returns in UPDATES:
+            params: dict[str, Any] = {
+                "TableName": TABLE,
+                "Key": {"pk": {"S": key}},
+                "UpdateExpression": update,
+                "ExpressionAttributeNames": names,
+                "ReturnValues": returns,
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+            if values:
+                params["ExpressionAttributeValues"] = values
+            if condition is not None:
+                params["ConditionExpression"] = condition
+            answers.append(_answer(ddb.update_item, **params))
+        answers.append(_answer(ddb.get_item, TableName=TABLE, Key={"pk": {"S": key}}))
+        answers.append(_answer(ddb.batch_get_item, RequestItems={TABLE: {"Keys": [{"pk": {"S": key}}]}})["Responses"])
+    answers.append(_answer(ddb.get_item, TableName=TABLE, Key={"pk": {"S": "none"}}))
+    answers.append(_answer(ddb.get_item, TableName="no-such-table", Key={"pk": {"S": "a"}}))
+    streams = boto3.client("dynamodbstreams", region_name="us-east-1")
+    arn = ddb.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    it = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    records = streams.get_records(ShardIterator=it)["Records"]
+    answers.append([(r["eventName"], r["dynamodb"].get("OldImage"), r["dynamodb"].get("NewImage")) for r in records])
+    return answers
+
+
+def _json(answers: list[Any]) -> list[Any]:
+    plain: list[Any] = json.loads(json.dumps(answers, sort_keys=True, default=repr))
+    return plain
+
+
+def test_the_patched_stand_in_answers_as_moto_without_the_patches() -> None:
+    with mock_aws():
+        patched = _json(scenario())
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("AWS_ENDPOINT_URL", None)
+    script = (
+        "import json, sys\n"
+        "from moto import mock_aws\n"
+        "from tests.unit.test_motofast_expressions import _json, scenario\n"
+        "assert 'chalicelib.local.motofast' not in sys.modules\n"
+        "with mock_aws():\n"
+        "    print(json.dumps(_json(scenario())))\n"
+    )
+    plain = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert plain.returncode == 0, plain.stderr
+    unpatched = json.loads(plain.stdout)
+    assert len(patched) == len(unpatched)
+    for i, (ours, theirs) in enumerate(zip(patched, unpatched, strict=True)):
+        assert ours == theirs, f"answer {i} differs"
+    # The sequence did exercise both kinds of answer.
+    assert any("error" in a for a in patched if isinstance(a, dict))
+    assert any("Attributes" in a for a in patched if isinstance(a, dict))
