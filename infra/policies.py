@@ -70,7 +70,7 @@ Access = dict[str, Any]
 ACCESS: dict[str, Access] = {
     API_HANDLER: {
         "tables": {
-            "tasks_table": (BATCH_GET, GET, PUT, UPDATE),
+            "tasks_table": (BATCH_GET, PUT, UPDATE),
             "graph_table": (BATCH_WRITE, GET, PUT, QUERY, UPDATE),
             "artifacts_table": (GET, PUT, QUERY),
             "auth_table": (DELETE, GET, PUT, QUERY, UPDATE),
@@ -110,7 +110,7 @@ ACCESS: dict[str, Access] = {
     },
     SWEEPER_HANDLER: {
         "tables": {
-            "tasks_table": (BATCH_GET, GET, UPDATE),
+            "tasks_table": (BATCH_GET, UPDATE),
             "graph_table": (QUERY,),
             "artifacts_table": (DELETE,),
         },
@@ -127,7 +127,7 @@ ACCESS: dict[str, Access] = {
         "ec2": True,
     },
     EC2_EVENTS_HANDLER: {
-        "tables": {"tasks_table": (BATCH_GET, GET, UPDATE), "pools_table": (GET, PUT)},
+        "tables": {"tasks_table": (BATCH_GET, UPDATE), "pools_table": (GET, PUT)},
         "indexes": {"tasks_table": ("byQueue",), "pools_table": ("byWorkerId",)},
     },
 }

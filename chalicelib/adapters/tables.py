@@ -2,8 +2,15 @@
 
 Models are built by a factory so that table names come from Settings, never from import time.
 
-The tasks table (one item per task, key `taskId`):
+The tasks table: two items per task, so that a transition rewrites only what changes.
+  key `def#<taskId>`: the definition, written once by createTask and never changed —
   def           the normalised definition, as JSON text (exact round trip, no Decimal games)
+  ttl           as the status's
+  key `<taskId>`: the status, small (no definition text, so ≈ 0.5 KB: 1 write unit per transition
+  whatever the task's size) —
+  taskQueueId, taskGroupId, schedulerId, projectId, deadline, expires   the definition's fields its
+                status shows (domain/model.py STATUS_FIELDS; provisionerId/workerType are
+                taskQueueId's halves), and what the guards and indexes need
   runs          the runs, as a list of maps (Taskcluster's run objects)
   state, retriesLeft, priority, version, hintSeq     status; `version` counts writes
   takenUntil    lease of the running run (absent otherwise)
@@ -11,8 +18,11 @@ The tasks table (one item per task, key `taskId`):
                 it carries takenUntil and deadline, so counts need no reads of the table)
   dueShard/dueAt   next time the sweeper must look (absent once resolved): index `byDue`
   ttl           `expires` in epoch seconds: DynamoDB's TTL garbage-collects expired tasks
-  index `byGroup` (taskGroupId, taskId) lists a task group's members.
-The stream (NEW_AND_OLD_IMAGES) is the outbox: see services/outbox.py.
+  link          names the task's dependency edges (graph_store.py)
+  index `byGroup` (taskGroupId, taskId) lists a task group's members (status items only: the
+  definition item has no taskGroupId; the key never changes, so the entry is written once).
+The stream (NEW_AND_OLD_IMAGES) is the outbox: see services/outbox.py. It reads the status items'
+images and the definitions of a batch in one BatchGetItem; the definition items' own records are skipped.
 
 The graph table (key pk + sk, one small item per fact, so nothing grows with a graph's size):
   group#<taskGroupId>        / -              the task group: schedulerId, expires, sealed
@@ -126,8 +136,8 @@ class TaskRow(Model):
         billing_mode = "PAY_PER_REQUEST"
         stream_view_type = TASKS_STREAM_VIEW
 
-    taskId = UnicodeAttribute(hash_key=True)
-    definition = UnicodeAttribute(attr_name="def")
+    taskId = UnicodeAttribute(hash_key=True)  # "<taskId>" (status) or "def#<taskId>" (definition)
+    definition = UnicodeAttribute(attr_name="def", null=True)  # definition items only
     taskQueueId = UnicodeAttribute()
     taskGroupId = UnicodeAttribute()
     schedulerId = UnicodeAttribute()
@@ -150,6 +160,18 @@ class TaskRow(Model):
     byQueue = ByQueueIndex()
     byDue = ByDueIndex()
     byGroup = ByGroupIndex()
+
+
+class DefinitionRow(Model):
+    """A task's definition item in the tasks table (see TaskRow); use `definition_model(...)`."""
+
+    class Meta:
+        table_name = "unbound"
+        billing_mode = "PAY_PER_REQUEST"
+
+    taskId = UnicodeAttribute(hash_key=True)  # "def#<taskId>"
+    definition = UnicodeAttribute(attr_name="def")
+    ttl = NumberAttribute()
 
 
 class GraphRow(Model):
@@ -352,6 +374,12 @@ def _bind(base: type[Model], table_name: str, region: str, host: str | None) -> 
 
 def task_model(table_name: str, region: str, host: str | None = None) -> type[TaskRow]:
     model: type[TaskRow] = _bind(TaskRow, table_name, region, host)
+    return model
+
+
+def definition_model(table_name: str, region: str, host: str | None = None) -> type[DefinitionRow]:
+    """The definition items of the tasks table `table_name`."""
+    model: type[DefinitionRow] = _bind(DefinitionRow, table_name, region, host)
     return model
 
 

@@ -1,8 +1,11 @@
 """The tasks table: every task transition is one conditional write (invariant 2).
 
-`save` guards on the row's version (the caller read it); `patch_run` guards on the latest run's
-state instead, so the hot path (claim, resolve) needs no read at all. A failed guard is reported
-as None; the caller re-reads and decides between "already done" and 409.
+A task is two items (adapters/tables.py): its definition (`def#<taskId>`, written once) and its
+small status (`<taskId>`), which every transition rewrites — 1 write unit whatever the task's size.
+`save` guards on the status's version (the caller read it); `patch_run` guards on the latest run's
+state instead, so the hot path (claim, resolve) needs no read at all, and answers with the status
+alone (`Task.partial`). A failed guard is reported as None; the caller re-reads and decides between
+"already done" and 409. Reads of a whole task get both items in one BatchGetItem.
 """
 
 from __future__ import annotations
@@ -21,31 +24,59 @@ from ..domain.model import ACTIVE_STATES, Run, Task, TaskState, format_date, par
 from ..domain.transitions import RunPatch
 from ..services.ports import Page, QueueEntry
 from .pagination import decode_token, equal, next_token, prefixed
-from .tables import RunAttribute, TaskRow
+from .tables import DefinitionRow, RunAttribute, TaskRow, definition_model
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
+DEFINITION_PREFIX = "def#"  # a taskId (a slugid) never holds '#'
+
+
+def definition_key(task_id: str) -> str:
+    return DEFINITION_PREFIX + task_id
 
 
 def _run_attr(run: Run) -> RunAttribute:
     return RunAttribute(**run.to_json())
 
 
-def task_from_row(row: TaskRow) -> Task:
+def _status_head(row: TaskRow) -> dict[str, Any]:
+    """The definition's STATUS_FIELDS, from the status item."""
+    provisioner_id, worker_type = row.taskQueueId.split("/", 1)
+    return {
+        "provisionerId": provisioner_id,
+        "workerType": worker_type,
+        "taskQueueId": row.taskQueueId,
+        "schedulerId": row.schedulerId,
+        "projectId": row.projectId,
+        "taskGroupId": row.taskGroupId,
+        "deadline": row.deadline,
+        "expires": row.expires,
+    }
+
+
+def task_from_row(row: TaskRow, definition: dict[str, Any] | None = None) -> Task:
+    """The task of a status item: whole with its `definition`, else partial (STATUS_FIELDS only)."""
     return Task(
         task_id=row.taskId,
-        definition=json.loads(row.definition),
+        definition=definition if definition is not None else _status_head(row),
         priority=row.priority,
         retries_left=int(row.retriesLeft),
         runs=tuple(Run.from_json(r.as_dict()) for r in row.runs or []),
         version=int(row.version or 0),
         hint_seq=int(row.hintSeq or 0),
         link=row.link or "",
+        partial=definition is None,
     )
 
 
-def image_decoder(model: type[TaskRow]) -> Callable[[Mapping[str, Any]], Task]:
-    """Reads a stream record's image of the tasks table (DynamoDB JSON) as a Task."""
-    return lambda image: task_from_row(model.from_raw_data(dict(image)))
+def image_decoder(model: type[TaskRow]) -> Callable[[Mapping[str, Any]], Task | None]:
+    """Reads a stream record's image of the tasks table (DynamoDB JSON): a status item as a partial
+    Task (the outbox reads the definitions of a batch at once), a definition item as None."""
+
+    def decode(image: Mapping[str, Any]) -> Task | None:
+        row = model.from_raw_data(dict(image))
+        return None if row.taskId.startswith(DEFINITION_PREFIX) else task_from_row(row)
+
+    return decode
 
 
 def _queue_sort(task: Task) -> str | None:
@@ -60,19 +91,46 @@ def _queue_sort(task: Task) -> str | None:
 class DynamoTaskStore:
     def __init__(self, model: type[TaskRow], due_shards: int, redispatch_base: timedelta) -> None:
         self._model = model
+        meta: Any = model.Meta
+        self._definitions: type[DefinitionRow] = definition_model(
+            meta.table_name, meta.region, getattr(meta, "host", None)
+        )
         self._shards = due_shards
         self._redispatch_base = redispatch_base
 
     # --- reads ---------------------------------------------------------------------------------
+    def _items(self, task_ids: Sequence[str], consistent: bool) -> dict[str, TaskRow]:
+        """The status and definition items of `task_ids`, by key, in one BatchGetItem (per 50 tasks)."""
+        keys = [k for t in dict.fromkeys(task_ids) for k in (t, definition_key(t))]
+        return {row.taskId: row for row in self._model.batch_get(keys, consistent_read=consistent)}
+
+    def _whole(self, task_ids: Sequence[str], consistent: bool) -> dict[str, Task]:
+        rows = self._items(task_ids, consistent)
+        out: dict[str, Task] = {}
+        for task_id in dict.fromkeys(task_ids):
+            status, definition = rows.get(task_id), rows.get(definition_key(task_id))
+            # Both or neither, but for TTL's deletions (after `expires`), which may take one first.
+            if status is not None and definition is not None and definition.definition is not None:
+                out[task_id] = task_from_row(status, json.loads(definition.definition))
+        return out
+
     def get(self, task_id: str) -> Task | None:
-        try:
-            return task_from_row(self._model.get(task_id, consistent_read=True))
-        except self._model.DoesNotExist:
-            return None
+        return self._whole([task_id], consistent=True).get(task_id)
 
     def get_many(self, task_ids: Sequence[str], consistent: bool = False) -> dict[str, Task]:
+        return self._whole(task_ids, consistent)
+
+    def definitions(self, task_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The definitions of `task_ids` (immutable: read eventually consistent; a miss, consistent)."""
         unique = list(dict.fromkeys(task_ids))
-        return {row.taskId: task_from_row(row) for row in self._model.batch_get(unique, consistent_read=consistent)}
+        found: dict[str, dict[str, Any]] = {}
+        for consistent in (False, True):
+            missing = [definition_key(t) for t in unique if t not in found]
+            if not missing:
+                break
+            for row in self._definitions.batch_get(missing, consistent_read=consistent):
+                found[row.taskId.removeprefix(DEFINITION_PREFIX)] = json.loads(row.definition)
+        return found
 
     def group_page(self, task_group_id: str, limit: int, continuation: str | None) -> tuple[list[str], str | None]:
         """A page of a task group's member ids, ordered by taskId."""
@@ -104,11 +162,18 @@ class DynamoTaskStore:
             "dueAt": format_date(due) if due else None,
         }
 
+    def _definition_row(self, task: Task) -> DefinitionRow:
+        d = task.definition
+        return self._definitions(
+            definition_key(task.task_id),
+            definition=json.dumps(d, separators=(",", ":")),
+            ttl=int(parse_date(d["expires"]).timestamp()),
+        )
+
     def _row(self, task: Task, version: int = 1) -> TaskRow:
         d = task.definition
         return self._model(
             task.task_id,
-            definition=json.dumps(d, separators=(",", ":")),
             taskQueueId=d["taskQueueId"],
             taskGroupId=d["taskGroupId"],
             schedulerId=d["schedulerId"],
@@ -123,9 +188,28 @@ class DynamoTaskStore:
         )
 
     def create(self, task: Task) -> Task | None:
-        row = self._row(task)
+        """The definition first, then the status: a status item always has its definition."""
         try:
-            row.save(condition=self._model.taskId.does_not_exist(), add_version_condition=False)
+            self._definition_row(task).save(
+                condition=self._definitions.taskId.does_not_exist(), add_version_condition=False
+            )
+        except PutError as e:
+            if e.cause_response_code != CONDITION_FAILED:
+                raise
+            rows = self._items([task.task_id], consistent=True)
+            stored = rows.get(definition_key(task.task_id))
+            if stored is None or stored.definition is None:  # deleted in between (expiry): try once more
+                return self.create(task)
+            definition = json.loads(stored.definition)
+            status = rows.get(task.task_id)
+            if status is not None:
+                return task_from_row(status, definition)
+            if definition != task.definition:
+                # Its status is not written (yet, or ever): the stored definition alone answers.
+                return Task(task.task_id, definition, definition["priority"], int(definition["retries"]))
+            # The same definition without a status: another request is writing it, or failed to.
+        try:
+            self._row(task).save(condition=self._model.taskId.does_not_exist(), add_version_condition=False)
         except PutError as e:
             if e.cause_response_code != CONDITION_FAILED:
                 raise
@@ -137,6 +221,9 @@ class DynamoTaskStore:
 
     def put_many(self, tasks: Sequence[Task]) -> None:
         """Bulk-load rows as they are, unconditionally (benchmarks and imports, not the API)."""
+        with self._definitions.batch_write() as definitions:
+            for task in tasks:
+                definitions.save(self._definition_row(task))
         with self._model.batch_write() as batch:
             for task in tasks:
                 batch.save(self._row(task, version=task.version + 1))

@@ -46,8 +46,11 @@ class StreamRecord:
     new_image: Mapping[str, Any] | None
 
 
-# Reads a row image of the tasks table (the adapter's format) as a Task.
-ImageDecoder = Callable[[Mapping[str, Any]], Task]
+# Reads a row image of the tasks table (the adapter's format): a task's status as a partial Task
+# (its definition is read for the whole batch at once), None for an item that is no task's status.
+ImageDecoder = Callable[[Mapping[str, Any]], Task | None]
+# The definitions of tasks, by taskId (TaskStore.definitions).
+DefinitionReader = Callable[[Sequence[str]], Mapping[str, dict[str, Any]]]
 
 
 @dataclass
@@ -67,9 +70,11 @@ class Outbox:
         groups: TaskGroups,
         dependencies: Dependencies,
         decode: ImageDecoder,
+        definitions: DefinitionReader,
         workers: WorkerInfo | None = None,
     ) -> None:
         self.decode = decode
+        self.definitions = definitions
         self.hints = hints
         self.events = events
         self.groups = groups
@@ -80,16 +85,36 @@ class Outbox:
         """A batch of the stream: each record decoded, then `process`. A record that cannot be read
         is logged and skipped: it must not block the shard, and the sweeper re-derives anything it
         should have caused from the row itself."""
-        changes = []
+        changes: list[tuple[str, RowChange]] = []
         for record in records:
             try:
-                changes.append(RowChange(self._task(record.old_image), self._task(record.new_image)))
+                change = RowChange(self._task(record.old_image), self._task(record.new_image))
             except Exception:
                 log.exception("skipping unreadable stream record %s", record.event_id)
-        return self.process(changes, time_left)
+                continue
+            if change.old is not None or change.new is not None:  # else a definition item's record
+                changes.append((record.event_id, change))
+        return self.process(self._whole(changes), time_left)
 
     def _task(self, image: Mapping[str, Any] | None) -> Task | None:
         return self.decode(image) if image else None
+
+    def _whole(self, changes: Sequence[tuple[str, RowChange]]) -> list[RowChange]:
+        """The changes with their tasks' definitions, read in one go (immutable, and written before
+        the status, so always there but for expired tasks: a removal needs none)."""
+        wanted = [c.new.task_id for _, c in changes if c.new is not None and c.new.partial]
+        found = self.definitions(wanted) if wanted else {}
+        whole: list[RowChange] = []
+        for event_id, c in changes:
+            if c.new is None or not c.new.partial:
+                whole.append(c)
+            elif c.new.task_id in found:
+                d = found[c.new.task_id]
+                old = c.old.with_definition(d) if c.old is not None and c.old.partial else c.old
+                whole.append(RowChange(old, c.new.with_definition(d)))
+            else:
+                log.error("skipping stream record %s: task %s has no definition", event_id, c.new.task_id)
+        return whole
 
     def process(self, changes: Sequence[RowChange], time_left: Callable[[], float]) -> OutboxReport:
         report = OutboxReport(records=len(changes))

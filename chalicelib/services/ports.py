@@ -37,9 +37,15 @@ class Page:
 
 
 class TaskStore(Protocol):
+    """A task is its immutable definition, written once, and its small status, which every write
+    changes. Reads answer whole tasks; writes answer the status they wrote (`Task.partial`)."""
+
     def get(self, task_id: str) -> Task | None: ...
 
     def get_many(self, task_ids: Sequence[str], consistent: bool = False) -> dict[str, Task]: ...
+
+    def definitions(self, task_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The definitions of the known tasks among `task_ids`."""
 
     def group_page(self, task_group_id: str, limit: int, continuation: str | None) -> tuple[list[str], str | None]: ...
 
@@ -47,10 +53,10 @@ class TaskStore(Protocol):
         """Insert a new task; if the id is taken, return the stored task instead."""
 
     def save(self, task: Task, expected_version: int) -> Task | None:
-        """Write `task`'s status if the row still has `expected_version`; None if it has not."""
+        """Write `task`'s status if it still has `expected_version` (a partial Task); None if it has not."""
 
     def patch_run(self, task_id: str, patch: RunPatch) -> Task | None:
-        """Apply `patch` with one conditional write (no read); None if its guard does not hold."""
+        """Apply `patch` with one conditional write (no read; a partial Task); None if its guard does not hold."""
 
     def queue_page(self, task_queue_id: str, state: TaskState, limit: int, continuation: str | None) -> Page: ...
 

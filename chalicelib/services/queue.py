@@ -200,12 +200,24 @@ class QueueService:
             results = self._pool.map(
                 lambda r: self._claim_hinted(task_queue_id, r.hint.task_id, r.hint.run_id, worker, timeout), used
             )
-            claimed += [(task, r.hint.run_id) for r, task in zip(used, results, strict=True) if task is not None]
+            won = [(task, r.hint.run_id) for r, task in zip(used, results, strict=True) if task is not None]
+            claimed += self._whole(won)
             # Each used hint was either claimed or stale: delete them all. We never receive more
             # hints than we still want, so no valid hint is dropped unclaimed.
             self.hints.delete(used)
             if claimed or not received or wait_left() <= 0 or time_left() <= CLAIM_MARGIN:
                 return claimed
+
+    def _whole(self, claims: list[tuple[Task, int]]) -> list[tuple[Task, int]]:
+        """Claims with their tasks' definitions: the claims' writes answer the status alone, so one
+        read of the (immutable) definitions per round, not one per task."""
+        wanted = [t.task_id for t, _ in claims if t.partial]
+        if not wanted:
+            return claims
+        found = self.store.definitions(wanted)
+        # A claimed task always has its definition (written before its status, deleted only after
+        # its deadline): no claim is left out.
+        return [(t.with_definition(found[t.task_id]) if t.partial else t, run_id) for t, run_id in claims]
 
     def _within(self, received: list[ReceivedHint], budget: int, size: int) -> tuple[list[ReceivedHint], int]:
         """The hints whose claims fit `budget` with the `size` already taken (at least one when

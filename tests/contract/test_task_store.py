@@ -101,7 +101,8 @@ def test_save_writes_the_status_and_bumps_the_version_when_it_still_matches(task
     scheduled = transitions.schedule(stored, T0)
     saved = tasks.save(scheduled, expected_version=1)
     assert saved is not None and saved.version == 2 and saved.state is TaskState.PENDING
-    assert tasks.get("a") == saved
+    assert saved.partial and saved.status_json() == scheduled.status_json()
+    assert tasks.get("a") == replace(scheduled, version=2)
 
 
 def test_save_returns_none_when_the_row_moved_on(tasks: TaskStore) -> None:
@@ -123,8 +124,24 @@ def test_save_writes_the_status_only_never_the_definition(tasks: TaskStore) -> N
     changed = replace(transitions.schedule(stored, T0), definition={**stored.definition, "tags": {"new": "x"}})
     saved = tasks.save(replace(changed, priority="high", hint_seq=3, retries_left=1), 1)
     assert saved is not None
-    assert saved.definition == stored.definition
     assert (saved.priority, saved.hint_seq, saved.retries_left) == ("high", 3, 1)
+    again = tasks.get("a")
+    assert again is not None and again.definition == stored.definition
+    assert again == saved.with_definition(stored.definition)
+
+
+def test_a_write_answers_the_status_without_the_definition(tasks: TaskStore) -> None:
+    stored = created(tasks, pending("a", routes=["r.1"], tags={"k": "v"}))
+    claimed = claim(tasks, "a")
+    assert claimed is not None and claimed.partial
+    assert claimed.status_json() == replace(stored, runs=claimed.runs).status_json()
+    assert "payload" not in claimed.definition
+    assert tasks.definitions(["a", "ghost"]) == {"a": stored.definition}
+
+
+def test_definitions_of_unknown_tasks_are_left_out(tasks: TaskStore) -> None:
+    assert tasks.definitions([]) == {}
+    assert tasks.definitions(["ghost"]) == {}
 
 
 # --- patch_run: the guarded write without a read --------------------------------------------------
@@ -135,7 +152,9 @@ def test_patch_run_claims_the_pending_latest_run(tasks: TaskStore) -> None:
     run = claimed.runs[0]
     assert run.state is TaskState.RUNNING and (run.worker_group, run.worker_id) == ("wg", "w1")
     assert run.started == T0 + timedelta(seconds=5) and run.taken_until == T0 + timedelta(seconds=5) + LEASE
-    assert tasks.get("a") == claimed
+    stored = tasks.get("a")
+    assert stored is not None and not stored.partial
+    assert claimed == stored.status_only()
 
 
 def test_patch_run_returns_none_when_the_run_is_not_in_the_expected_state(tasks: TaskStore) -> None:
