@@ -30,7 +30,8 @@ INDEX_WRITES = {"create": 3, "claim": 4, "resolve": 2}
 TASK_PUTS = 2  # createTask: the definition item, then the status item; other PutItems are memberships
 TRANSITIONS = 2  # the claim and the resolution: UpdateItems of the status item
 LAMBDA_MEMORY_GB = 0.5
-STREAM_RECORDS_PER_TASK = 3  # insert, claim, resolution
+STATUS_RECORDS_PER_TASK = 3  # the status item's insert, claim, resolution
+STREAM_RECORDS_PER_TASK = STATUS_RECORDS_PER_TASK + 1  # and the definition item's insert (skipped)
 STREAM_BATCH = 10  # records per stream invocation under moderate load (assumed)
 
 
@@ -51,7 +52,14 @@ def per_million(
         + r.get("dynamodb:BatchWriteItem", 0) * 1
         + sum(INDEX_WRITES.values())
     )
-    rru = r.get("dynamodb:Query", 0) * 1 + r.get("dynamodb:GetItem", 0) * 1
+    # The definition is read (eventually consistent: half a unit per 4 KB) by the outbox for each
+    # of the task's status records and by claimWork for its answer (the BatchGetItems counted).
+    wrc_definition = max(1, math.ceil(definition_bytes / 4096)) / 2
+    rru = (
+        r.get("dynamodb:Query", 0) * 1
+        + r.get("dynamodb:GetItem", 0) * 1
+        + (STATUS_RECORDS_PER_TASK + 1) * wrc_definition
+    )
     sqs = sum(v for k, v in r.items() if k.startswith("sqs:"))
     events = 4  # task-defined, -pending, -running, -completed (PutEvents is billed per event)
     api_requests = 2 + 1 / 32  # createTask, reportCompleted, a share of claimWork(32)

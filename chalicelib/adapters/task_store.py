@@ -292,16 +292,28 @@ class DynamoTaskStore:
         ]
         return Page(entries, next_token(result.last_evaluated_key, len(entries), limit))
 
-    def queue_count(self, task_queue_id: str, state: TaskState, live_at: datetime) -> int:
+    def queue_count(
+        self, task_queue_id: str, state: TaskState, live_at: datetime, examine: int | None = None
+    ) -> tuple[int, bool]:
         """Tasks of a queue in `state` still live at `live_at`: before their deadline, and (running)
-        holding an unexpired lease — as Taskcluster counts them, whatever the sweeper has yet to do."""
+        holding an unexpired lease — as Taskcluster counts them, whatever the sweeper has yet to do.
+        At most `examine` index entries are read: one Query page, then the count may be short."""
         m = self._model
         condition = m.deadline > format_date(live_at)
         if state is TaskState.RUNNING:
             condition &= m.takenUntil > format_date(live_at)
-        return int(
-            m.byQueue.count(task_queue_id, m.queueSort.startswith(f"{state.value}#"), filter_condition=condition)
+        prefix = m.queueSort.startswith(f"{state.value}#")
+        if examine is None:
+            return int(m.byQueue.count(task_queue_id, prefix, filter_condition=condition)), True
+        page = m._get_connection().query(
+            task_queue_id,
+            range_key_condition=prefix,
+            filter_condition=condition,
+            index_name="byQueue",
+            limit=examine,
+            select="COUNT",
         )
+        return int(page["Count"]), int(page["ScannedCount"]) < examine
 
     def due(self, now: datetime, limit: int) -> list[str]:
         ids: list[str] = []

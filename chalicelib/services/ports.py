@@ -60,7 +60,11 @@ class TaskStore(Protocol):
 
     def queue_page(self, task_queue_id: str, state: TaskState, limit: int, continuation: str | None) -> Page: ...
 
-    def queue_count(self, task_queue_id: str, state: TaskState, live_at: datetime) -> int: ...
+    def queue_count(
+        self, task_queue_id: str, state: TaskState, live_at: datetime, examine: int | None = None
+    ) -> tuple[int, bool]:
+        """(tasks of the queue in `state` still live at `live_at`, whether that is all of them): at most
+        `examine` index entries are read, and the count is complete only if fewer were there."""
 
     def due(self, now: datetime, limit: int) -> list[str]:
         """Ids of tasks the sweeper must look at by `now`."""
@@ -120,6 +124,9 @@ class HintQueues(Protocol):
         """Hints for a task queue, highest priority first; waits up to `wait_seconds` for the first."""
 
     def delete(self, received: Sequence[ReceivedHint]) -> None: ...
+
+    def approximate_count(self, task_queue_id: str) -> int:
+        """The task queue's hints, visible or being received, as SQS estimates them (no DynamoDB read)."""
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,9 @@ from .transition import Transitioned, load, transition
 
 CLAIM_CONCURRENCY = 16  # claims claimWork makes at once
 CLAIM_MARGIN = 2.0  # seconds: claimWork starts no claim this close to its request's end
+# The index entries pendingTasks reads at most (≤ 32 read units): an exact count up to this depth,
+# SQS's estimate beyond (architecture.md, Capacity).
+EXACT_COUNT_ENTRIES = 1000
 
 
 def _never_quarantined(task_queue_id: str, worker: Worker) -> bool:
@@ -57,6 +60,7 @@ class QueueService:
         self.quarantined = quarantined
         self._sleep = sleep
         self._pool = ThreadPoolExecutor(max_workers=CLAIM_CONCURRENCY, thread_name_prefix="claim")
+        self.exact_count_entries = EXACT_COUNT_ENTRIES
 
     # --- plumbing ------------------------------------------------------------------------------
     def _load(self, task_id: str) -> Task:
@@ -268,10 +272,17 @@ class QueueService:
 
     # --- task queues ---------------------------------------------------------------------------
     def pending_count(self, task_queue_id: str) -> int:
-        return self.store.queue_count(task_queue_id, TaskState.PENDING, self.clock.now())
+        """Exact as Taskcluster counts (pending and before the deadline) while the task queue holds
+        fewer than `exact_count_entries` pending tasks; beyond, the larger of the live ones among
+        those read and SQS's estimate of the queue's hints: one read of bounded cost, however deep."""
+        live, complete = self.store.queue_count(
+            task_queue_id, TaskState.PENDING, self.clock.now(), self.exact_count_entries
+        )
+        return live if complete else max(live, self.hints.approximate_count(task_queue_id))
 
     def claimed_count(self, task_queue_id: str) -> int:
-        return self.store.queue_count(task_queue_id, TaskState.RUNNING, self.clock.now())
+        """Exact: the running entries are at most the workers' capacity."""
+        return self.store.queue_count(task_queue_id, TaskState.RUNNING, self.clock.now())[0]
 
     def queue_listing(
         self, task_queue_id: str, state: TaskState, limit: int, continuation: str | None

@@ -254,13 +254,24 @@ def test_queue_count_counts_what_is_live_at_the_instant(tasks: TaskStore) -> Non
     created(tasks, pending("r1"))
     created(tasks, pending("other", taskQueueId="proj/other"))
     claim(tasks, "r1")
-    assert tasks.queue_count(QUEUE, TaskState.PENDING, T0) == 2
-    assert tasks.queue_count(QUEUE, TaskState.RUNNING, T0) == 1
+    assert tasks.queue_count(QUEUE, TaskState.PENDING, T0) == (2, True)
+    assert tasks.queue_count(QUEUE, TaskState.RUNNING, T0) == (1, True)
     # p2's deadline passed; r1's lease expired: neither counts, whatever the sweeper has yet to do
     later = T0 + LEASE + timedelta(minutes=11)
-    assert tasks.queue_count(QUEUE, TaskState.PENDING, later) == 1
-    assert tasks.queue_count(QUEUE, TaskState.RUNNING, later) == 0
-    assert tasks.queue_count("proj/none", TaskState.PENDING, T0) == 0
+    assert tasks.queue_count(QUEUE, TaskState.PENDING, later) == (1, True)
+    assert tasks.queue_count(QUEUE, TaskState.RUNNING, later) == (0, True)
+    assert tasks.queue_count("proj/none", TaskState.PENDING, T0) == (0, True)
+
+
+def test_queue_count_reads_no_more_entries_than_told(tasks: TaskStore) -> None:
+    for i in range(3):
+        created(tasks, pending(f"p{i}", at=T0 + timedelta(seconds=i), deadline=timedelta(minutes=30 + i)))
+    assert tasks.queue_count(QUEUE, TaskState.PENDING, T0, examine=4) == (3, True)
+    assert tasks.queue_count(QUEUE, TaskState.PENDING, T0, examine=3) == (3, False)
+    assert tasks.queue_count(QUEUE, TaskState.PENDING, T0, examine=2) == (2, False)
+    # the oldest entries are the ones read: p0's deadline passed, p1's and p2's not
+    later = T0 + timedelta(minutes=30, seconds=30)
+    assert tasks.queue_count(QUEUE, TaskState.PENDING, later, examine=2) == (1, False)
 
 
 # --- the sweeper's agenda -------------------------------------------------------------------------

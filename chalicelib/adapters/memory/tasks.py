@@ -208,17 +208,24 @@ class MemoryTaskStore:
         entries, last = _query(rows, start, limit)
         return Page(entries, _token(names, (task_queue_id, *last) if last else None))
 
-    def queue_count(self, task_queue_id: str, state: TaskState, live_at: datetime) -> int:
+    def queue_count(
+        self, task_queue_id: str, state: TaskState, live_at: datetime, examine: int | None = None
+    ) -> tuple[int, bool]:
         at = format_date(live_at)
         with self._lock:
-            return sum(
-                1
+            entries = sorted(
+                (sort, r.task_id, r)
                 for r in self._rows.values()
-                if r.task_queue_id == task_queue_id
-                and (r.queue_sort or "").startswith(f"{state.value}#")
-                and r.deadline > at
-                and (state is not TaskState.RUNNING or (r.taken_until is not None and format_date(r.taken_until) > at))
+                if r.task_queue_id == task_queue_id and (sort := r.queue_sort) and sort.startswith(f"{state.value}#")
             )
+        read = entries if examine is None else entries[:examine]
+        live = sum(
+            1
+            for _, _, r in read
+            if r.deadline > at
+            and (state is not TaskState.RUNNING or (r.taken_until is not None and format_date(r.taken_until) > at))
+        )
+        return live, examine is None or len(read) < examine
 
     def due(self, now: datetime, limit: int) -> list[str]:
         at = _ms(now)
