@@ -14,8 +14,10 @@ The tasks table: two items per task, so that a transition rewrites only what cha
   runs          the runs, as a list of maps (Taskcluster's run objects)
   state, retriesLeft, priority, version, hintSeq     status; `version` counts writes
   takenUntil    lease of the running run (absent otherwise)
-  queueSort     "<state>#<since>" while pending or running: index `byQueue` (key taskQueueId;
-                it carries takenUntil and deadline, so counts need no reads of the table)
+  queueSort     "<state>#<since>" while pending or running: index `byQueue`, key queueShard =
+                "<taskQueueId>#<k>" (k: a hash of the taskId, QUEUE_SHARDS of them, so that no one
+                key takes a task queue's every write); it carries takenUntil and deadline, so
+                counts need no reads of the table
   dueShard/dueAt   next time the sweeper must look (absent once resolved): index `byDue`
   ttl           `expires` in epoch seconds: DynamoDB's TTL garbage-collects expired tasks
   link          names the task's dependency edges (graph_store.py)
@@ -106,7 +108,7 @@ class ByQueueIndex(GlobalSecondaryIndex["TaskRow"]):  # type: ignore[no-untyped-
         index_name = "byQueue"
         projection = IncludeProjection(["takenUntil", "deadline"])
 
-    taskQueueId = UnicodeAttribute(hash_key=True)
+    queueShard = UnicodeAttribute(hash_key=True)
     queueSort = UnicodeAttribute(range_key=True)
 
 
@@ -153,6 +155,7 @@ class TaskRow(Model):
     hintSeq = NumberAttribute(default=0)
     takenUntil = UnicodeAttribute(null=True)
     queueSort = UnicodeAttribute(null=True)
+    queueShard = UnicodeAttribute(null=True)  # status items: "<taskQueueId>#<k>", never changes
     dueShard = UnicodeAttribute()
     dueAt = UnicodeAttribute(null=True)
     link = UnicodeAttribute(null=True)  # names the task's dependency edges (graph_store.py)

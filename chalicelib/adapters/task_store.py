@@ -10,7 +10,9 @@ alone (`Task.partial`). A failed guard is reported as None; the caller re-reads 
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import heapq
 import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -20,14 +22,18 @@ from pynamodb.exceptions import PutError, UpdateError
 from pynamodb.expressions.update import Action
 
 from ..domain import transitions
+from ..domain.errors import InputError
 from ..domain.model import ACTIVE_STATES, Run, Task, TaskState, format_date, parse_date
 from ..domain.transitions import RunPatch
 from ..services.ports import Page, QueueEntry
-from .pagination import decode_token, equal, next_token, prefixed
+from .pagination import MAX_KEY_BYTES, decode_token, equal, next_token
 from .tables import DefinitionRow, RunAttribute, TaskRow, definition_model
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
 DEFINITION_PREFIX = "def#"  # a taskId (a slugid) never holds '#'
+# byQueue keys per task queue: each takes 1/QUEUE_SHARDS of its writes, so a task queue sustains
+# QUEUE_SHARDS × 250 tasks/s (architecture.md, Capacity); listings merge them, counts add them up.
+QUEUE_SHARDS = 8
 
 
 def definition_key(task_id: str) -> str:
@@ -79,6 +85,10 @@ def image_decoder(model: type[TaskRow]) -> Callable[[Mapping[str, Any]], Task | 
     return decode
 
 
+def _hash(task_id: str) -> int:
+    return int(hashlib.sha256(task_id.encode()).hexdigest()[:8], 16)
+
+
 def _queue_sort(task: Task) -> str | None:
     latest = task.latest
     if latest is None or latest.state not in ACTIVE_STATES:
@@ -89,8 +99,11 @@ def _queue_sort(task: Task) -> str | None:
 
 
 class DynamoTaskStore:
-    def __init__(self, model: type[TaskRow], due_shards: int, redispatch_base: timedelta) -> None:
+    def __init__(
+        self, model: type[TaskRow], due_shards: int, redispatch_base: timedelta, queue_shards: int = QUEUE_SHARDS
+    ) -> None:
         self._model = model
+        self._queue_shards = queue_shards
         meta: Any = model.Meta
         self._definitions: type[DefinitionRow] = definition_model(
             meta.table_name, meta.region, getattr(meta, "host", None)
@@ -145,6 +158,9 @@ class DynamoTaskStore:
         ids = [r.taskId for r in result]
         return ids, next_token(result.last_evaluated_key, len(ids), limit)
 
+    def _queue_key(self, task_queue_id: str, shard: int) -> str:
+        return f"{task_queue_id}#{shard}"
+
     def _shard(self, task_id: str) -> str:
         return str(int(hashlib.sha256(task_id.encode()).hexdigest()[:8], 16) % self._shards)
 
@@ -183,6 +199,7 @@ class DynamoTaskStore:
             ttl=int(parse_date(d["expires"]).timestamp()),
             version=version,
             dueShard=self._shard(task.task_id),
+            queueShard=self._queue_key(d["taskQueueId"], _hash(task.task_id) % self._queue_shards),
             link=task.link or None,
             **self._status_values(task),
         )
@@ -274,46 +291,71 @@ class DynamoTaskStore:
 
     # --- indexes -------------------------------------------------------------------------------
     def queue_page(self, task_queue_id: str, state: TaskState, limit: int, continuation: str | None) -> Page:
-        bounds = {"taskQueueId": equal(task_queue_id), "queueSort": prefixed(f"{state.value}#")}
-        start = decode_token(continuation, {"taskQueueId", "queueSort", "taskId"}, bounds)
-        result = self._model.byQueue.query(
-            task_queue_id,
-            self._model.queueSort.startswith(f"{state.value}#"),
-            limit=limit,
-            last_evaluated_key=start,
-        )
+        """A page of the task queue's entries in `state`, oldest first: the next `limit` of each
+        shard, merged. The token holds each shard's last entry taken (or that it is done)."""
+        m = self._model
+        prefix = f"{state.value}#"
+        positions = _decode_positions(continuation, task_queue_id, prefix, self._queue_shards)
+        read: list[list[tuple[str, str, int, TaskRow]]] = []
+        exhausted: dict[int, bool] = {}
+        for shard in range(self._queue_shards):
+            position = positions.get(shard)
+            if position is _DONE:
+                continue
+            key = self._queue_key(task_queue_id, shard)
+            start = None
+            if isinstance(position, tuple):
+                start = {"queueShard": {"S": key}, "queueSort": {"S": position[0]}, "taskId": {"S": position[1]}}
+            result = m.byQueue.query(key, m.queueSort.startswith(prefix), limit=limit, last_evaluated_key=start)
+            read.append([(r.queueSort, r.taskId, shard, r) for r in result])
+            exhausted[shard] = result.last_evaluated_key is None or len(read[-1]) < limit
+        taken = list(heapq.merge(*read, key=lambda e: (e[0], e[1])))[:limit]
+        for sort, task_id, shard, _ in taken:
+            positions[shard] = (sort, task_id)
+        used = [e[2] for e in taken]
+        got = {rows[0][2]: len(rows) for rows in read if rows}
+        for shard, done in exhausted.items():
+            if done and used.count(shard) == got.get(shard, 0):  # all it had is taken
+                positions[shard] = _DONE
         entries = [
             QueueEntry(
                 task_id=r.taskId,
                 since=parse_date(r.queueSort.split("#", 1)[1]),
                 taken_until=parse_date(r.takenUntil) if r.takenUntil else None,
             )
-            for r in result
+            for _, _, _, r in taken
         ]
-        return Page(entries, next_token(result.last_evaluated_key, len(entries), limit))
+        more = len(entries) >= limit and any(positions.get(s) is not _DONE for s in range(self._queue_shards))
+        return Page(entries, _encode_positions(task_queue_id, prefix, positions) if more else None)
 
     def queue_count(
         self, task_queue_id: str, state: TaskState, live_at: datetime, examine: int | None = None
     ) -> tuple[int, bool]:
         """Tasks of a queue in `state` still live at `live_at`: before their deadline, and (running)
         holding an unexpired lease — as Taskcluster counts them, whatever the sweeper has yet to do.
-        At most `examine` index entries are read: one Query page, then the count may be short."""
+        At most `examine` index entries are read (a share per shard): then the count may be short."""
         m = self._model
         condition = m.deadline > format_date(live_at)
         if state is TaskState.RUNNING:
             condition &= m.takenUntil > format_date(live_at)
         prefix = m.queueSort.startswith(f"{state.value}#")
+        keys = [self._queue_key(task_queue_id, shard) for shard in range(self._queue_shards)]
         if examine is None:
-            return int(m.byQueue.count(task_queue_id, prefix, filter_condition=condition)), True
-        page = m._get_connection().query(
-            task_queue_id,
-            range_key_condition=prefix,
-            filter_condition=condition,
-            index_name="byQueue",
-            limit=examine,
-            select="COUNT",
-        )
-        return int(page["Count"]), int(page["ScannedCount"]) < examine
+            return sum(int(m.byQueue.count(k, prefix, filter_condition=condition)) for k in keys), True
+        each = max(1, -(-examine // self._queue_shards))
+        live, complete = 0, True
+        for key in keys:
+            page = m._get_connection().query(
+                key,
+                range_key_condition=prefix,
+                filter_condition=condition,
+                index_name="byQueue",
+                limit=each,
+                select="COUNT",
+            )
+            live += int(page["Count"])
+            complete &= int(page["ScannedCount"]) < each
+        return live, complete
 
     def due(self, now: datetime, limit: int) -> list[str]:
         ids: list[str] = []
@@ -325,3 +367,49 @@ class DynamoTaskStore:
             if len(ids) >= limit:
                 break
         return ids
+
+
+# --- byQueue's continuation tokens: a position per shard ---------------------------------------------
+class _Done:
+    pass
+
+
+_DONE = _Done()  # a shard listed to its end
+Position = tuple[str, str] | _Done  # (queueSort, taskId) of the last entry taken
+
+
+def _encode_positions(task_queue_id: str, prefix: str, positions: Mapping[int, Position]) -> str:
+    shards = {str(s): (0 if isinstance(p, _Done) else list(p)) for s, p in positions.items()}
+    return base64.urlsafe_b64encode(json.dumps({"q": task_queue_id, "s": prefix, "k": shards}).encode()).decode()
+
+
+def _decode_positions(token: str | None, task_queue_id: str, prefix: str, shards: int) -> dict[int, Position]:
+    """The positions a token stands for; 400 InputError for anything that is not one of this very
+    listing (another task queue, another state, another number of shards, or no token at all)."""
+    if not token:
+        return {}
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except (ValueError, TypeError, RecursionError):
+        data = None
+    bad = InputError(f"Invalid continuationToken {token!r}")
+    if not isinstance(data, dict) or not isinstance(data.get("k"), dict):
+        raise bad
+    if data.get("q") != task_queue_id or data.get("s") != prefix:
+        raise InputError(f"Invalid continuationToken {token!r}: not one of this listing")
+    positions: dict[int, Position] = {}
+    for name, value in data["k"].items():
+        if name not in {str(s) for s in range(shards)}:
+            raise bad
+        if value == 0:
+            positions[int(name)] = _DONE
+            continue
+        if not (
+            isinstance(value, list)
+            and len(value) == 2
+            and all(isinstance(v, str) and 0 < len(v.encode(errors="replace")) <= MAX_KEY_BYTES for v in value)
+            and value[0].startswith(prefix)
+        ):
+            raise InputError(f"Invalid continuationToken {token!r}: not one of this listing")
+        positions[int(name)] = (value[0], value[1])
+    return positions
