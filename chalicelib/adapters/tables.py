@@ -6,8 +6,8 @@ The tasks table: two items per task, so that a transition rewrites only what cha
   key `def#<taskId>`: the definition, written once by createTask and never changed —
   def           the normalised definition, as JSON text (exact round trip, no Decimal games)
   ttl           as the status's
-  key `<taskId>`: the status, small (no definition text, so ≈ 0.5 KB: 1 write unit per transition
-  whatever the task's size) —
+  key `<taskId>`: the status, small (no definition text: ≈ 0.8 KB with one run, so 1 write unit per
+  transition whatever the definition's size) —
   taskQueueId, taskGroupId, schedulerId, projectId, deadline, expires   the definition's fields its
                 status shows (domain/model.py STATUS_FIELDS; provisionerId/workerType are
                 taskQueueId's halves), and what the guards and indexes need
