@@ -62,8 +62,9 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
-def _median_task_item(stack: Any) -> int:
-    """Median size in bytes of a task row (attribute names and values), as DynamoDB bills it."""
+def _median_task_items(stack: Any) -> dict[str, int]:
+    """Median sizes in bytes of a task's definition and status items (attribute names and values),
+    as DynamoDB bills them."""
     import statistics
 
     import boto3
@@ -71,12 +72,12 @@ def _median_task_item(stack: Any) -> int:
     from chalicelib.config import Settings
 
     ddb = boto3.client("dynamodb", endpoint_url=stack.aws_endpoint, region_name=Settings.from_env().region)
-    sizes = [
-        sum(len(k) + len(json.dumps(v)) for k, v in item.items())
-        for page in ddb.get_paginator("scan").paginate(TableName=Settings.from_env().tasks_table)
-        for item in page["Items"]
-    ]
-    return int(statistics.median(sizes)) if sizes else 0
+    sizes: dict[str, list[int]] = {"definition": [], "status": []}
+    for page in ddb.get_paginator("scan").paginate(TableName=Settings.from_env().tasks_table):
+        for item in page["Items"]:
+            kind = "definition" if item["taskId"]["S"].startswith("def#") else "status"
+            sizes[kind].append(sum(len(k) + len(json.dumps(v)) for k, v in item.items()))
+    return {k: int(statistics.median(v)) if v else 0 for k, v in sizes.items()}
 
 
 def _commit() -> str:
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     stack.start()
     try:
         results["requests"] = lifecycle.measure(stack.root_url, 200 if not args.quick else 50)
-        results["task_item_bytes"] = _median_task_item(stack)
+        results["task_item_bytes"] = _median_task_items(stack)
         results["release_latency"] = release_latency.measure(stack.root_url, 50 if not args.quick else 10)
         results["floor"] = floor.measure(stack.aws_endpoint, n, 4)
     finally:
@@ -247,7 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     results["cold_start"] = cold
     w4 = results["workload"][1]
     api_ms = w4["createTask"]["p50_ms"] + w4["reportCompleted"]["p50_ms"] + w4["claimWork"]["p50_ms"] / 32
-    results["price"] = price.per_million(results["requests"]["requests_per_task"], results["task_item_bytes"], api_ms)
+    items = results["task_item_bytes"]
+    results["price"] = price.per_million(
+        results["requests"]["requests_per_task"], items["definition"], api_ms, items["status"]
+    )
     results["throughput_vs_floor"] = round(w4["tasks_per_s_to_last_completion"] / results["floor"]["tasks_per_s"], 2)
     print("== 6. floor, release latency, cold start, price", flush=True)
     print(

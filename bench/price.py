@@ -2,8 +2,9 @@
 
 Prices: us-east-1, on-demand list prices as published by AWS in January 2025 (DynamoDB after its
 November 2024 on-demand reduction). Check them before quoting; they are constants on purpose.
-Write request units follow DynamoDB's rule (1 per KB of item, rounded up) plus one per global
-secondary index entry a write changes, as the task table's schema says (see ASSUMED_INDEX_WRITES).
+Write request units follow DynamoDB's rule (1 per KB of item, rounded up; an UpdateItem is billed
+for the whole item) plus one per global secondary index entry a write adds or removes, two when it
+moves one (a changed index key), as the task table's schema says (see INDEX_WRITES).
 """
 
 from __future__ import annotations
@@ -21,26 +22,44 @@ PRICE = {
     "sqs_request_per_m": 0.40,
     "eventbridge_event_per_m": 1.00,
 }
-# Index entries each write of a task's lifecycle changes (byQueue, byDue, byGroup): create adds
-# three; the claim moves two (delete + put each); the resolution removes two.
-ASSUMED_INDEX_WRITES = {"PutItem": 3, "UpdateItem": 3}
+# Index entries each step of a task's lifecycle changes (adapters/tables.py): createTask's status
+# item adds byGroup, byQueue and byDue entries (the definition item is in no index); the claim moves
+# byQueue ("pending#" -> "running#") and byDue (a new dueAt), a delete and a put each; the resolution
+# removes both. byGroup's key never changes, so it is written once.
+INDEX_WRITES = {"create": 3, "claim": 4, "resolve": 2}
+TASK_PUTS = 2  # createTask: the definition item, then the status item; other PutItems are memberships
+TRANSITIONS = 2  # the claim and the resolution: UpdateItems of the status item
 LAMBDA_MEMORY_GB = 0.5
-STREAM_RECORDS_PER_TASK = 3  # insert, claim, resolution
+STATUS_RECORDS_PER_TASK = 3  # the status item's insert, claim, resolution
+STREAM_RECORDS_PER_TASK = STATUS_RECORDS_PER_TASK + 1  # and the definition item's insert (skipped)
 STREAM_BATCH = 10  # records per stream invocation under moderate load (assumed)
 
 
-def per_million(requests_per_task: dict[str, float], task_item_bytes: int, api_ms_per_task: float) -> dict[str, Any]:
+def per_million(
+    requests_per_task: dict[str, float], definition_bytes: int, api_ms_per_task: float, status_bytes: int = 1024
+) -> dict[str, Any]:
+    """`definition_bytes`, `status_bytes`: a task's two items in the tasks table (median sizes)."""
     r = requests_per_task
-    wru_item = max(1, math.ceil(task_item_bytes / 1024))
-    task_writes = r.get("dynamodb:PutItem", 0) / 2 + r.get("dynamodb:UpdateItem", 0)  # one PutItem is a membership
+    wru_definition = max(1, math.ceil(definition_bytes / 1024))
+    wru_status = max(1, math.ceil(status_bytes / 1024))
+    puts, updates = r.get("dynamodb:PutItem", 0), r.get("dynamodb:UpdateItem", 0)
     wru = (
-        task_writes * wru_item
-        + r.get("dynamodb:PutItem", 0) / 2  # membership items: 1 WRU
+        wru_definition
+        + wru_status
+        + max(0.0, puts - TASK_PUTS)  # memberships of the task group: 1 WRU each
+        + TRANSITIONS * wru_status
+        + max(0.0, updates - TRANSITIONS)  # task queues and workers seen (workers table): 1 WRU each
         + r.get("dynamodb:BatchWriteItem", 0) * 1
-        + (r.get("dynamodb:PutItem", 0) / 2) * ASSUMED_INDEX_WRITES["PutItem"]
-        + r.get("dynamodb:UpdateItem", 0) * ASSUMED_INDEX_WRITES["UpdateItem"]
+        + sum(INDEX_WRITES.values())
     )
-    rru = r.get("dynamodb:Query", 0) * 1 + r.get("dynamodb:GetItem", 0) * 1
+    # The definition is read (eventually consistent: half a unit per 4 KB) by the outbox for each
+    # of the task's status records and by claimWork for its answer (the BatchGetItems counted).
+    wrc_definition = max(1, math.ceil(definition_bytes / 4096)) / 2
+    rru = (
+        r.get("dynamodb:Query", 0) * 1
+        + r.get("dynamodb:GetItem", 0) * 1
+        + (STATUS_RECORDS_PER_TASK + 1) * wrc_definition
+    )
     sqs = sum(v for k, v in r.items() if k.startswith("sqs:"))
     events = 4  # task-defined, -pending, -running, -completed (PutEvents is billed per event)
     api_requests = 2 + 1 / 32  # createTask, reportCompleted, a share of claimWork(32)
@@ -60,7 +79,8 @@ def per_million(requests_per_task: dict[str, float], task_item_bytes: int, api_m
         "usd_per_million_tasks": round(sum(parts.values()), 2),
         "breakdown_usd": {k: round(v, 2) for k, v in parts.items()},
         "assumptions": {
-            "task_item_bytes": task_item_bytes,
+            "definition_item_bytes": definition_bytes,
+            "status_item_bytes": status_bytes,
             "wru_per_task": round(wru, 2),
             "rru_per_task": rru,
             "lambda_ms_per_task": api_ms_per_task,

@@ -167,7 +167,7 @@ def compose(
         queue=queue,
         groups=groups,
         dependencies=dependencies,
-        outbox=Outbox(ports.hints, ports.events, groups, dependencies, decode_task, workers),
+        outbox=Outbox(ports.hints, ports.events, groups, dependencies, decode_task, ports.tasks.definitions, workers),
         sweeper=Sweeper(queue, artifacts),
         artifacts=artifacts,
         auth=auth,

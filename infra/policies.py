@@ -70,7 +70,7 @@ Access = dict[str, Any]
 ACCESS: dict[str, Access] = {
     API_HANDLER: {
         "tables": {
-            "tasks_table": (BATCH_GET, GET, PUT, UPDATE),
+            "tasks_table": (BATCH_GET, PUT, UPDATE),
             "graph_table": (BATCH_WRITE, GET, PUT, QUERY, UPDATE),
             "artifacts_table": (GET, PUT, QUERY),
             "auth_table": (DELETE, GET, PUT, QUERY, UPDATE),
@@ -84,7 +84,8 @@ ACCESS: dict[str, Access] = {
         },
         # claimWork: finds the task queue's dispatch queues, waits on one (making the default
         # priority's, redriving to the dead-letter queue, if none exists), takes and deletes hints
-        "dispatch_queues": (CREATE_QUEUE, DELETE_MESSAGE, QUEUE_URL, RECEIVE, SEND),
+        # pendingTasks beyond EXACT_COUNT_ENTRIES: SQS's estimate of the hints
+        "dispatch_queues": (CREATE_QUEUE, DELETE_MESSAGE, QUEUE_ATTRIBUTES, QUEUE_URL, RECEIVE, SEND),
         "dispatch_dlq": (CREATE_QUEUE, QUEUE_ATTRIBUTES),
         "list_queues": True,
         "events": True,  # task-group events
@@ -110,7 +111,7 @@ ACCESS: dict[str, Access] = {
     },
     SWEEPER_HANDLER: {
         "tables": {
-            "tasks_table": (BATCH_GET, GET, UPDATE),
+            "tasks_table": (BATCH_GET, UPDATE),
             "graph_table": (QUERY,),
             "artifacts_table": (DELETE,),
         },
@@ -124,11 +125,13 @@ ACCESS: dict[str, Access] = {
             "pools_table": (DELETE, GET, PUT, QUERY, UPDATE),
         },
         "indexes": {"tasks_table": ("byQueue",), "pools_table": ("byKind",)},
+        "dispatch_queues": (QUEUE_ATTRIBUTES,),  # pending counts beyond EXACT_COUNT_ENTRIES
+        "list_queues": True,  # ... of the task queue's priority queues
         "ec2": True,
     },
     EC2_EVENTS_HANDLER: {
         "tables": {
-            "tasks_table": (BATCH_GET, GET, UPDATE),
+            "tasks_table": (BATCH_GET, UPDATE),
             "workers_table": (GET,),
             "pools_table": (GET, PUT),
         },
@@ -166,14 +169,20 @@ STATIC_ONLY: dict[str, dict[str, str]] = {
         "uses its permission",
         "s3:PutObject": "artifacts: upload URLs are presigned with the function's role; the worker's PUT uses "
         "its permission",
+        QUEUE_ATTRIBUTES: "queue.QueueService.pending_count: SQS's estimate when a task queue holds more than "
+        "EXACT_COUNT_ENTRIES pending tasks (the drive holds fewer); also the dead-letter queue's redrive",
+    },
+    PROVISIONER_HANDLER: {
+        QUEUE_ATTRIBUTES: "queue.QueueService.pending_count: SQS's estimate when a task queue holds more than "
+        "EXACT_COUNT_ENTRIES pending tasks (the drive holds fewer)",
+        "sqs:ListQueues": "hint_queues.SqsHintQueues._existing: the priority queues whose estimates "
+        "pending_count adds up (as above)",
+        GET: "pool_store.DynamoPoolStore.take_lease: a run that finds the lease held reads who holds it (the "
+        "drive's runs never overlap)",
     },
     RELEASE_HANDLER: {
         BATCH_WRITE: "graph_store.DynamoGraphStore.satisfy: the edges of a page of several dependents at once "
         "(the drive releases pages of one)",
-    },
-    PROVISIONER_HANDLER: {
-        GET: "pool_store.DynamoPoolStore.take_lease: a run that finds the lease held reads who holds it (the "
-        "drive's runs never overlap)",
     },
     EC2_EVENTS_HANDLER: {
         QUERY: "queue_facts.QueueServiceFacts.runs_held_by: a worker with more claims than its recentTasks "

@@ -334,14 +334,19 @@ def make_client(stack: Harness, client_id: str, scopes: list[str], **fields: Any
     return {"clientId": client_id, "accessToken": r.json_body["accessToken"]}
 
 
-def stream_records(stack: Harness) -> list[dict[str, Any]]:
-    """Every record on the tasks stream so far, as Lambda would deliver them."""
+def stream_records(stack: Harness, definitions: bool = False) -> list[dict[str, Any]]:
+    """Every record on the tasks stream so far of the tasks' status items (with `definitions`, of
+    their definition items too), as Lambda would deliver them."""
     ddb, streams = stack.pump.dynamodb, stack.pump.streams
     arn = ddb.describe_table(TableName=stack.settings.tasks_table)["Table"]["LatestStreamArn"]
     shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
     it = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
     records = streams.get_records(ShardIterator=it, Limit=1000)["Records"]
-    return [lambda_stream_record(r, arn, stack.settings.region) for r in records]
+    return [
+        lambda_stream_record(r, arn, stack.settings.region)
+        for r in records
+        if definitions or not r["dynamodb"]["Keys"]["taskId"]["S"].startswith("def#")
+    ]
 
 
 def invoke_stream(stack: Harness, records: list[dict[str, Any]]) -> Any:

@@ -30,6 +30,8 @@ LONG_POLL = 5  # seconds of one long poll while a claimer waits
 SQS_BATCH = 10
 SEND_ATTEMPTS = 3  # calls for hints SQS refuses one by one (SendMessageBatch's Failed)
 RETRY_PAUSE = 0.1  # seconds before the second call, doubled before each further one
+# SQS's estimates of a queue's messages: waiting, and received but not yet deleted (being claimed).
+APPROXIMATE_COUNTS = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible")
 DEFAULT_PRIORITY = "lowest"  # createTask's default: the queue a claimer waits on before any exists
 DOORBELL = '{"doorbell":true}'  # not a hint: tells claimers to look for new priority queues
 
@@ -210,6 +212,19 @@ class SqsHintQueues:
             by_url.setdefault(r.queue_url, []).append(r.receipt)
         for url, receipts in by_url.items():
             self._delete(url, receipts)
+
+    def approximate_count(self, task_queue_id: str) -> int:
+        total = 0
+        for url in self._existing(task_queue_id):
+            try:
+                attributes = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=list(APPROXIMATE_COUNTS))
+            except ClientError as e:
+                if e.response["Error"]["Code"] in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+                    self._known.pop(task_queue_id, None)
+                    continue
+                raise
+            total += sum(int(attributes["Attributes"].get(name, 0)) for name in APPROXIMATE_COUNTS)
+        return total
 
     def _delete(self, url: str, receipts: list[str]) -> None:
         for i in range(0, len(receipts), SQS_BATCH):

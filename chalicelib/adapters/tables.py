@@ -2,17 +2,29 @@
 
 Models are built by a factory so that table names come from Settings, never from import time.
 
-The tasks table (one item per task, key `taskId`):
+The tasks table: two items per task, so that a transition rewrites only what changes.
+  key `def#<taskId>`: the definition, written once by createTask and never changed —
   def           the normalised definition, as JSON text (exact round trip, no Decimal games)
+  ttl           as the status's
+  key `<taskId>`: the status, small (no definition text: ≈ 0.8 KB with one run, so 1 write unit per
+  transition whatever the definition's size) —
+  taskQueueId, taskGroupId, schedulerId, projectId, deadline, expires   the definition's fields its
+                status shows (domain/model.py STATUS_FIELDS; provisionerId/workerType are
+                taskQueueId's halves), and what the guards and indexes need
   runs          the runs, as a list of maps (Taskcluster's run objects)
   state, retriesLeft, priority, version, hintSeq     status; `version` counts writes
   takenUntil    lease of the running run (absent otherwise)
-  queueSort     "<state>#<since>" while pending or running: index `byQueue` (key taskQueueId;
-                it carries takenUntil and deadline, so counts need no reads of the table)
+  queueSort     "<state>#<since>" while pending or running: index `byQueue`, key queueShard =
+                "<taskQueueId>#<k>" (k: a hash of the taskId, QUEUE_SHARDS of them, so that no one
+                key takes a task queue's every write); it carries takenUntil and deadline, so
+                counts need no reads of the table
   dueShard/dueAt   next time the sweeper must look (absent once resolved): index `byDue`
   ttl           `expires` in epoch seconds: DynamoDB's TTL garbage-collects expired tasks
-  index `byGroup` (taskGroupId, taskId) lists a task group's members.
-The stream (NEW_AND_OLD_IMAGES) is the outbox: see services/outbox.py.
+  link          names the task's dependency edges (graph_store.py)
+  index `byGroup` (taskGroupId, taskId) lists a task group's members (status items only: the
+  definition item has no taskGroupId; the key never changes, so the entry is written once).
+The stream (NEW_AND_OLD_IMAGES) is the outbox: see services/outbox.py. It reads the status items'
+images and the definitions of a batch in one BatchGetItem; the definition items' own records are skipped.
 
 The graph table (key pk + sk, one small item per fact, so nothing grows with a graph's size):
   group#<taskGroupId>        / -              the task group: schedulerId, expires, sealed
@@ -99,7 +111,7 @@ class ByQueueIndex(GlobalSecondaryIndex["TaskRow"]):  # type: ignore[no-untyped-
         index_name = "byQueue"
         projection = IncludeProjection(["takenUntil", "deadline"])
 
-    taskQueueId = UnicodeAttribute(hash_key=True)
+    queueShard = UnicodeAttribute(hash_key=True)
     queueSort = UnicodeAttribute(range_key=True)
 
 
@@ -129,8 +141,8 @@ class TaskRow(Model):
         billing_mode = "PAY_PER_REQUEST"
         stream_view_type = TASKS_STREAM_VIEW
 
-    taskId = UnicodeAttribute(hash_key=True)
-    definition = UnicodeAttribute(attr_name="def")
+    taskId = UnicodeAttribute(hash_key=True)  # "<taskId>" (status) or "def#<taskId>" (definition)
+    definition = UnicodeAttribute(attr_name="def", null=True)  # definition items only
     taskQueueId = UnicodeAttribute()
     taskGroupId = UnicodeAttribute()
     schedulerId = UnicodeAttribute()
@@ -146,6 +158,7 @@ class TaskRow(Model):
     hintSeq = NumberAttribute(default=0)
     takenUntil = UnicodeAttribute(null=True)
     queueSort = UnicodeAttribute(null=True)
+    queueShard = UnicodeAttribute(null=True)  # status items: "<taskQueueId>#<k>", never changes
     dueShard = UnicodeAttribute()
     dueAt = UnicodeAttribute(null=True)
     link = UnicodeAttribute(null=True)  # names the task's dependency edges (graph_store.py)
@@ -153,6 +166,18 @@ class TaskRow(Model):
     byQueue = ByQueueIndex()
     byDue = ByDueIndex()
     byGroup = ByGroupIndex()
+
+
+class DefinitionRow(Model):
+    """A task's definition item in the tasks table (see TaskRow); use `definition_model(...)`."""
+
+    class Meta:
+        table_name = "unbound"
+        billing_mode = "PAY_PER_REQUEST"
+
+    taskId = UnicodeAttribute(hash_key=True)  # "def#<taskId>"
+    definition = UnicodeAttribute(attr_name="def")
+    ttl = NumberAttribute()
 
 
 class GraphRow(Model):
@@ -359,6 +384,12 @@ def _bind(base: type[Model], table_name: str, region: str, host: str | None) -> 
 
 def task_model(table_name: str, region: str, host: str | None = None) -> type[TaskRow]:
     model: type[TaskRow] = _bind(TaskRow, table_name, region, host)
+    return model
+
+
+def definition_model(table_name: str, region: str, host: str | None = None) -> type[DefinitionRow]:
+    """The definition items of the tasks table `table_name`."""
+    model: type[DefinitionRow] = _bind(DefinitionRow, table_name, region, host)
     return model
 
 

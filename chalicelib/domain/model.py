@@ -63,6 +63,19 @@ PRIORITY_LEVEL: dict[str, int] = {p: 7 - i for i, p in enumerate(PRIORITIES)}
 
 MAX_RUNS = 50
 
+# The definition's fields a task's status shows (`Task.status_json`). The tasks table keeps them in
+# the task's small status item too, so a write's answer shows the status without reading the definition.
+STATUS_FIELDS = (
+    "provisionerId",
+    "workerType",
+    "taskQueueId",
+    "schedulerId",
+    "projectId",
+    "taskGroupId",
+    "deadline",
+    "expires",
+)
+
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|z|[+-]\d{2}:?\d{2})$")
 
 
@@ -173,6 +186,8 @@ class Task:
     `link` names the dependency edges of the createTask request that stored this task (empty for
     tasks stored before edges were named): edges another request wrote for the same taskId are
     not this task's, whichever way the two raced (services/dependencies.py).
+    `partial`: `definition` holds only STATUS_FIELDS — the answer of a write that read nothing
+    (TaskStore.patch_run); `with_definition` completes it.
     """
 
     task_id: str
@@ -183,6 +198,7 @@ class Task:
     version: int = 0
     hint_seq: int = 0
     link: str = ""
+    partial: bool = False
 
     # --- derived views -------------------------------------------------------------------------
     @property
@@ -239,8 +255,17 @@ class Task:
     def run(self, run_id: int) -> Run | None:
         return self.runs[run_id] if 0 <= run_id < len(self.runs) else None
 
+    def status_only(self) -> Task:
+        """This task as a write answers it: the definition cut to STATUS_FIELDS."""
+        return replace(self, definition={k: self.definition[k] for k in STATUS_FIELDS}, partial=True)
+
+    def with_definition(self, definition: dict[str, Any]) -> Task:
+        """This status with the whole (immutable) definition."""
+        return replace(self, definition=definition, partial=False)
+
     def task_json(self) -> dict[str, Any]:
         """The definition as `task()` returns it (with the current priority)."""
+        assert not self.partial, "the definition was not read"
         return {**self.definition, "priority": self.priority}
 
     def status_json(self) -> dict[str, Any]:

@@ -51,8 +51,11 @@ class StreamRecord:
     sequence_number: str = ""
 
 
-# Reads a row image of the tasks table (the adapter's format) as a Task.
-ImageDecoder = Callable[[Mapping[str, Any]], Task]
+# Reads a row image of the tasks table (the adapter's format): a task's status as a partial Task
+# (its definition is read for the whole batch at once), None for an item that is no task's status.
+ImageDecoder = Callable[[Mapping[str, Any]], Task | None]
+# The definitions of tasks, by taskId (TaskStore.definitions).
+DefinitionReader = Callable[[Sequence[str]], Mapping[str, dict[str, Any]]]
 
 
 @dataclass
@@ -85,9 +88,11 @@ class Outbox:
         groups: TaskGroups,
         dependencies: Dependencies,
         decode: ImageDecoder,
+        definitions: DefinitionReader,
         workers: WorkerInfo | None = None,
     ) -> None:
         self.decode = decode
+        self.definitions = definitions
         self.hints = hints
         self.events = events
         self.groups = groups
@@ -98,21 +103,40 @@ class Outbox:
         """A batch of the stream: each record decoded, then `process`. A record that cannot be read
         is logged and skipped: it must not block the shard, and the sweeper re-derives anything it
         should have caused from the row itself."""
-        changes = []
-        read = []
+        changes: list[tuple[StreamRecord, RowChange]] = []
         for record in records:
             try:
-                changes.append(RowChange(self._task(record.old_image), self._task(record.new_image)))
-                read.append(record)
+                change = RowChange(self._task(record.old_image), self._task(record.new_image))
             except Exception:
                 log.exception("skipping unreadable stream record %s", record.event_id)
-        report = self.process(changes, time_left)
+                continue
+            if change.old is not None or change.new is not None:  # else a definition item's record
+                changes.append((record, change))
+        whole = self._whole(changes)
+        report = self.process([c for _, c in whole], time_left)
         if report.failed_at is not None:
-            report.failed_record = read[report.failed_at]
+            report.failed_record = whole[report.failed_at][0]
         return report
 
     def _task(self, image: Mapping[str, Any] | None) -> Task | None:
         return self.decode(image) if image else None
+
+    def _whole(self, changes: Sequence[tuple[StreamRecord, RowChange]]) -> list[tuple[StreamRecord, RowChange]]:
+        """The changes with their tasks' definitions, read in one go (immutable, and written before
+        the status, so always there but for expired tasks: a removal needs none)."""
+        wanted = [c.new.task_id for _, c in changes if c.new is not None and c.new.partial]
+        found = self.definitions(wanted) if wanted else {}
+        whole: list[tuple[StreamRecord, RowChange]] = []
+        for record, c in changes:
+            if c.new is None or not c.new.partial:
+                whole.append((record, c))
+            elif c.new.task_id in found:
+                d = found[c.new.task_id]
+                old = c.old.with_definition(d) if c.old is not None and c.old.partial else c.old
+                whole.append((record, RowChange(old, c.new.with_definition(d))))
+            else:
+                log.error("skipping stream record %s: task %s has no definition", record.event_id, c.new.task_id)
+        return whole
 
     def process(self, changes: Sequence[RowChange], time_left: Callable[[], float]) -> OutboxReport:
         """Carry out what the changes cause, in steps over the whole batch (hints, events, group

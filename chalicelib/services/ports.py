@@ -46,9 +46,15 @@ class Page:
 
 
 class TaskStore(Protocol):
+    """A task is its immutable definition, written once, and its small status, which every write
+    changes. Reads answer whole tasks; writes answer the status they wrote (`Task.partial`)."""
+
     def get(self, task_id: str) -> Task | None: ...
 
     def get_many(self, task_ids: Sequence[str], consistent: bool = False) -> dict[str, Task]: ...
+
+    def definitions(self, task_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The definitions of the known tasks among `task_ids`."""
 
     def group_page(self, task_group_id: str, limit: int, continuation: str | None) -> tuple[list[str], str | None]: ...
 
@@ -56,14 +62,18 @@ class TaskStore(Protocol):
         """Insert a new task; if the id is taken, return the stored task instead."""
 
     def save(self, task: Task, expected_version: int) -> Task | None:
-        """Write `task`'s status if the row still has `expected_version`; None if it has not."""
+        """Write `task`'s status if it still has `expected_version` (a partial Task); None if it has not."""
 
     def patch_run(self, task_id: str, patch: RunPatch) -> Task | None:
-        """Apply `patch` with one conditional write (no read); None if its guard does not hold."""
+        """Apply `patch` with one conditional write (no read; a partial Task); None if its guard does not hold."""
 
     def queue_page(self, task_queue_id: str, state: TaskState, limit: int, continuation: str | None) -> Page: ...
 
-    def queue_count(self, task_queue_id: str, state: TaskState, live_at: datetime) -> int: ...
+    def queue_count(
+        self, task_queue_id: str, state: TaskState, live_at: datetime, examine: int | None = None
+    ) -> tuple[int, bool]:
+        """(tasks of the queue in `state` still live at `live_at`, whether that is all of them): at most
+        `examine` index entries are read, and the count is complete only if fewer were there."""
 
     def due(self, shard: int, now: datetime, limit: int, after: DueEntry | None = None) -> list[DueEntry]:
         """The tasks of index shard `shard` the sweeper must look at by `now`: at most `limit`,
@@ -137,6 +147,9 @@ class HintQueues(Protocol):
         """Hints for a task queue, highest priority first; waits up to `wait_seconds` for the first."""
 
     def delete(self, received: Sequence[ReceivedHint]) -> None: ...
+
+    def approximate_count(self, task_queue_id: str) -> int:
+        """The task queue's hints, visible or being received, as SQS estimates them (no DynamoDB read)."""
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,9 @@ from .transition import Transitioned, load, transition
 
 CLAIM_CONCURRENCY = 16  # claims claimWork makes at once
 CLAIM_MARGIN = 2.0  # seconds: claimWork starts no claim this close to its request's end
+# The index entries pendingTasks reads at most (≤ 32 read units): an exact count up to this depth,
+# SQS's estimate beyond (architecture.md, Capacity).
+EXACT_COUNT_ENTRIES = 1000
 
 
 def _never_quarantined(task_queue_id: str, worker: Worker) -> bool:
@@ -57,6 +60,7 @@ class QueueService:
         self.quarantined = quarantined
         self._sleep = sleep
         self._pool = ThreadPoolExecutor(max_workers=CLAIM_CONCURRENCY, thread_name_prefix="claim")
+        self.exact_count_entries = EXACT_COUNT_ENTRIES
 
     # --- plumbing ------------------------------------------------------------------------------
     def _load(self, task_id: str) -> Task:
@@ -200,12 +204,24 @@ class QueueService:
             results = self._pool.map(
                 lambda r: self._claim_hinted(task_queue_id, r.hint.task_id, r.hint.run_id, worker, timeout), used
             )
-            claimed += [(task, r.hint.run_id) for r, task in zip(used, results, strict=True) if task is not None]
+            won = [(task, r.hint.run_id) for r, task in zip(used, results, strict=True) if task is not None]
+            claimed += self._whole(won)
             # Each used hint was either claimed or stale: delete them all. We never receive more
             # hints than we still want, so no valid hint is dropped unclaimed.
             self.hints.delete(used)
             if claimed or not received or wait_left() <= 0 or time_left() <= CLAIM_MARGIN:
                 return claimed
+
+    def _whole(self, claims: list[tuple[Task, int]]) -> list[tuple[Task, int]]:
+        """Claims with their tasks' definitions: the claims' writes answer the status alone, so one
+        read of the (immutable) definitions per round, not one per task."""
+        wanted = [t.task_id for t, _ in claims if t.partial]
+        if not wanted:
+            return claims
+        found = self.store.definitions(wanted)
+        # A claimed task always has its definition (written before its status, deleted only after
+        # its deadline): no claim is left out.
+        return [(t.with_definition(found[t.task_id]) if t.partial else t, run_id) for t, run_id in claims]
 
     def _within(self, received: list[ReceivedHint], budget: int, size: int) -> tuple[list[ReceivedHint], int]:
         """The hints whose claims fit `budget` with the `size` already taken (at least one when
@@ -256,10 +272,17 @@ class QueueService:
 
     # --- task queues ---------------------------------------------------------------------------
     def pending_count(self, task_queue_id: str) -> int:
-        return self.store.queue_count(task_queue_id, TaskState.PENDING, self.clock.now())
+        """Exact as Taskcluster counts (pending and before the deadline) while the task queue holds
+        fewer than `exact_count_entries` pending tasks; beyond, the larger of the live ones among
+        those read and SQS's estimate of the queue's hints: one read of bounded cost, however deep."""
+        live, complete = self.store.queue_count(
+            task_queue_id, TaskState.PENDING, self.clock.now(), self.exact_count_entries
+        )
+        return live if complete else max(live, self.hints.approximate_count(task_queue_id))
 
     def claimed_count(self, task_queue_id: str) -> int:
-        return self.store.queue_count(task_queue_id, TaskState.RUNNING, self.clock.now())
+        """Exact: the running entries are at most the workers' capacity."""
+        return self.store.queue_count(task_queue_id, TaskState.RUNNING, self.clock.now())[0]
 
     def queue_listing(
         self, task_queue_id: str, state: TaskState, limit: int, continuation: str | None

@@ -40,5 +40,6 @@ def transition(
             return Transitioned(current, False)
         saved = store.save(new, current.version)
         if saved is not None:
-            return Transitioned(saved, True)
+            # The store answers with the status it wrote; the definition never changes.
+            return Transitioned(saved if current.partial else saved.with_definition(current.definition), True)
     raise RequestConflict(f"Task {task_id} is changing too fast; try again", taskId=task_id)

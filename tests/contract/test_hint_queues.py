@@ -57,3 +57,13 @@ def test_a_task_queue_id_too_long_for_a_queue_name_still_gets_its_hints(hints: H
     hints.send([hint("a", "very-high", queue=long_queue)])
     assert [r.hint for r in hints.receive(long_queue, 10, 0)] == [Hint("a", 0, long_queue, "very-high")]
     assert hints.receive(QUEUE, 10, 0) == []
+
+
+def test_approximate_count_counts_the_hints_waiting_and_being_received(hints: HintQueues) -> None:
+    assert hints.approximate_count(QUEUE) == 0
+    hints.send([hint("a"), hint("b"), hint("c"), hint("theirs", queue="proj/other")])
+    assert hints.approximate_count(QUEUE) == 3
+    [received] = hints.receive(QUEUE, 1, 0)
+    assert hints.approximate_count(QUEUE) == 3
+    hints.delete([received])
+    assert hints.approximate_count(QUEUE) == 2

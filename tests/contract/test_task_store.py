@@ -102,7 +102,8 @@ def test_save_writes_the_status_and_bumps_the_version_when_it_still_matches(task
     scheduled = transitions.schedule(stored, T0)
     saved = tasks.save(scheduled, expected_version=1)
     assert saved is not None and saved.version == 2 and saved.state is TaskState.PENDING
-    assert tasks.get("a") == saved
+    assert saved.partial and saved.status_json() == scheduled.status_json()
+    assert tasks.get("a") == replace(scheduled, version=2)
 
 
 def test_save_returns_none_when_the_row_moved_on(tasks: TaskStore) -> None:
@@ -124,8 +125,24 @@ def test_save_writes_the_status_only_never_the_definition(tasks: TaskStore) -> N
     changed = replace(transitions.schedule(stored, T0), definition={**stored.definition, "tags": {"new": "x"}})
     saved = tasks.save(replace(changed, priority="high", hint_seq=3, retries_left=1), 1)
     assert saved is not None
-    assert saved.definition == stored.definition
     assert (saved.priority, saved.hint_seq, saved.retries_left) == ("high", 3, 1)
+    again = tasks.get("a")
+    assert again is not None and again.definition == stored.definition
+    assert again == saved.with_definition(stored.definition)
+
+
+def test_a_write_answers_the_status_without_the_definition(tasks: TaskStore) -> None:
+    stored = created(tasks, pending("a", routes=["r.1"], tags={"k": "v"}))
+    claimed = claim(tasks, "a")
+    assert claimed is not None and claimed.partial
+    assert claimed.status_json() == replace(stored, runs=claimed.runs).status_json()
+    assert "payload" not in claimed.definition
+    assert tasks.definitions(["a", "ghost"]) == {"a": stored.definition}
+
+
+def test_definitions_of_unknown_tasks_are_left_out(tasks: TaskStore) -> None:
+    assert tasks.definitions([]) == {}
+    assert tasks.definitions(["ghost"]) == {}
 
 
 # --- patch_run: the guarded write without a read --------------------------------------------------
@@ -136,7 +153,9 @@ def test_patch_run_claims_the_pending_latest_run(tasks: TaskStore) -> None:
     run = claimed.runs[0]
     assert run.state is TaskState.RUNNING and (run.worker_group, run.worker_id) == ("wg", "w1")
     assert run.started == T0 + timedelta(seconds=5) and run.taken_until == T0 + timedelta(seconds=5) + LEASE
-    assert tasks.get("a") == claimed
+    stored = tasks.get("a")
+    assert stored is not None and not stored.partial
+    assert claimed == stored.status_only()
 
 
 def test_patch_run_returns_none_when_the_run_is_not_in_the_expected_state(tasks: TaskStore) -> None:
@@ -193,6 +212,16 @@ def test_queue_page_lists_pending_tasks_oldest_first_page_by_page(tasks: TaskSto
     assert sizes[:3] == [3, 3, 1]
 
 
+def test_queue_page_lists_every_entry_once_in_order_however_it_is_paged(tasks: TaskStore) -> None:
+    # entries with equal times too: they come in taskId order
+    for i in range(20):
+        created(tasks, pending(f"t{i:02}", at=T0 + timedelta(seconds=i // 3)))
+    expected = [f"t{i:02}" for i in range(20)]
+    for limit in (1, 4, 7, 20, 25):
+        entries, _ = page_all(tasks, TaskState.PENDING, limit)
+        assert [e.task_id for e in entries] == expected
+
+
 def test_a_short_page_carries_no_token(tasks: TaskStore) -> None:
     created(tasks, pending("a"))
     page = tasks.queue_page(QUEUE, TaskState.PENDING, 5, None)
@@ -236,13 +265,22 @@ def test_queue_count_counts_what_is_live_at_the_instant(tasks: TaskStore) -> Non
     created(tasks, pending("r1"))
     created(tasks, pending("other", taskQueueId="proj/other"))
     claim(tasks, "r1")
-    assert tasks.queue_count(QUEUE, TaskState.PENDING, T0) == 2
-    assert tasks.queue_count(QUEUE, TaskState.RUNNING, T0) == 1
+    assert tasks.queue_count(QUEUE, TaskState.PENDING, T0) == (2, True)
+    assert tasks.queue_count(QUEUE, TaskState.RUNNING, T0) == (1, True)
     # p2's deadline passed; r1's lease expired: neither counts, whatever the sweeper has yet to do
     later = T0 + LEASE + timedelta(minutes=11)
-    assert tasks.queue_count(QUEUE, TaskState.PENDING, later) == 1
-    assert tasks.queue_count(QUEUE, TaskState.RUNNING, later) == 0
-    assert tasks.queue_count("proj/none", TaskState.PENDING, T0) == 0
+    assert tasks.queue_count(QUEUE, TaskState.PENDING, later) == (1, True)
+    assert tasks.queue_count(QUEUE, TaskState.RUNNING, later) == (0, True)
+    assert tasks.queue_count("proj/none", TaskState.PENDING, T0) == (0, True)
+
+
+def test_queue_count_reads_no_more_entries_than_told(tasks: TaskStore) -> None:
+    for i in range(3):
+        created(tasks, pending(f"p{i}", at=T0 + timedelta(seconds=i)))
+    assert tasks.queue_count(QUEUE, TaskState.PENDING, T0, examine=1000) == (3, True)
+    # fewer entries read than there are: the count says it may be short
+    live, complete = tasks.queue_count(QUEUE, TaskState.PENDING, T0, examine=1)
+    assert not complete and 1 <= live <= 3
 
 
 # --- the sweeper's agenda -------------------------------------------------------------------------

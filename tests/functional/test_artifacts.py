@@ -546,7 +546,8 @@ def test_an_s3_artifact_costs_two_dynamodb_requests_to_create_and_one_to_get(sta
     name = quote_name("public/counted.bin")
     with counting_requests() as create_calls:
         put_url = created(stack, task_id, "public/counted.bin", s3_artifact(stack))["putUrl"]
-    assert dict(create_calls) == {("dynamodb", "GetItem"): 1, ("dynamodb", "PutItem"): 1}  # presigning is local
+    # the task (its two items in one BatchGetItem), the artifact; presigning is local
+    assert dict(create_calls) == {("dynamodb", "BatchGetItem"): 1, ("dynamodb", "PutItem"): 1}
     with counting_requests() as upload_calls:
         assert requests.put(put_url, data=data, headers={"Content-Type": "text/plain"}).status_code == 200
     assert dict(upload_calls) == {}  # the client's own S3 PUT: no request of ours
@@ -555,5 +556,6 @@ def test_an_s3_artifact_costs_two_dynamodb_requests_to_create_and_one_to_get(sta
     assert dict(get_calls) == {("dynamodb", "GetItem"): 1}
     with counting_requests() as latest_calls:
         get(stack, f"/task/{task_id}/artifacts/{name}")
-    assert dict(latest_calls) == {("dynamodb", "GetItem"): 2}  # the task (latest run), then the artifact
+    # the task (latest run: its two items in one BatchGetItem), then the artifact
+    assert dict(latest_calls) == {("dynamodb", "BatchGetItem"): 1, ("dynamodb", "GetItem"): 1}
     assert requests.get(url).content == data

@@ -20,6 +20,15 @@ def test_a_new_pending_task_gets_one_hint(stack: Harness) -> None:
     assert pending_hints(stack) == 1
 
 
+def test_a_definition_items_record_is_skipped(stack: Harness) -> None:
+    stack.create()
+    everything = stream_records(stack, definitions=True)
+    [status] = stream_records(stack)
+    [definition] = [r for r in everything if r != status]
+    assert invoke_stream(stack, [definition]) == {"records": 0, "hints": 0}
+    assert invoke_stream(stack, [definition, status]) == {"records": 1, "hints": 1}
+
+
 def test_replayed_and_reordered_records_never_claim_a_run_twice(stack: Harness) -> None:
     a, b = stack.create(), stack.create()
     records = stream_records(stack)

@@ -88,6 +88,20 @@ def test_a_task_lives_from_creation_to_completion(c: Container, clock: FakeClock
     assert c.queue.claimed_count(QUEUE) == 0
 
 
+def test_pending_count_is_exact_while_shallow_and_sqs_s_estimate_when_deep(c: Container, clock: FakeClock) -> None:
+    c.queue.exact_count_entries = 3
+    create(c, clock, "short", deadline=format_date(clock.now() + timedelta(minutes=30)))
+    create(c, clock, "long-1")
+    clock.advance(31 * 60)  # short's deadline passed: Taskcluster counts it no more
+    assert c.queue.pending_count(QUEUE) == 1  # exact: every entry read
+    create(c, clock, "long-2")
+    create(c, clock, "long-3")
+    # deeper than the entries read: the estimate from the queue's hints (short's hint is still there)
+    assert c.queue.pending_count(QUEUE) == 4
+    assert claim_work(c, 4) == [("long-1", 0), ("long-2", 0), ("long-3", 0)]
+    assert c.queue.pending_count(QUEUE) == 0  # exact again: short alone is left, past its deadline
+
+
 def test_a_repeated_create_is_idempotent_and_a_different_one_a_conflict(c: Container, clock: FakeClock) -> None:
     create(c, clock, "task-a")
     stored = c.queue.task("task-a")

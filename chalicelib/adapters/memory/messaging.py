@@ -125,6 +125,10 @@ class MemoryHintQueues:
             for name, queue in self._queues.items():
                 self._queues[name] = [m for m in queue if m.receipt not in receipts]
 
+    def approximate_count(self, task_queue_id: str) -> int:
+        with self._lock:
+            return sum(len(self._queues.get(name, [])) for name in queue_names(self._prefix, task_queue_id))
+
     def visible(self, task_queue_id: str) -> list[Hint]:
         """The task queue's hints a receive would hand out now, highest priority first (for tests)."""
         now = self._clock.now()

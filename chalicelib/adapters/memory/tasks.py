@@ -2,7 +2,8 @@
 
 It stands for adapters/task_store.py: each row is a `_TaskRow` as the table keeps it (the
 definition as JSON text, dates to the millisecond), writes are conditional on the version or
-patch_run's guard, and every write appends a RowChange that `pump` hands to the outbox.
+patch_run's guard and answer the status alone (`Task.partial`), and every write appends a
+RowChange (of whole tasks: what the outbox makes of the table's images) that `pump` hands to the outbox.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from ...domain import transitions
 from ...domain.model import ACTIVE_STATES, Run, Task, TaskState, format_date, parse_date
@@ -117,6 +119,11 @@ class MemoryTaskStore:
             rows = [self._rows[t] for t in dict.fromkeys(task_ids) if t in self._rows]
         return {r.task_id: r.task() for r in rows}
 
+    def definitions(self, task_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            rows = [self._rows[t] for t in dict.fromkeys(task_ids) if t in self._rows]
+        return {r.task_id: json.loads(r.definition) for r in rows}
+
     def group_page(self, task_group_id: str, limit: int, continuation: str | None) -> tuple[list[str], str | None]:
         names = ("taskGroupId", "taskId")
         start = _start(continuation, names, ("taskId",), {"taskGroupId": equal(task_group_id)})
@@ -168,7 +175,7 @@ class MemoryTaskStore:
                 due_at=self._due(task),
             )
             self._write(old, new)
-        return new.task()
+        return new.task().status_only()
 
     def patch_run(self, task_id: str, patch: RunPatch) -> Task | None:
         with self._lock:
@@ -185,7 +192,7 @@ class MemoryTaskStore:
             runs = _runs((*old.runs[:-1], replace(old.runs[-1], **patch.fields)))
             new = replace(old, runs=runs, version=old.version + 1, due_at=_opt_ms(patch.due_at))
             self._write(old, new)
-        return new.task()
+        return new.task().status_only()
 
     # --- indexes -------------------------------------------------------------------------------
     def queue_page(self, task_queue_id: str, state: TaskState, limit: int, continuation: str | None) -> Page:
@@ -201,17 +208,24 @@ class MemoryTaskStore:
         entries, last = _query(rows, start, limit)
         return Page(entries, _token(names, (task_queue_id, *last) if last else None))
 
-    def queue_count(self, task_queue_id: str, state: TaskState, live_at: datetime) -> int:
+    def queue_count(
+        self, task_queue_id: str, state: TaskState, live_at: datetime, examine: int | None = None
+    ) -> tuple[int, bool]:
         at = format_date(live_at)
         with self._lock:
-            return sum(
-                1
+            entries = sorted(
+                (sort, r.task_id, r)
                 for r in self._rows.values()
-                if r.task_queue_id == task_queue_id
-                and (r.queue_sort or "").startswith(f"{state.value}#")
-                and r.deadline > at
-                and (state is not TaskState.RUNNING or (r.taken_until is not None and format_date(r.taken_until) > at))
+                if r.task_queue_id == task_queue_id and (sort := r.queue_sort) and sort.startswith(f"{state.value}#")
             )
+        read = entries if examine is None else entries[:examine]
+        live = sum(
+            1
+            for _, _, r in read
+            if r.deadline > at
+            and (state is not TaskState.RUNNING or (r.taken_until is not None and format_date(r.taken_until) > at))
+        )
+        return live, examine is None or len(read) < examine
 
     def due(self, shard: int, now: datetime, limit: int, after: DueEntry | None = None) -> list[DueEntry]:
         at = _ms(now)
