@@ -13,10 +13,10 @@ help:  ## list the commands
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	# The command line: `.venv/bin/taskqueue` (and `python -m taskqueue` from any directory).
-	echo "$(CURDIR)" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/taskqueue-repo.pth"
-	printf '#!%s\nimport sys\nfrom taskqueue.cli import main\nsys.exit(main())\n' "$(CURDIR)/$(VENV)/bin/python" > $(VENV)/bin/taskqueue
-	chmod +x $(VENV)/bin/taskqueue
+	@# The command line: `.venv/bin/taskqueue` (and `python -m taskqueue` from any directory).
+	@echo "$(CURDIR)" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/taskqueue-repo.pth"
+	@printf '#!%s\nimport sys\nfrom taskqueue.cli import main\nsys.exit(main())\n' "$(CURDIR)/$(VENV)/bin/python" > $(VENV)/bin/taskqueue
+	@chmod +x $(VENV)/bin/taskqueue
 	touch $@
 
 install: $(VENV)/.installed  ## create .venv with everything (once; again when requirements change)

@@ -19,7 +19,9 @@ import dataclasses
 import json
 import re
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
@@ -65,6 +67,11 @@ def handler_codes() -> dict[CodeType, str]:
     return codes
 
 
+# The function a thread works for: work a function hands to a thread pool (the sweeper's chunks, the
+# provisioner's pools) is that function's, though the thread's frames do not lead back to it.
+WORKING_FOR = threading.local()
+
+
 def calling_function(codes: dict[CodeType, str]) -> str | None:
     frame: FrameType | None = sys._getframe(2)
     while frame is not None:
@@ -72,7 +79,7 @@ def calling_function(codes: dict[CodeType, str]) -> str | None:
         if name is not None:
             return name
         frame = frame.f_back
-    return None
+    return getattr(WORKING_FOR, "function", None)
 
 
 def function_settings(function: str, secret_arn: str, profile_arn: str) -> Settings:
@@ -119,12 +126,29 @@ def recording(stack: Harness, secret_arn: str, profile_arn: str) -> Iterator[dic
                 service = client.meta.service_model.service_name
                 calls.setdefault(function, []).append((service, operation, params, response))
 
+    original_submit = ThreadPoolExecutor.submit
+
+    def submit(pool: ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        function = calling_function(codes)
+
+        def working_for(*a: Any, **kw: Any) -> Any:
+            before = getattr(WORKING_FOR, "function", None)
+            WORKING_FOR.function = function
+            try:
+                return fn(*a, **kw)
+            finally:
+                WORKING_FOR.function = before
+
+        return original_submit(pool, working_for, *args, **kwargs)
+
     BaseClient._make_api_call = spy  # type: ignore[method-assign]
+    ThreadPoolExecutor.submit = submit  # type: ignore[method-assign]
     container.get = get
     try:
         yield calls
     finally:
         BaseClient._make_api_call = original  # type: ignore[method-assign]
+        ThreadPoolExecutor.submit = original_submit  # type: ignore[method-assign]
         container.get = original_get
 
 
