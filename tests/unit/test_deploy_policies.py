@@ -142,7 +142,7 @@ def recording(stack: Harness, secret_arn: str, profile_arn: str) -> Iterator[dic
         return original_submit(pool, working_for, *args, **kwargs)
 
     BaseClient._make_api_call = spy  # type: ignore[method-assign]
-    ThreadPoolExecutor.submit = submit  # type: ignore[method-assign]
+    ThreadPoolExecutor.submit = submit  # type: ignore[method-assign,assignment]
     container.get = get
     try:
         yield calls
