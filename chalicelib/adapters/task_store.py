@@ -270,8 +270,11 @@ class DynamoTaskStore:
             actions.append(m.queueSort.set(f"running#{format_date(patch.fields['started'])}"))
         elif state not in ACTIVE_STATES:
             actions += [m.takenUntil.remove(), m.queueSort.remove()]
-        actions.append(m.dueAt.set(format_date(patch.due_at)) if patch.due_at else m.dueAt.remove())
+        if not patch.keep_due:
+            actions.append(m.dueAt.set(format_date(patch.due_at)) if patch.due_at else m.dueAt.remove())
         condition = (m.state == patch.expect.value) & (m.runs[patch.run_id].runId == patch.run_id)  # type: ignore[attr-defined]
+        if patch.keep_due and patch.due_at is not None:
+            condition &= m.dueAt <= format_date(patch.due_at)
         # the latest run: there is no run after this one
         condition &= m.runs[patch.run_id + 1].does_not_exist()
         if patch.deadline_after is not None:

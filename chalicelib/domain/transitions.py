@@ -42,6 +42,8 @@ class RunPatch:
     `deadline_after`: additionally require the task's deadline to be later than this instant.
     `task_queue_id`: additionally require the task to be on this task queue.
     `due_at`: the task's next sweeper time after the change (None: nothing left to sweep).
+    `keep_due`: leave the task's sweeper time as it is, requiring it no later than `due_at` (the
+    sweeper then looks earlier than it must; finding nothing due it moves the time: `rearm`).
     """
 
     run_id: int
@@ -50,6 +52,7 @@ class RunPatch:
     deadline_after: datetime | None
     due_at: datetime | None
     task_queue_id: str | None = None
+    keep_due: bool = False
 
 
 def claim_patch(
@@ -70,7 +73,12 @@ def claim_patch(
         # Blind claims insist the deadline outlives the lease, so the sweeper's next look at the
         # task (its lease) comes before its deadline. Other claims take the careful path.
         deadline_after=taken_until,
+        # The pending run's sweeper time (its re-announcement, `base` after it was scheduled) is
+        # almost always before the lease ends: kept, the claim moves no `byDue` entry (2 write units
+        # fewer), and a task resolved before that time never has it moved at all. A run still
+        # running then is re-armed by the sweeper (one write). Otherwise: the careful path.
         due_at=taken_until,
+        keep_due=True,
         task_queue_id=task_queue_id,
     )
 
@@ -258,6 +266,12 @@ def expire(task: Task, now: datetime) -> Task:
     if taken_until is not None and taken_until <= now:
         return _resolve_with_retry(task, ReasonResolved.CLAIM_EXPIRED, ReasonCreated.RETRY, now)
     return task
+
+
+def rearm(task: Task) -> Task:
+    """The task as it is, to be written again so that its sweeper time becomes `due_at` of it: the
+    sweeper looked at a task with nothing due (a claim kept the pending run's earlier time)."""
+    return replace(task)
 
 
 def redispatch(task: Task, now: datetime, base: timedelta) -> Task:

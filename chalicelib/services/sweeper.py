@@ -127,14 +127,27 @@ class Sweeper:
         write, or none if nothing is due after all. True if the task changed."""
         base = self.queue.settings.redispatch_base
 
+        rearmed = False
+
         def step(task: Task, now: datetime) -> Task:
+            nonlocal rearmed
+            rearmed = False
             expired = transitions.expire(task, now)
-            return expired if expired is not task else transitions.redispatch(task, now, base)
+            if expired is not task:
+                return expired
+            again = transitions.redispatch(task, now, base)
+            if again is not task:
+                return again
+            # Nothing due after all (a claim kept its pending run's earlier time, or the index lagged):
+            # written again, the task's sweeper time becomes its real one. Not a change of the task.
+            rearmed = True
+            return transitions.rearm(task)
 
         try:
             result = self.queue.transition(task_id, step, task)
         except (ResourceNotFound, RequestConflict):
             return False  # expired and deleted, or contended: the next tick sees it again
-        if result.changed and result.task.state is TaskState.UNSCHEDULED:
+        changed = result.changed and not rearmed
+        if changed and result.task.state is TaskState.UNSCHEDULED:
             self.queue.dependencies.recheck(result.task)
-        return result.changed
+        return changed

@@ -317,11 +317,30 @@ def test_due_pages_through_a_shard_earliest_first(tasks: TaskStore) -> None:
     assert sorted(seen) == [f"t{i}" for i in range(8)]
 
 
-def test_a_running_task_is_due_when_its_lease_ends(tasks: TaskStore) -> None:
+def test_a_claim_keeps_the_pending_runs_earlier_sweeper_time_and_a_save_moves_it_to_the_lease(
+    tasks: TaskStore,
+) -> None:
+    """The claim moves no byDue entry: the task stays due at its pending run's re-announcement
+    (600 s after scheduling, before the lease ends); written again (the sweeper's re-arm), it is due
+    when its lease ends."""
     created(tasks, pending("a", deadline=timedelta(hours=2)))
-    claim(tasks, "a")
+    claimed = claim(tasks, "a")
+    assert claimed is not None and claimed.state is TaskState.RUNNING
+    assert all_due(tasks, T0 + timedelta(minutes=9)) == []
+    assert all_due(tasks, T0 + timedelta(minutes=10)) == ["a"]
+    stored = tasks.get("a")
+    assert stored is not None
+    assert tasks.save(transitions.rearm(stored), stored.version) is not None
     assert all_due(tasks, T0 + LEASE - timedelta(seconds=1)) == []
     assert all_due(tasks, T0 + LEASE) == ["a"]
+
+
+def test_a_claim_whose_lease_ends_before_the_pending_runs_sweeper_time_is_refused(tasks: TaskStore) -> None:
+    """Blind, it could leave the sweeper looking only after the lease ended: the careful path decides."""
+    created(tasks, pending("a", deadline=timedelta(hours=2)))
+    assert tasks.patch_run("a", transitions.claim_patch(0, WORKER, T0, timedelta(minutes=5), QUEUE)) is None
+    stored = tasks.get("a")
+    assert stored is not None and stored.state is TaskState.PENDING
 
 
 def test_a_resolved_task_is_never_due(tasks: TaskStore) -> None:

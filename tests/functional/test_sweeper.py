@@ -7,11 +7,12 @@ import operator
 import threading
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime, timedelta
 
 import pytest
 from chalice.local import LambdaContext
 
-from chalicelib.domain.model import Task
+from chalicelib.domain.model import Task, parse_date
 from chalicelib.services.sweeper import SAFETY_MARGIN
 from tests.harness import Harness, claim_task, report, runs
 
@@ -28,6 +29,42 @@ def test_an_expired_claim_is_retried(stack: Harness) -> None:
     assert status["retriesLeft"] == 1
     [claim] = stack.claim()
     assert claim["runId"] == 1
+
+
+def sweeper_times(stack: Harness, task_id: str) -> list[datetime]:
+    """The task's entries in the sweeper's index (`byDue`), whenever due."""
+    store, far = stack.c.queue.store, stack.clock.now() + timedelta(days=30)
+    shards = range(stack.c.settings.due_shards_swept)
+    return [e.due_at for shard in shards for e in store.due(shard, far, 100) if e.task_id == task_id]
+
+
+def test_a_claim_moves_no_sweeper_entry_and_a_run_still_going_is_rearmed_unchanged(stack: Harness) -> None:
+    """A claim keeps the pending run's sweeper time (600 s after scheduling, before the lease ends):
+    no index entry moves. The sweeper, looking then, finds the run still going: it moves the time to
+    the lease's end without changing the task (no event, no report of a change); the claim still
+    expires on time."""
+    task_id = stack.create()
+    scheduled = parse_date(stack.status(task_id)["runs"][0]["scheduled"])
+    stack.claim()
+    stack.pump.step()
+    assert [name for name, _ in stack.events()][-1] == "task-running"
+    assert sweeper_times(stack, task_id) == [scheduled + timedelta(seconds=600)]
+    before = stack.status(task_id)
+    stack.advance(601)
+    assert stack.sweep() == []
+    assert stack.status(task_id) == before
+    assert stack.events() == []
+    assert sweeper_times(stack, task_id) == [parse_date(before["runs"][0]["takenUntil"])]
+    stack.advance(1200 - 601)
+    assert stack.sweep() == [task_id]
+    assert runs(stack.status(task_id))[0] == (0, "exception", "scheduled", "claim-expired")
+
+
+def test_a_run_resolved_before_its_sweeper_time_never_moved_its_entry(stack: Harness) -> None:
+    task_id = stack.create()
+    [claim] = stack.claim()
+    assert report(stack, task_id, claim["runId"], "completed").status_code == 200
+    assert sweeper_times(stack, task_id) == []
 
 
 def test_an_expired_claim_without_retries_left_is_final(stack: Harness) -> None:

@@ -187,10 +187,12 @@ class MemoryTaskStore:
                 or old.runs[patch.run_id].run_id != patch.run_id
                 or (patch.deadline_after is not None and not old.deadline > format_date(patch.deadline_after))
                 or (patch.task_queue_id is not None and old.task_queue_id != patch.task_queue_id)
+                or (patch.keep_due and (old.due_at is None or old.due_at > _opt_ms(patch.due_at)))  # type: ignore[operator]
             ):
                 return None
             runs = _runs((*old.runs[:-1], replace(old.runs[-1], **patch.fields)))
-            new = replace(old, runs=runs, version=old.version + 1, due_at=_opt_ms(patch.due_at))
+            due = old.due_at if patch.keep_due else _opt_ms(patch.due_at)
+            new = replace(old, runs=runs, version=old.version + 1, due_at=due)
             self._write(old, new)
         return new.task().status_only()
 
