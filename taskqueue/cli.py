@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,13 +68,20 @@ class Ctx:
         print(json.dumps(value, indent=2, sort_keys=True), file=self.out, flush=True)
 
 
-def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+def main(
+    argv: list[str] | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> int:
+    """The command; `environ` (default: the process's) holds the TASKCLUSTER_* configuration."""
     out, err = out or sys.stdout, err or sys.stderr
+    env = os.environ if environ is None else environ
     parser = build_parser()
     args = parser.parse_args(argv)
     options: dict[str, Any] = {}
     try:
-        options = client_options(needs_credentials=args.writes)
+        options = client_options(env, needs_credentials=args.writes)
         code: int = args.handler(args, Ctx(options, out, args.json))
         return code
     except CliError as e:
@@ -89,7 +96,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
         print(f"{PROG}: {api_message(e)}", file=err)
         return FAILED
     except TaskclusterConnectionError as e:
-        print(f"{PROG}: cannot reach {os.environ.get('TASKCLUSTER_ROOT_URL')}: {e}", file=err)
+        print(f"{PROG}: cannot reach {env.get('TASKCLUSTER_ROOT_URL')}: {e}", file=err)
         return FAILED
     except KeyboardInterrupt:
         return 130
@@ -102,16 +109,16 @@ def api_message(e: TaskclusterRestFailure) -> str:
     return f"{body.get('code', 'error')} (HTTP {e.status_code}): {message}"
 
 
-def client_options(needs_credentials: bool) -> dict[str, Any]:
+def client_options(env: Mapping[str, str], needs_credentials: bool) -> dict[str, Any]:
     """Root URL and credentials from the environment, as Taskcluster's clients read them."""
-    root_url = os.environ.get("TASKCLUSTER_ROOT_URL", "").rstrip("/")
+    root_url = env.get("TASKCLUSTER_ROOT_URL", "").rstrip("/")
     if not root_url:
         raise CliError(
             "TASKCLUSTER_ROOT_URL is not set: the deployment's root URL (the embedded stack prints it, "
             "e.g. http://127.0.0.1:8000)",
             USAGE,
         )
-    client_id, token = os.environ.get("TASKCLUSTER_CLIENT_ID"), os.environ.get("TASKCLUSTER_ACCESS_TOKEN")
+    client_id, token = env.get("TASKCLUSTER_CLIENT_ID"), env.get("TASKCLUSTER_ACCESS_TOKEN")
     if bool(client_id) != bool(token):
         raise CliError("set both TASKCLUSTER_CLIENT_ID and TASKCLUSTER_ACCESS_TOKEN, or neither", USAGE)
     if needs_credentials and not client_id:
@@ -123,8 +130,8 @@ def client_options(needs_credentials: bool) -> dict[str, Any]:
     options: dict[str, Any] = {"rootUrl": root_url}
     if client_id:
         credentials = {"clientId": client_id, "accessToken": token}
-        if os.environ.get("TASKCLUSTER_CERTIFICATE"):
-            credentials["certificate"] = os.environ["TASKCLUSTER_CERTIFICATE"]
+        if env.get("TASKCLUSTER_CERTIFICATE"):
+            credentials["certificate"] = env["TASKCLUSTER_CERTIFICATE"]
         options["credentials"] = credentials
     return options
 

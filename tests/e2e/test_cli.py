@@ -17,7 +17,6 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pytest
 import taskcluster
@@ -64,8 +63,7 @@ def cli_env(served: Served, credentials: bool = True, **extra: str) -> dict[str,
 def cli(served: Served, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The command in-process (its main(), with this environment): most calls, to save a Python start each."""
     out, err = io.StringIO(), io.StringIO()
-    with mock.patch.dict(os.environ, env or cli_env(served), clear=True):
-        code = main(list(args), out=out, err=err)
+    code = main(list(args), out=out, err=err, environ=env or cli_env(served))
     return subprocess.CompletedProcess(["python -m taskqueue", *args], code, out.getvalue(), err.getvalue())
 
 

@@ -21,6 +21,19 @@ from moto import mock_aws
 ROOT = Path(__file__).resolve().parents[2]
 TABLE = "expressions"
 
+# A claim-like update: the first time it applies, the second time its condition fails.
+CLAIM: tuple[str, str, dict[str, str], dict[str, Any]] = (
+    "SET #s = :s, #l[0].#st = :st ADD #n :one",
+    "#s = :pending AND #l[0].runId = :zero",
+    {"#s": "state", "#l": "runs", "#st": "started", "#n": "count"},
+    {
+        ":s": {"S": "running"},
+        ":st": {"S": "2026-01-01"},
+        ":one": {"N": "1"},
+        ":pending": {"S": "pending"},
+        ":zero": {"N": "0"},
+    },
+)
 # (UpdateExpression, ConditionExpression or None, names, values, ReturnValues)
 UPDATES: list[tuple[str, str | None, dict[str, str], dict[str, Any], str]] = [
     (
@@ -35,32 +48,8 @@ UPDATES: list[tuple[str, str | None, dict[str, str], dict[str, Any], str]] = [
         },
         "ALL_NEW",
     ),
-    (
-        "SET #s = :s, #l[0].#st = :st ADD #n :one",
-        "#s = :pending AND #l[0].runId = :zero",
-        {"#s": "state", "#l": "runs", "#st": "started", "#n": "count"},
-        {
-            ":s": {"S": "running"},
-            ":st": {"S": "2026-01-01"},
-            ":one": {"N": "1"},
-            ":pending": {"S": "pending"},
-            ":zero": {"N": "0"},
-        },
-        "UPDATED_NEW",
-    ),
-    (
-        "SET #s = :s, #l[0].#st = :st ADD #n :one",
-        "#s = :pending AND #l[0].runId = :zero",  # fails now
-        {"#s": "state", "#l": "runs", "#st": "started", "#n": "count"},
-        {
-            ":s": {"S": "running"},
-            ":st": {"S": "2026-01-01"},
-            ":one": {"N": "1"},
-            ":pending": {"S": "pending"},
-            ":zero": {"N": "0"},
-        },
-        "ALL_OLD",
-    ),
+    (*CLAIM, "UPDATED_NEW"),
+    (*CLAIM, "ALL_OLD"),  # the same claim again: its condition fails now
     (
         "SET #l = list_append(#l, :more), #d = if_not_exists(#d, :d) REMOVE #m.#t",
         None,
