@@ -169,10 +169,26 @@ class Worker:
             if self.stopping.is_set():
                 self.claimer.release(offers)
                 return 0
-            claims = self.claimer.take(offers, self.stopping) if offers else []
+            claims = self._new(self.claimer.take(offers, self.stopping) if offers else [])
             for claim in claims:
                 self._start(claim)
             return len(claims)
+
+    def _new(self, claims: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The claims of runs this worker is not running yet. A run's hint may come twice (SQS
+        delivers at least once; the sweeper re-announces), and the queue answers a claim by the worker
+        that holds the run with that claim again: a second copy would share the first's work directory."""
+        with self._lock:
+            held = {(r.task_id, r.run_id) for r in self._runs.values()}
+        new = []
+        for claim in claims:
+            key = (claim["status"]["taskId"], int(claim["runId"]))
+            if key in held:
+                log.info("claimed-again task=%s run=%d (already running here)", *key)
+                continue
+            held.add(key)
+            new.append(claim)
+        return new
 
     def _ask_whether_to_terminate(self) -> None:
         """With a free slot and nothing claimed: ask worker-manager (at most every interval)."""

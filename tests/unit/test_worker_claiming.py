@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -235,3 +236,42 @@ def test_no_dispatch_queue_for_the_prefix_is_warned_about_once_and_then_now_and_
         now[0] += NO_QUEUE_WARN_EVERY
         claimer.wait_for_work(1, stop)
         assert len(warnings.messages) == 2
+
+
+# --- a run claimed again ----------------------------------------------------------------------------
+class TwiceClaimer:
+    """Brings the same claims every time: a hint delivered twice, answered with the same claim."""
+
+    def __init__(self, claims: list[dict[str, Any]]) -> None:
+        self.claims = claims
+
+    def wait_for_work(self, wanted: int, stop: threading.Event) -> list[Any]:
+        return [object()]
+
+    def take(self, offers: list[Any], stop: threading.Event) -> list[dict[str, Any]]:
+        return list(self.claims)
+
+    def release(self, offers: list[Any]) -> None:
+        pass
+
+
+class StartRecorder(Worker):
+    """Records the runs it would start, as running ones (no task code runs)."""
+
+    def _start(self, claim: dict[str, Any]) -> None:
+        run = SimpleNamespace(task_id=claim["status"]["taskId"], run_id=int(claim["runId"]))
+        self._runs[threading.Thread()] = run  # type: ignore[assignment]
+
+
+def test_a_run_claimed_twice_is_started_once(tmp_path: Path) -> None:
+    """Two hints of one run (at-least-once delivery) bring the same claim twice, in one round or in
+    two: the worker runs it once (two copies would share one work directory and log)."""
+    config = Config("http://127.0.0.1:1", "proj", "linux", "g", "w", work_dir=tmp_path, capacity=4)
+    claim = {"status": {"taskId": "t1"}, "runId": 0}
+    other = {"status": {"taskId": "t1"}, "runId": 1}
+    worker = StartRecorder(config, StubQueue(), TwiceClaimer([claim, claim, other]))
+    with logged(logging.INFO) as log:
+        assert worker._claim(4) == 2
+        assert worker._claim(4) == 0
+    assert sorted((r.task_id, r.run_id) for r in worker._runs.values()) == [("t1", 0), ("t1", 1)]
+    assert sum(m.startswith("claimed-again task=t1 run=0") for m in log.messages) == 3  # 1, then 2
