@@ -250,7 +250,11 @@ def main(argv: list[str] | None = None) -> int:
     api_ms = w4["createTask"]["p50_ms"] + w4["reportCompleted"]["p50_ms"] + w4["claimWork"]["p50_ms"] / 32
     items = results["task_item_bytes"]
     results["price"] = price.per_million(
-        results["requests"]["requests_per_task"], items["definition"], api_ms, items["status"]
+        results["requests"]["requests_per_task"],
+        items["definition"],
+        api_ms,
+        items["status"],
+        results["requests"].get("batch_write_items_per_task"),
     )
     results["throughput_vs_floor"] = round(w4["tasks_per_s_to_last_completion"] / results["floor"]["tasks_per_s"], 2)
     print("== 6. floor, release latency, cold start, price", flush=True)

@@ -52,6 +52,8 @@ def measure(root_url: str, n: int = 200) -> dict[str, Any]:
         "tasks": n,
         "requests_per_task": by_op,
         "by_service": by_service,
+        # Items written by BatchWriteItem (each billed as a write): the group memberships' deletes
+        "batch_write_items_per_task": {f"{svc}:{op}": round(v / n, 3) for (svc, op), v in counts.batch_items.items()},
         "floor_per_task": sum(FLOOR.values()),
         "ratio_to_floor": round(work / sum(FLOOR.values()), 2),
         "note": "dynamodbstreams GetRecords are the event pump's polls "

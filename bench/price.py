@@ -38,10 +38,17 @@ STREAM_BATCH = 10  # records per stream invocation under moderate load (assumed)
 
 
 def per_million(
-    requests_per_task: dict[str, float], definition_bytes: int, api_ms_per_task: float, status_bytes: int = 1024
+    requests_per_task: dict[str, float],
+    definition_bytes: int,
+    api_ms_per_task: float,
+    status_bytes: int = 1024,
+    batch_items_per_task: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """`definition_bytes`, `status_bytes`: a task's two items in the tasks table (median sizes)."""
+    """`definition_bytes`, `status_bytes`: a task's two items in the tasks table (median sizes);
+    `batch_items_per_task`: items written by BatchWriteItem (each a write unit), where counted —
+    else each BatchWriteItem request is taken for one item, which undercounts."""
     r = requests_per_task
+    batch_written = (batch_items_per_task or {}).get("dynamodb:BatchWriteItem", r.get("dynamodb:BatchWriteItem", 0))
     wru_definition = max(1, math.ceil(definition_bytes / 1024))
     wru_status = max(1, math.ceil(status_bytes / 1024))
     puts, updates = r.get("dynamodb:PutItem", 0), r.get("dynamodb:UpdateItem", 0)
@@ -51,7 +58,7 @@ def per_million(
         + max(0.0, puts - TASK_PUTS)  # memberships of the task group: 1 WRU each
         + TRANSITIONS * wru_status
         + max(0.0, updates - TRANSITIONS)  # task queues and workers seen (workers table): 1 WRU each
-        + r.get("dynamodb:BatchWriteItem", 0) * 1
+        + batch_written  # group memberships' deletes, 1 WRU each (items ≤ 1 KB)
         + sum(INDEX_WRITES.values())
     )
     # The definition is read (eventually consistent: half a unit per 4 KB) by the outbox for each

@@ -17,17 +17,29 @@ from botocore.client import BaseClient
 _lock = threading.Lock()
 
 
+class Counts(Counter[tuple[str, str]]):
+    """Requests by (service, operation); `batch_items` counts the items of batched writes (a
+    BatchWriteItem of 25 deletes is one request but 25 items, each billed as a write)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batch_items: Counter[tuple[str, str]] = Counter()
+
+
 @contextmanager
-def counting_requests(ignore: Callable[[], bool] = lambda: False) -> Iterator[Counter[tuple[str, str]]]:
+def counting_requests(ignore: Callable[[], bool] = lambda: False) -> Iterator[Counts]:
     """Count requests made in this process while the block runs, except those made while
     `ignore()` is true (the benchmark's own set-up calls, say)."""
-    counts: Counter[tuple[str, str]] = Counter()
+    counts = Counts()
     original = BaseClient._make_api_call
 
     def counted(self: BaseClient, operation_name: str, api_params: Any) -> Any:
         if not ignore():
+            key = (self.meta.service_model.service_name, operation_name)
             with _lock:
-                counts[(self.meta.service_model.service_name, operation_name)] += 1
+                counts[key] += 1
+                if operation_name == "BatchWriteItem":
+                    counts.batch_items[key] += sum(len(r) for r in api_params.get("RequestItems", {}).values())
         return original(self, operation_name, api_params)
 
     BaseClient._make_api_call = counted  # type: ignore[method-assign]
