@@ -271,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     pr = results["price"]
     print(
         f"   price: ${pr['usd_per_million_tasks']} per million tasks at {pr['prices_date']} list prices: "
-        f"{pr['breakdown_usd']}",
+        f"{pr['breakdown_usd']} (API Gateway REST; an HTTP API would be ${pr['api_gateway_if_http_api_usd']}, "
+        "but cannot carry the paths: docs/limits.md)",
         flush=True,
     )
     out = ROOT / "bench" / "results" / f"{results['date'][:10]}-{results['commit']}.json"

@@ -14,7 +14,10 @@ from typing import Any
 
 PRICES_DATE = "2025-01"
 PRICE = {
-    "apigateway_rest_per_m": 3.50,
+    "apigateway_rest_per_m": 3.50,  # the front door deployed (Chalice's REST API)
+    # HTTP APIs, first 300 M requests a month: shown for comparison only. They cannot carry this
+    # API's paths (they decode `%2F` before routing, refuse `%25`): docs/limits.md, "The front door".
+    "apigateway_http_per_m": 1.00,
     "lambda_request_per_m": 0.20,
     "lambda_gb_second": 0.0000166667,
     "dynamodb_wru_per_m": 0.625,
@@ -87,6 +90,8 @@ def per_million(
         "prices_date": PRICES_DATE,
         "usd_per_million_tasks": round(sum(parts.values()), 2),
         "breakdown_usd": {k: round(v, 2) for k, v in parts.items()},
+        # The same requests through the front door not taken (docs/limits.md, "The front door").
+        "api_gateway_if_http_api_usd": round(api_requests * PRICE["apigateway_http_per_m"], 2),
         "assumptions": {
             "definition_item_bytes": definition_bytes,
             "status_item_bytes": status_bytes,

@@ -116,3 +116,11 @@ def test_claim_polls_can_hold_only_a_small_share_of_the_api_instances(stage: str
 def test_the_long_poll_bound_is_the_api_timeout() -> None:
     settings = template.StageSettings(claim_work_throttle=template.Throttle(2, 4))
     assert deploy.claim_work_concurrency(settings, 28, 30.0) == 4 + 2 * 28
+
+
+def test_the_price_per_task_counts_api_gateway_rest_and_shows_the_http_api_figure_beside_it() -> None:
+    got = price.per_million({}, 700, 20.0)
+    requests = 2 + 1 / 32  # createTask, reportCompleted, a 32nd of claimWork(32)
+    assert got["breakdown_usd"]["API Gateway"] == pytest.approx(requests * 3.50, abs=0.005)
+    assert got["api_gateway_if_http_api_usd"] == pytest.approx(requests * 1.00, abs=0.005)
+    assert "api_gateway_if_http_api_usd" not in got["breakdown_usd"]  # not in the total
