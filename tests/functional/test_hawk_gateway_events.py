@@ -39,6 +39,7 @@ from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 import mohawk
 import pytest
 import requests
+import slugid
 import taskcluster
 from chalice.app import Request
 from requests.structures import CaseInsensitiveDict
@@ -47,7 +48,7 @@ from taskcluster.exceptions import TaskclusterAuthFailure
 from app import app
 from chalicelib.domain.model import format_date
 from chalicelib.handlers import http
-from tests.harness import AUTH, Harness, hawk_header, make_client
+from tests.harness import AUTH, Harness, hawk_header, make_client, task_def
 
 REGION = "us-east-1"
 API_ID = "abc123defg"
@@ -608,3 +609,299 @@ def test_the_official_client_is_refused_with_a_wrong_token(
         auth.currentScopes()
     right = taskcluster.Auth({"rootUrl": BASE_PATH.root_url, "credentials": tester, "maxRetries": 0})
     assert right.currentScopes() == {"scopes": SCOPES}
+
+
+# --- the function URL front door (handlers/function_url.py) ----------------------------------------
+# Events as a Lambda function URL hands them over (payload format 2.0). What they are made of, and
+# where it is known from: AWS's developer guide ("Invoking Lambda function URLs": the request
+# payload follows API Gateway's payload format 2.0: `rawPath`, `rawQueryString`, `cookies`,
+# lower-case `headers` with repeated ones comma-joined, `requestContext.http.method/path`,
+# `domainName`, `body`, `isBase64Encoded`) and a request captured from a live function URL in July
+# 2026 (hotsock/voker, vokerhttp/testdata/functionurl-request.json: `rawPath` keeps the client's
+# percent-encoding, `/capture/space%20value`, while `requestContext.http.path` is decoded;
+# `rawQueryString` is the query as sent, `+` and order kept; X-Forwarded-Port 443, -Proto https).
+# That `%2F` and `%25` stay encoded in `rawPath` as `%20` does is assumed (docs/limits.md).
+FUNCTION_URL = Deployment("2cxn22odiwguak4feg4jtt7cwm0ziblr.lambda-url.us-east-1.on.aws", "", custom_domain=False)
+
+
+def function_url_event(
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    body: bytes = b"",
+    base64_body: bool = False,
+    cookies: list[str] | None = None,
+) -> dict[str, Any]:
+    """The event a function URL hands the function for `method url` (the URL the client used)."""
+    parts = urlsplit(url)
+    assert parts.scheme == "https" and parts.hostname == FUNCTION_URL.host, url
+    sent: dict[str, str] = {}
+    for name, value in {
+        "Host": FUNCTION_URL.host,
+        "User-Agent": "python-requests/2.32",
+        "Accept": "*/*",
+        "X-Amzn-Trace-Id": "Root=1-6a5145aa-290a323a5de9a2e0636377d4",
+        "X-Forwarded-For": "203.0.113.9",
+        "X-Forwarded-Port": "443",
+        "X-Forwarded-Proto": "https",
+        **(headers or {}),
+    }.items():
+        key = name.lower()  # lower case, repeated headers comma-joined
+        sent[key] = f"{sent[key]},{value}" if key in sent else value
+    if cookies:
+        sent["cookie"] = "; ".join(cookies)
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": parts.path,
+        "rawQueryString": parts.query,
+        **({"cookies": cookies} if cookies else {}),
+        "headers": sent,
+        "queryStringParameters": {k: v for k, v in parse_qsl(parts.query, keep_blank_values=True)} or None,
+        "requestContext": {
+            "accountId": "anonymous",
+            "apiId": FUNCTION_URL.host.split(".")[0],
+            "domainName": FUNCTION_URL.host,
+            "domainPrefix": FUNCTION_URL.host.split(".")[0],
+            "http": {
+                "method": method.upper(),
+                "path": unquote(parts.path),
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.9",
+                "userAgent": "python-requests/2.32",
+            },
+            "requestId": "d16a6b55-dea9-4b23-8499-eb85c3d2d904",
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "10/Jul/2026:19:19:06 +0000",
+            "timeEpoch": 1783711146671,
+        },
+        "body": (base64.b64encode(body).decode() if base64_body else body.decode()) if body else None,
+        "isBase64Encoded": base64_body,
+        "pathParameters": None,
+        "stageVariables": None,
+    }
+
+
+def invoke_url(event: dict[str, Any]) -> tuple[int, Any]:
+    """The app's answer to a function URL event, checked to be in payload format 2.0."""
+    response = app(event, None)
+    assert set(response) <= {"statusCode", "headers", "body", "isBase64Encoded", "cookies"}, response
+    assert all(isinstance(v, str) for v in response["headers"].values()), response["headers"]
+    body = base64.b64decode(response["body"]) if response["isBase64Encoded"] else response["body"]
+    return response["statusCode"], json.loads(body) if body else None
+
+
+def official_client_through_function_url(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The `taskcluster` client's requests (signed by the client itself) as function URL events."""
+    events: list[dict[str, Any]] = []
+
+    def send(method: str, url: str, payload: Any, headers: dict[str, str], session: Any = None) -> requests.Response:
+        body = payload.encode() if isinstance(payload, str) else payload or b""
+        events.append(function_url_event(method, url, headers=headers, body=body))
+        answer = app(events[-1], None)
+        response = requests.Response()
+        response.status_code = answer["statusCode"]
+        response._content = answer["body"].encode()
+        response.headers = CaseInsensitiveDict(answer.get("headers") or {})
+        response.url = url
+        return response
+
+    monkeypatch.setattr(taskcluster.utils, "makeSingleHttpRequest", send)
+    return events
+
+
+def same_answer(rest: tuple[int, Any], function_url: tuple[int, Any]) -> None:
+    """The same status and body (an error body's `code`: its time and message differ)."""
+    assert rest[0] == function_url[0], (rest, function_url)
+    if rest[0] < 400:
+        assert rest[1] == function_url[1]
+    else:
+        assert (rest[1] or {}).get("code") == (function_url[1] or {}).get("code"), (rest, function_url)
+
+
+def twins(
+    stack: Harness, credentials: dict[str, str] | None, method: str, route: str, body: bytes = b""
+) -> tuple[tuple[int, Any], tuple[int, Any]]:
+    """The answers to one request (`route`: path and query, percent-encoded) through the REST API
+    on execute-api and through the function URL, each signed for the URL it is sent to."""
+    answers = []
+    for deployment in (EXECUTE_API, FUNCTION_URL):
+        url = deployment.url(route)
+        headers = sign(stack, credentials, method, url, body) if credentials else (JSON if body else {})
+        if deployment is FUNCTION_URL:
+            answers.append(invoke_url(function_url_event(method, url, headers=headers, body=body)))
+        else:
+            answers.append(invoke(rest_event(deployment, method, url, headers=headers, body=body)))
+    return answers[0], answers[1]
+
+
+@pytest.mark.parametrize(
+    "route",
+    [
+        CURRENT_SCOPES,
+        f"{CURRENT_SCOPES}?{query([('zeta', '1'), ('alpha', '2'), ('mid', 'x y'), ('limit', '5')])}",
+        f"{CURRENT_SCOPES}?{query([('a', '1'), ('b', '2'), ('a', '3'), ('c', '4'), ('b', '5')])}",
+        f"{CURRENT_SCOPES}?{query([('q', '~!*()/?&=+%')], ENCODINGS['node-querystring'])}",
+        f"{QUEUE}/task-queues/proj%2Flinux/pending?limit=5",
+        f"{QUEUE}/task-queues/proj%2Flinux",
+        f"{QUEUE}/provisioners/proj/worker-types/linux/workers?limit=2&quarantined=true",
+        f"{QUEUE}/task-queues/proj%2Flinux%2Fextra/pending",  # InvalidRequestArguments
+        f"{QUEUE}/task/not-a-slug/status",
+    ],
+)
+def test_a_function_url_event_gets_what_its_rest_twin_gets(stack: Harness, tester: dict[str, str], route: str) -> None:
+    pending_task(stack)
+    rest, function_url = twins(stack, tester, "GET", route)
+    same_answer(rest, function_url)
+
+
+def test_more_than_six_query_pairs_in_any_order_verify_through_a_function_url(
+    stack: Harness, tester: dict[str, str]
+) -> None:
+    pairs = [("k", "9"), ("b", "2"), ("a", "1"), ("k", "3"), ("z", "8"), ("c", "4"), ("y", "7"), ("d", "5")]
+    pairs += [("x", "6"), ("b", "0")]
+    route = f"{CURRENT_SCOPES}?{query(pairs)}"
+    rest, function_url = twins(stack, tester, "GET", route)
+    assert_tester(function_url)
+    # Through the REST API the query arrives parsed: beyond six pairs only two orders are tried.
+    assert_refused(rest)
+
+
+def test_a_function_url_query_is_verified_exactly_as_sent(stack: Harness, tester: dict[str, str]) -> None:
+    url = FUNCTION_URL.url(f"{CURRENT_SCOPES}?a=1&a=3")
+    headers = sign(stack, tester, "GET", url)
+    assert_tester(invoke_url(function_url_event("GET", url, headers=headers)))
+    for sent in ("?a=3&a=1", "?a=1&a=3&a=3", "?a=1", "?a=1&a=3&b=", "?a=1%26a%3D3"):
+        event = function_url_event("GET", FUNCTION_URL.url(CURRENT_SCOPES + sent), headers=headers)
+        assert_refused(invoke_url(event))
+    # A `+` handed over as a space (reported of function URLs in 2024) still verifies.
+    url = FUNCTION_URL.url(f"{CURRENT_SCOPES}?q=a+b")
+    event = function_url_event("GET", url, headers=sign(stack, tester, "GET", url))
+    event["rawQueryString"] = "q=a b"
+    assert_tester(invoke_url(event))
+
+
+def test_the_official_client_works_through_a_function_url(
+    stack: Harness, tester: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task_id = pending_task(stack)
+    events = official_client_through_function_url(monkeypatch)
+    queue = taskcluster.Queue({"rootUrl": FUNCTION_URL.root_url, "credentials": tester, "maxRetries": 0})
+    assert [t["taskId"] for t in queue.listPendingTasks("proj/linux", query={"limit": 10})["tasks"]] == [task_id]
+    claimed = queue.claimWork("proj/linux", {"workerGroup": "wg", "workerId": "w1", "tasks": 1})
+    assert [c["status"]["taskId"] for c in claimed["tasks"]] == [task_id]
+    assert events[-1]["rawPath"] == f"{QUEUE}/claim-work/proj%2Flinux"
+    worker = make_client(stack, "gateway/worker", [f"queue:create-artifact:{task_id}/0"])
+    queue = taskcluster.Queue({"rootUrl": FUNCTION_URL.root_url, "credentials": worker, "maxRetries": 0})
+    expires = format_date(stack.clock.now() + timedelta(hours=1))
+    for name in ("private/logs/live.log", "private/logs/100%.log"):
+        link = {"storageType": "reference", "url": "https://example.com/x", "contentType": "text/plain", "expires": expires}
+        assert queue.createArtifact(task_id, "0", name, link) == {"storageType": "reference"}
+    assert events[-1]["rawPath"].endswith("/runs/0/artifacts/private%2Flogs%2F100%25.log")
+    auth = taskcluster.Auth({"rootUrl": FUNCTION_URL.root_url, "credentials": tester, "maxRetries": 0})
+    assert auth.currentScopes() == {"scopes": SCOPES}
+    wrong = {**tester, "accessToken": base64.b64encode(b"not the token").decode()}
+    with pytest.raises(TaskclusterAuthFailure):
+        taskcluster.Auth({"rootUrl": FUNCTION_URL.root_url, "credentials": wrong, "maxRetries": 0}).currentScopes()
+
+
+@pytest.mark.parametrize("name", ["private%2Flogs%2Flive.log", "private%2Flogs%2F100%25.log"])
+def test_artifact_names_with_encoded_slashes_and_percents_route_as_on_rest(
+    stack: Harness, tester: dict[str, str], name: str
+) -> None:
+    task_id = pending_task(stack)
+    stack.claim()
+    worker = make_client(stack, "gateway/worker", [f"queue:create-artifact:{task_id}/0"])
+    link = {
+        "storageType": "reference",
+        "url": "https://example.com/live.log",
+        "contentType": "text/plain",
+        "expires": format_date(stack.clock.now() + timedelta(hours=1)),
+    }
+    route = f"{QUEUE}/task/{task_id}/runs/0/artifacts/{name}"
+    url = FUNCTION_URL.url(route)
+    body = json.dumps(link).encode()
+    created = invoke_url(function_url_event("POST", url, headers=sign(stack, worker, "POST", url, body), body=body))
+    assert created == (200, {"storageType": "reference"})
+    rest, function_url = twins(stack, tester, "GET", route)
+    assert function_url == (303, {"storageType": "reference", "url": "https://example.com/live.log"})
+    same_answer(rest, function_url)
+    # The name a signature covers is the name read.
+    other = FUNCTION_URL.url(route.replace("live", "other").replace("100%25", "101%25"))
+    assert_refused(invoke_url(function_url_event("GET", other, headers=sign(stack, tester, "GET", url))))
+
+
+def test_a_bewit_verifies_through_a_function_url(stack: Harness, tester: dict[str, str]) -> None:
+    task_id = pending_task(stack)
+    queue = taskcluster.Queue({"rootUrl": FUNCTION_URL.root_url, "credentials": tester})
+    url = queue.buildSignedUrl("listPendingTasks", "proj/linux", query={"limit": 5}, expiration=600)
+    status, body = invoke_url(function_url_event("GET", url))
+    assert status == 200, body
+    assert [t["taskId"] for t in body["tasks"]] == [task_id]
+    bewit = url.split("bewit=", 1)[1]
+    first = FUNCTION_URL.url(f"{QUEUE}/task-queues/proj%2Flinux/pending?bewit={bewit}&limit=5")
+    assert invoke_url(function_url_event("GET", first))[0] == 200  # where the bewit is does not matter
+    for sent in (
+        f"{QUEUE}/task-queues/proj%2Fother/pending?limit=5&bewit={bewit}",
+        f"{QUEUE}/task-queues/proj%2Flinux/pending?limit=6&bewit={bewit}",
+        f"{QUEUE}/task-queues/proj%2Flinux/pending?bewit={bewit}",
+    ):
+        assert_refused(invoke_url(function_url_event("GET", FUNCTION_URL.url(sent))))
+    rest = EXECUTE_API.url(f"{QUEUE}/task-queues/proj%2Flinux/pending?limit=5&bewit={bewit}")
+    assert_refused(invoke(rest_event(EXECUTE_API, "GET", rest)))  # signed for the function URL's host
+
+
+def test_a_base64_body_and_cookies_reach_the_handler(stack: Harness, tester: dict[str, str]) -> None:
+    task_id = pending_task(stack)
+    url = FUNCTION_URL.url(f"{QUEUE}/claim-work/proj%2Flinux")
+    body = json.dumps({"workerGroup": "wg", "workerId": "w1", "tasks": 1}).encode()
+    headers = sign(stack, tester, "POST", url, body)
+    event = function_url_event("POST", url, headers=headers, body=body, base64_body=True, cookies=["a=1", "b=2"])
+    status, answer = invoke_url(event)
+    assert status == 200, answer
+    assert [c["status"]["taskId"] for c in answer["tasks"]] == [task_id]
+
+
+def test_an_oversized_definition_is_taskcluster_s_413_through_either_door(stack: Harness) -> None:
+    root = {"clientId": stack.settings.root_client_id, "accessToken": stack.settings.root_access_token}
+    task = task_def(stack.clock, payload={"filler": "x" * (stack.settings.max_definition_bytes + 1)})
+    body = json.dumps(task).encode()
+    rest, function_url = twins(stack, root, "PUT", f"{QUEUE}/task/{slugid.nice()}", body)
+    assert function_url[0] == 413 and function_url[1]["code"] == "InputTooLarge", function_url
+    same_answer(rest, function_url)
+
+
+def test_a_path_no_route_matches_is_taskcluster_s_404(stack: Harness) -> None:
+    for path in (f"{QUEUE}/no-such-method", f"{QUEUE}/task-queues/proj/linux/pending", "/", f"{QUEUE}//ping"):
+        status, body = invoke_url(function_url_event("GET", FUNCTION_URL.url(path)))
+        assert (status, body["code"]) == (404, "ResourceNotFound"), (path, body)
+    status, body = invoke_url(function_url_event("GET", FUNCTION_URL.url(f"{QUEUE}/ping/")))  # REST drops it too
+    assert status == 200, body
+
+
+def test_a_method_the_route_lacks_is_answered_as_rest_answers_it(stack: Harness) -> None:
+    response = app(function_url_event("DELETE", FUNCTION_URL.url(f"{QUEUE}/ping")), None)
+    assert response["statusCode"] == 403
+    assert json.loads(response["body"]) == {"message": "Missing Authentication Token"}
+    preflight = app(function_url_event("OPTIONS", FUNCTION_URL.url(f"{QUEUE}/task-queues/proj%2Flinux")), None)
+    assert preflight["statusCode"] == 200
+    assert preflight["headers"]["Access-Control-Allow-Methods"] == "GET,OPTIONS"
+    assert preflight["headers"]["Access-Control-Allow-Origin"] == "*"
+    answer = app(function_url_event("GET", FUNCTION_URL.url(f"{QUEUE}/ping")), None)
+    assert answer["headers"]["Access-Control-Allow-Origin"] == "*"  # CORS as the REST API has it
+
+
+def test_chalice_s_answers_convert_to_payload_format_2() -> None:
+    from chalice import Response
+
+    from chalicelib.handlers.function_url import to_function_url_response
+
+    png = Response(body=b"\x89PNG\x00\xff", headers={"Content-Type": "image/png"}).to_dict(app.api.binary_types)
+    answer = to_function_url_response(png)
+    assert answer["isBase64Encoded"] is True and base64.b64decode(answer["body"]) == b"\x89PNG\x00\xff"
+    multi = Response(body="", headers={"X-A": ["1", "2"], "Set-Cookie": ["a=1", "b=2"]}).to_dict()
+    answer = to_function_url_response(multi)
+    assert answer["headers"] == {"X-A": "1, 2", "Content-Type": "application/json"}
+    assert answer["cookies"] == ["a=1", "b=2"] and answer["isBase64Encoded"] is False
