@@ -16,8 +16,12 @@
    environment before it imports app.py; the bucket, secret, instance profile and root URL into
    the functions that use them, as template.FUNCTION_ENVIRONMENT says).
 6. `chalice deploy --stage <stage>`. The first time, the REST API's URL (the root URL workers are
-   given) exists only afterwards: it goes into config.json and into the functions that use it.
-7. What Chalice cannot express: the stream's event-source mapping (item failures, bisect, retries,
+   given, unless the front door is a function URL) exists only afterwards: it goes into config.json
+   and into the functions that use it.
+7. The stage's front door (`front_door`): with "function_url", a Lambda function URL on the API
+   function (AuthType NONE) and its public permissions, and the root URL becomes it; with "rest",
+   none (removed if there was one).
+8. What Chalice cannot express: the stream's event-source mapping (item failures, bisect, retries,
    record age, on-failure destination, parallelization) and the API stage's throttling (the
    stage's rate and burst, claimWork's own), and every function's log group with the stage's
    retention (Chalice's `log_retention_in_days` names the API function's group wrongly: it makes
@@ -421,14 +425,28 @@ def check_concurrency(
 ) -> None:
     """Refuse, before anything is created, reservations the account cannot make, and an API
     reservation that claimWork's polls alone could exhaust."""
-    held_by_claims = claim_work_concurrency(settings or StageSettings(), api_timeout, claim_wait)
+    settings = settings or StageSettings()
     api = reserved.get(template.API_HANDLER)
-    if api is not None and held_by_claims > api // 2:
-        raise DeployError(
-            f"claimWork could hold {held_by_claims} of the API function's {api} reserved instances (more than "
-            "half): lower claim_work_throttle or reserve more"
+    if settings.front_door == template.FRONT_DOOR_FUNCTION_URL:
+        # No edge throttle before a function URL: what keeps claim polls from holding the API's
+        # instances is that claimWork does not wait (one look at the hint queues, about 10 ms).
+        if claim_wait > 0:
+            raise DeployError(
+                f"front_door function_url: claimWork would wait up to {claim_wait:g} s with no throttle "
+                "in front of it; set TASKQUEUE_CLAIM_WORK_TIMEOUT to 0 for the stage"
+            )
+        out(
+            "claimWork: not throttled at the edge (function URL); it does not wait, and "
+            + (f"the API function's reservation ({api}) bounds every call" if api else "nothing else bounds it")
         )
-    out(f"claimWork: at most {held_by_claims} API instances at once (claim_work_throttle)")
+    else:
+        held_by_claims = claim_work_concurrency(settings, api_timeout, claim_wait)
+        if api is not None and held_by_claims > api // 2:
+            raise DeployError(
+                f"claimWork could hold {held_by_claims} of the API function's {api} reserved instances (more than "
+                "half): lower claim_work_throttle or reserve more"
+            )
+        out(f"claimWork: at most {held_by_claims} API instances at once (claim_work_throttle)")
     if not reserved:
         out("reserved concurrency: none (opt-in: reserved_concurrency per function in config.json)")
         return
@@ -492,6 +510,55 @@ def configure_api_stage(aws: Aws, rest_api_id: str, names: StageNames, settings:
     aws("apigateway").update_stage(
         restApiId=rest_api_id, stageName=names.api_gateway_stage, patchOperations=api_stage_patch(settings)
     )
+
+
+def function_url(aws: Aws, names: StageNames) -> str | None:
+    """The API function's function URL without its trailing slash, or None when it has none."""
+    try:
+        config = aws("lambda").get_function_url_config(FunctionName=names.function_name(template.API_HANDLER))
+    except ClientError as e:
+        if _code(e) != "ResourceNotFoundException":
+            raise
+        return None
+    return str(config["FunctionUrl"]).rstrip("/")
+
+
+def _policy_statements(aws: Aws, function_name: str) -> dict[str, dict[str, Any]]:
+    """The function's resource policy, statement by Sid (empty when it has none)."""
+    try:
+        policy = aws("lambda").get_policy(FunctionName=function_name)["Policy"]
+    except ClientError as e:
+        if _code(e) != "ResourceNotFoundException":
+            raise
+        return {}
+    document = json.loads(policy) if isinstance(policy, str) else policy
+    return {str(st.get("Sid")): st for st in document.get("Statement", [])}
+
+
+def configure_front_door(aws: Aws, names: StageNames, settings: StageSettings) -> str | None:
+    """The stage's front door (`front_door`): with "function_url", the API function's function URL
+    and its public permissions (template.FUNCTION_URL_*, as the merge template has them), created or
+    brought up to date; with "rest", none of them (removed if a function URL stage went back).
+    Returns the function URL, or None."""
+    lam = aws("lambda")
+    name = names.function_name(template.API_HANDLER)
+    existing = function_url(aws, names)
+    statements = _policy_statements(aws, name)
+    if settings.front_door != template.FRONT_DOOR_FUNCTION_URL:
+        for permission in template.FUNCTION_URL_PERMISSIONS:
+            if permission["StatementId"] in statements:
+                lam.remove_permission(FunctionName=name, StatementId=permission["StatementId"])
+        if existing is not None:
+            lam.delete_function_url_config(FunctionName=name)
+        return None
+    if existing is None:
+        lam.create_function_url_config(FunctionName=name, **template.FUNCTION_URL_CONFIG)
+    else:
+        lam.update_function_url_config(FunctionName=name, **template.FUNCTION_URL_CONFIG)
+    for permission in template.FUNCTION_URL_PERMISSIONS:
+        if permission["StatementId"] not in statements:
+            lam.add_permission(FunctionName=name, **permission)
+    return function_url(aws, names)
 
 
 def set_function_variable(aws: Aws, names: StageNames, variable: str, value: str) -> None:
@@ -563,17 +630,29 @@ def deploy(
     if ensure_token_key(aws, outputs.secret_arn):
         out("root secret: tokenKey added (rotating the root token keeps stored clients valid)")
 
+    function_urls = settings.front_door == template.FRONT_DOOR_FUNCTION_URL
+
     def root_url() -> str:
+        if settings.public_root_url:
+            return settings.public_root_url
+        if function_urls:
+            return function_url(aws, names) or ""
         api = project.deployed(stage).get("rest_api", {})
-        return settings.public_root_url or str(api.get("rest_api_url", "")).rstrip("/")
+        return str(api.get("rest_api_url", "")).rstrip("/")
 
     before = configured_root_url(config, stage)
     apply_outputs(config, stage, outputs, root_url() or before)
     project.save(config)
     chalice(project, "deploy", "--stage", stage)
+    door = configure_front_door(aws, names, settings)
+    out(
+        f"front door: function URL {door} (auth NONE: Hawk is checked by the API; the REST API stays, unused)"
+        if door
+        else "front door: the REST API (no function URL)"
+    )
     if root_url() != configured_root_url(config, stage):
-        # The REST API's URL exists only now: into config.json for every later `chalice deploy`, and
-        # into the functions that write it into workers' user data, as chalice deploy would.
+        # The front door's URL exists only now the first time: into config.json for every later
+        # `chalice deploy`, and into the functions that use it, as chalice deploy would.
         out(f"root URL for workers: {root_url()}")
         apply_outputs(config, stage, outputs, root_url())
         project.save(config)
@@ -719,6 +798,13 @@ def status(project: Project, stage: str, aws: Aws) -> list[str]:
             rule = events.describe_rule(Name=rule_name)
             what = rule.get("ScheduleExpression") or rule.get("EventPattern")
             lines.append(f"    rule {rule_name}: {what}")
+    url = function_url(aws, names) if template.API_HANDLER in configurations else None
+    if url is None:
+        lines.append("front door: the REST API (no function URL)")
+    else:
+        statements = _policy_statements(aws, names.function_name(template.API_HANDLER))
+        public = [sid for sid in statements if sid in {p["StatementId"] for p in template.FUNCTION_URL_PERMISSIONS}]
+        lines.append(f"front door: function URL {url} (public permissions: {', '.join(sorted(public)) or 'none'})")
     api = project.deployed(stage).get("rest_api")
     if api:
         try:

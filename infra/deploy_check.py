@@ -6,8 +6,12 @@ there, with AWS_ENDPOINT_URL pointing at the stand-in and nothing else changed:
 
 1. `make deploy STAGE=check`            (infra/deploy.py: base stack, config, chalice deploy, settings)
 2. `chalice deploy --stage check`       (a plain redeploy must keep everything working)
-3. `make destroy STAGE=check`           (the stage goes; its tables, bucket and secret stay)
-4. `make destroy STAGE=check PURGE=1`   (and then those too)
+3. `make deploy STAGE=check` with `"front_door": "function_url"` (a function URL on the API function,
+   its public permissions, the root URL given to workers becomes it), then a plain `chalice deploy`
+   (which must keep them)
+4. `make deploy STAGE=check` with `"front_door": "rest"` again (the function URL and its permissions go)
+5. `make destroy STAGE=check`           (the stage goes; its tables, bucket and secret stay)
+6. `make destroy STAGE=check PURGE=1`   (and then those too)
 
 and prints what exists after each step (infra/deploy.py `status`), checking it. Chalice bundles
 requirements.txt with pip: here from wheels made of this virtualenv (infra/wheelhouse.py,
@@ -378,6 +382,13 @@ def snapshot(aws: deploy.Aws, project: Path) -> dict[str, Any]:
         state["log_groups"][group["logGroupName"]] = group.get("retentionInDays")
     stack = deploy.describe_stack(aws, names.base_stack)
     state["base_stack"] = stack["StackStatus"] if stack else None
+    if template.API_HANDLER in state["functions"]:
+        state["function_url"] = deploy.function_url(aws, names)
+        statements = deploy._policy_statements(aws, names.function_name(template.API_HANDLER))
+        state["function_url_permissions"] = {
+            sid: st for sid, st in statements.items() if sid.startswith("taskqueue-function-url")
+        }
+        state["rest_api_url"] = str(deploy.Project(project).deployed(STAGE).get("rest_api", {}).get("rest_api_url", ""))
     state["retained"] = deploy.retained_resources(aws, names)
     try:
         state["stream_arn"] = (
@@ -475,6 +486,35 @@ def check_deployed(run: Run, state: dict[str, Any], project: Path) -> None:
     run.expect("tokenKey" in state.get("secret", {}).get("keys", []), "the root secret carries a tokenKey")
 
 
+def set_front_door(project: Path, door: str) -> None:
+    """Choose the check stage's front door in the copy's config.json, as a user would."""
+    path = project / ".chalice" / "config.json"
+    config = json.loads(path.read_text())
+    config["stages"][STAGE].setdefault(template.SETTINGS_KEY, {})["front_door"] = door
+    path.write_text(json.dumps(config, indent=2) + "\n")
+
+
+def check_front_door(run: Run, state: dict[str, Any], door: str) -> None:
+    """The front door the stage chose, and the root URL every function that uses one is given."""
+    url = state.get("function_url")
+    permissions = state.get("function_url_permissions", {})
+    wanted = {p["StatementId"] for p in template.FUNCTION_URL_PERMISSIONS}
+    if door == template.FRONT_DOOR_FUNCTION_URL:
+        run.expect(bool(url) and ".lambda-url." in str(url), f"a function URL on the API function: {url}")
+        run.expect(set(permissions) == wanted, f"its public permissions: {sorted(permissions)}")
+        root = url
+    else:
+        run.expect(url is None, "no function URL")
+        run.expect(not permissions, f"no public permissions left: {sorted(permissions)}")
+        root = state.get("rest_api_url", "").rstrip("/")
+    given = {
+        f: fn["env"].get(template.ENV_ROOT_URL)
+        for f, fn in state["functions"].items()
+        if template.ENV_ROOT_URL in template.FUNCTION_ENVIRONMENT.get(f, ())
+    }
+    run.expect(bool(root) and set(given.values()) == {root}, f"root URL {root} given to {sorted(given)}")
+
+
 def run_check(out: Callable[[str], None] = print, keep: bool = False, report: Path | None = None) -> int:
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="taskqueue-deploy-check-"))
@@ -497,8 +537,29 @@ def run_check(out: Callable[[str], None] = print, keep: bool = False, report: Pa
                 "2. chalice deploy --stage check (a plain redeploy)",
                 [str(Path(sys.executable).parent / "chalice"), "deploy", "--stage", STAGE],
             )
-            check_deployed(run, run.observe("chalice deploy"), project)
-            run.command("3. make destroy STAGE=check", run.make("destroy", f"STAGE={STAGE}"))
+            state = run.observe("chalice deploy")
+            check_deployed(run, state, project)
+            check_front_door(run, state, template.FRONT_DOOR_REST)
+            set_front_door(project, template.FRONT_DOOR_FUNCTION_URL)
+            run.command(
+                '3. make deploy STAGE=check, "front_door": "function_url"', run.make("deploy", f"STAGE={STAGE}")
+            )
+            state = run.observe("make deploy (function URL)")
+            check_deployed(run, state, project)
+            check_front_door(run, state, template.FRONT_DOOR_FUNCTION_URL)
+            run.command(
+                "3b. chalice deploy --stage check (a plain redeploy of the function URL stage)",
+                [str(Path(sys.executable).parent / "chalice"), "deploy", "--stage", STAGE],
+            )
+            state = run.observe("chalice deploy (function URL)")
+            check_deployed(run, state, project)
+            check_front_door(run, state, template.FRONT_DOOR_FUNCTION_URL)
+            set_front_door(project, template.FRONT_DOOR_REST)
+            run.command('4. make deploy STAGE=check, "front_door": "rest"', run.make("deploy", f"STAGE={STAGE}"))
+            state = run.observe("make deploy (REST again)")
+            check_deployed(run, state, project)
+            check_front_door(run, state, template.FRONT_DOOR_REST)
+            run.command("5. make destroy STAGE=check", run.make("destroy", f"STAGE={STAGE}"))
             state = run.observe("make destroy")
             run.expect(not state["functions"] and not state["mappings"], "no function, no mapping left")
             run.expect(state["base_stack"] is None, "the base stack is gone")
@@ -507,7 +568,7 @@ def run_check(out: Callable[[str], None] = print, keep: bool = False, report: Pa
                 and any(r.startswith("bucket ") for r in state["retained"]),
                 "tables and bucket are kept",
             )
-            run.command("4. make destroy STAGE=check PURGE=1", run.make("destroy", f"STAGE={STAGE}", "PURGE=1"))
+            run.command("6. make destroy STAGE=check PURGE=1", run.make("destroy", f"STAGE={STAGE}", "PURGE=1"))
             state = run.observe("make destroy PURGE=1")
             run.expect(state["retained"] == [], "nothing of the stage is left")
         took = time.monotonic() - started
@@ -518,7 +579,10 @@ def run_check(out: Callable[[str], None] = print, keep: bool = False, report: Pa
         if run.failures:
             out(f"deploy-check FAILED in {took:.0f}s: " + "; ".join(run.failures))
             return 1
-        out(f"deploy-check passed in {took:.0f}s: deploy, redeploy, destroy and purge of stage {STAGE} on the stand-in")
+        out(
+            f"deploy-check passed in {took:.0f}s: deploy, redeploy, a function URL front door and back, destroy "
+            f"and purge of stage {STAGE} on the stand-in"
+        )
         return 0
     finally:
         if keep:

@@ -320,7 +320,10 @@ class StageSettings:
     stream_parallelization: int = 2
     log_retention_days: int = 14  # of every function's log group
     alarm_topic_arn: str = ""
-    public_root_url: str = ""  # the root URL workers are given (empty: the API Gateway URL)
+    public_root_url: str = ""  # the root URL workers are given (empty: the front door's URL)
+    # How clients reach the API (FRONT_DOORS): the REST API Chalice makes ("rest"), or a Lambda
+    # function URL on the API function ("function_url"; the REST API stays, unused).
+    front_door: str = "rest"
 
     @classmethod
     def from_config(cls, stage_config: dict[str, Any]) -> StageSettings:
@@ -342,6 +345,8 @@ class StageSettings:
             raise ValueError(f"log_retention_days must be one of {LOG_RETENTION_DAYS}")
         if settings.public_root_url and not re.fullmatch(PUBLIC_ROOT_URL_PATTERN, settings.public_root_url):
             raise ValueError("public_root_url: an http(s) URL without a trailing slash")
+        if settings.front_door not in FRONT_DOORS:
+            raise ValueError(f"front_door must be one of {FRONT_DOORS}")
         return settings
 
     def to_config(self) -> dict[str, Any]:
@@ -349,6 +354,30 @@ class StageSettings:
 
 
 PUBLIC_ROOT_URL_PATTERN = "^(https?://[^/]+(/.*[^/])?)?$"
+FRONT_DOOR_REST = "rest"
+FRONT_DOOR_FUNCTION_URL = "function_url"
+FRONT_DOORS = (FRONT_DOOR_REST, FRONT_DOOR_FUNCTION_URL)
+# The function URL on the API function (front_door "function_url"): public (AuthType NONE: the app
+# checks Hawk itself, as behind the REST API), answers buffered (a response is one payload, 6 MB at
+# most), no CORS configuration (the app answers preflights as the REST API does:
+# handlers/function_url.py). Since October 2025 a new function URL needs both permissions below
+# for principal `*` (AWS's developer guide, "Control access to Lambda function URLs").
+FUNCTION_URL_ID = "APIHandlerFunctionUrl"
+FUNCTION_URL_CONFIG = {"AuthType": "NONE", "InvokeMode": "BUFFERED"}
+FUNCTION_URL_PERMISSIONS: tuple[dict[str, Any], ...] = (
+    {
+        "StatementId": "taskqueue-function-url",
+        "Action": "lambda:InvokeFunctionUrl",
+        "Principal": "*",
+        "FunctionUrlAuthType": "NONE",
+    },
+    {
+        "StatementId": "taskqueue-function-url-invoke",
+        "Action": "lambda:InvokeFunction",
+        "Principal": "*",
+        "InvokedViaFunctionUrl": True,
+    },
+)
 # What CloudWatch Logs accepts.
 LOG_RETENTION_DAYS = (
     1,
@@ -584,14 +613,42 @@ def root_secret_resource(names: StageNames) -> dict[str, Any]:
     }
 
 
-def public_root_url(names: StageNames) -> dict[str, Any]:
-    """The root URL workers are given: the PublicRootUrl parameter, or else the stage's API Gateway URL.
+def public_root_url(names: StageNames, settings: StageSettings | None = None) -> dict[str, Any]:
+    """The root URL workers are given: the PublicRootUrl parameter, or else the stage's front door.
 
-    The same URL as Chalice's `EndpointURL` output without its trailing slash: the routes are
-    mounted at `/api/queue/v1/...` under the stage's path, as Taskcluster clients expect of a root URL.
+    On the REST API: the same URL as Chalice's `EndpointURL` output without its trailing slash (the
+    routes are mounted at `/api/queue/v1/...` under the stage's path, as Taskcluster clients expect
+    of a root URL). Through a function URL: `https://<url-id>.lambda-url.<region>.on.aws`, its
+    `FunctionUrl` without the trailing slash (the routes at `/api/queue/v1/...` under it).
     """
-    api_url = f"https://${{{REST_API_ID}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/{names.api_gateway_stage}"
-    return {"Fn::If": [HAS_PUBLIC_ROOT_URL, {"Ref": PUBLIC_ROOT_URL_PARAM}, {"Fn::Sub": api_url}]}
+    if settings is not None and settings.front_door == FRONT_DOOR_FUNCTION_URL:
+        host = {"Fn::Select": [2, {"Fn::Split": ["/", {"Fn::GetAtt": [FUNCTION_URL_ID, "FunctionUrl"]}]}]}
+        door: dict[str, Any] = {"Fn::Join": ["", ["https://", host]]}
+    else:
+        api_url = (
+            f"https://${{{REST_API_ID}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/{names.api_gateway_stage}"
+        )
+        door = {"Fn::Sub": api_url}
+    return {"Fn::If": [HAS_PUBLIC_ROOT_URL, {"Ref": PUBLIC_ROOT_URL_PARAM}, door]}
+
+
+def function_url_resources() -> dict[str, Any]:
+    """The function URL on the API function and its public permissions (FUNCTION_URL_*): what
+    `make deploy` makes through Lambda's API on the other route (infra/deploy.py `configure_front_door`)."""
+    api = function_logical_id(API_HANDLER)
+    resources: dict[str, Any] = {
+        FUNCTION_URL_ID: {
+            "Type": "AWS::Lambda::Url",
+            "Properties": {"TargetFunctionArn": {"Fn::GetAtt": [api, "Arn"]}, **FUNCTION_URL_CONFIG},
+        }
+    }
+    for permission in FUNCTION_URL_PERMISSIONS:
+        properties = {k: v for k, v in permission.items() if k != "StatementId"}
+        resources[to_cfn_resource_name(permission["StatementId"])] = {
+            "Type": "AWS::Lambda::Permission",
+            "Properties": {"FunctionName": {"Ref": api}, **properties},
+        }
+    return resources
 
 
 def worker_instance_profile_resources(names: StageNames) -> dict[str, Any]:
@@ -797,11 +854,13 @@ def build_template(names: StageNames, tables: Tables, settings: StageSettings | 
         ENV_BUCKET: {"Ref": ARTIFACT_BUCKET_ID},
         ENV_SECRET: {"Ref": ROOT_SECRET_ID},
         ENV_PROFILE: {"Fn::GetAtt": [WORKER_INSTANCE_PROFILE_ID, "Arn"]},
-        ENV_ROOT_URL: public_root_url(names),
+        ENV_ROOT_URL: public_root_url(names, settings),
     }
     for handler, variables in FUNCTION_ENVIRONMENT.items():
         _add_environment(resources, function_logical_id(handler), {v: values[v] for v in variables})
     resources[REST_API_ID] = {"Properties": {"MethodSettings": api_method_settings(settings)}}
+    if settings.front_door == FRONT_DOOR_FUNCTION_URL:
+        resources.update(function_url_resources())
     for handler in FUNCTIONS:  # Lambda would make them on first use, never expiring
         function_id = function_logical_id(handler)
         resources[f"{function_id}LogGroup"] = {
@@ -818,9 +877,11 @@ def build_template(names: StageNames, tables: Tables, settings: StageSettings | 
             "TasksStreamFailureQueueUrl": {"Value": {"Ref": STREAM_FAILURE_QUEUE_ID}},
             "ArtifactBucketName": {"Value": {"Ref": ARTIFACT_BUCKET_ID}},
             "WorkerInstanceProfileArn": {"Value": {"Fn::GetAtt": [WORKER_INSTANCE_PROFILE_ID, "Arn"]}},
-            "WorkerRootUrl": {"Value": public_root_url(names)},
+            "WorkerRootUrl": {"Value": public_root_url(names, settings)},
         }
     )
+    if settings.front_door == FRONT_DOOR_FUNCTION_URL:
+        outputs["FunctionUrl"] = {"Value": {"Fn::GetAtt": [FUNCTION_URL_ID, "FunctionUrl"]}}
     return {
         "Parameters": {
             ALARM_TOPIC_PARAM: _ALARM_TOPIC_PARAMETER,
@@ -830,7 +891,7 @@ def build_template(names: StageNames, tables: Tables, settings: StageSettings | 
                 "AllowedPattern": PUBLIC_ROOT_URL_PATTERN,
                 "ConstraintDescription": "an http(s) URL without a trailing slash, or empty",
                 "Description": "The API's root URL as workers reach it, e.g. a custom domain "
-                "(empty: the stage's API Gateway URL).",
+                "(empty: the stage's front door, its API Gateway or function URL).",
             },
         },
         "Conditions": {

@@ -19,7 +19,7 @@ from infra import policies, template
 PROJECT = Path(__file__).resolve().parents[2]
 
 
-def test_deploy_redeploy_and_destroy_a_stage_on_the_stand_in(tmp_path: Path) -> None:
+def test_deploy_redeploy_switch_front_doors_and_destroy_a_stage_on_the_stand_in(tmp_path: Path) -> None:
     report = tmp_path / "report.json"
     started = time.monotonic()
     result = subprocess.run(
@@ -35,10 +35,20 @@ def test_deploy_redeploy_and_destroy_a_stage_on_the_stand_in(tmp_path: Path) -> 
     assert "deploy-check passed" in result.stdout
     assert "patched in the stand-in" in result.stdout  # it says what it patched
     steps: list[dict[str, Any]] = json.loads(report.read_text())["steps"]
-    assert [s["step"] for s in steps] == ["make deploy", "chalice deploy", "make destroy", "make destroy PURGE=1"]
-    deployed, redeployed, destroyed, purged = (s["state"] for s in steps)
+    assert [s["step"] for s in steps] == [
+        "make deploy",
+        "chalice deploy",
+        "make deploy (function URL)",
+        "chalice deploy (function URL)",
+        "make deploy (REST again)",
+        "make destroy",
+        "make destroy PURGE=1",
+    ]
+    deployed, redeployed, function_url, function_url_redeployed, rest_again, destroyed, purged = (
+        s["state"] for s in steps
+    )
 
-    for state in (deployed, redeployed):
+    for state in (deployed, redeployed, function_url, function_url_redeployed, rest_again):
         functions = state["functions"]
         assert sorted(functions) == sorted(template.FUNCTIONS)
         stream_arn = state["stream_arn"]
@@ -62,6 +72,20 @@ def test_deploy_redeploy_and_destroy_a_stage_on_the_stand_in(tmp_path: Path) -> 
         assert all(fn["env"]["TASKQUEUE_EVENT_BUS"] == "taskqueue-check-events" for fn in functions.values())
         assert "tokenKey" in state["secret"]["keys"]
         assert set(state["log_groups"].values()) == {template.StageSettings().log_retention_days}
+    # The front door: the REST API's URL is the root URL, then the function URL (with its public
+    # permissions, kept by a plain chalice deploy), then the REST API's again, nothing left of the URL.
+    wanted = {p["StatementId"] for p in template.FUNCTION_URL_PERMISSIONS}
+    for state in (deployed, redeployed, rest_again):
+        assert state["function_url"] is None and state["function_url_permissions"] == {}
+        root_urls = {fn["env"].get(template.ENV_ROOT_URL) for fn in state["functions"].values()} - {None}
+        assert root_urls == {state["rest_api_url"].rstrip("/")}
+    for state in (function_url, function_url_redeployed):
+        url = state["function_url"]
+        assert url and ".lambda-url.us-east-1.on.aws" in url and not url.endswith("/")
+        assert set(state["function_url_permissions"]) == wanted
+        root_urls = {fn["env"].get(template.ENV_ROOT_URL) for fn in state["functions"].values()} - {None}
+        assert root_urls == {url}
+    assert function_url_redeployed["function_url"] == function_url["function_url"]
     assert redeployed["throttling"] == deployed["throttling"]
     assert [m["UUID"] for m in redeployed["mappings"]] == [m["UUID"] for m in deployed["mappings"]]
 

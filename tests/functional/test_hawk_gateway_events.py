@@ -797,7 +797,12 @@ def test_the_official_client_works_through_a_function_url(
     queue = taskcluster.Queue({"rootUrl": FUNCTION_URL.root_url, "credentials": worker, "maxRetries": 0})
     expires = format_date(stack.clock.now() + timedelta(hours=1))
     for name in ("private/logs/live.log", "private/logs/100%.log"):
-        link = {"storageType": "reference", "url": "https://example.com/x", "contentType": "text/plain", "expires": expires}
+        link = {
+            "storageType": "reference",
+            "url": "https://example.com/x",
+            "contentType": "text/plain",
+            "expires": expires,
+        }
         assert queue.createArtifact(task_id, "0", name, link) == {"storageType": "reference"}
     assert events[-1]["rawPath"].endswith("/runs/0/artifacts/private%2Flogs%2F100%25.log")
     auth = taskcluster.Auth({"rootUrl": FUNCTION_URL.root_url, "credentials": tester, "maxRetries": 0})

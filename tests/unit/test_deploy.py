@@ -271,3 +271,84 @@ def test_a_bad_stage_name_stops_make_deploy_before_anything_is_written(project: 
     before = project.config_path.read_text()
     assert deploy.main(["deploy", "--stage", "Bad-Name", "--project-dir", str(project.directory)]) == 1
     assert project.config_path.read_text() == before
+
+
+# --- the front door -------------------------------------------------------------------------------
+
+
+def _api_function(names: template.StageNames) -> None:
+    """The API function as chalice deploy leaves it (moto: a role and a zip suffice)."""
+    import io
+    import zipfile
+
+    role = boto3.client("iam").create_role(
+        RoleName="api", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
+    )["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as z:
+        z.writestr("app.py", "app = None\n")
+    boto3.client("lambda").create_function(
+        FunctionName=names.function_name(template.API_HANDLER),
+        Runtime="python3.12",
+        Role=role,
+        Handler="app.app",
+        Code={"ZipFile": code.getvalue()},
+    )
+
+
+def test_a_function_url_front_door_comes_and_goes_as_the_stage_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    names = template.stage_names("dev")
+    rest = template.StageSettings()
+    door = template.StageSettings(front_door=template.FRONT_DOOR_FUNCTION_URL)
+    with mock_aws():
+        aws = deploy.Aws(boto3.Session(region_name=REGION))
+        _api_function(names)
+        assert deploy.configure_front_door(aws, names, rest) is None  # nothing to make, nothing to remove
+        url = deploy.configure_front_door(aws, names, door)
+        assert url and ".lambda-url." in url and not url.endswith("/")
+        assert deploy.configure_front_door(aws, names, door) == url  # idempotent: the same URL, no new statement
+        lam = boto3.client("lambda")
+        config = lam.get_function_url_config(FunctionName=names.function_name(template.API_HANDLER))
+        assert config["AuthType"] == template.FUNCTION_URL_CONFIG["AuthType"] == "NONE"
+        statements = deploy._policy_statements(aws, names.function_name(template.API_HANDLER))
+        assert sorted(statements) == sorted(p["StatementId"] for p in template.FUNCTION_URL_PERMISSIONS)
+        # The same permissions as the package route's AWS::Lambda::Permission resources.
+        merge = template.function_url_resources()
+        for permission in template.FUNCTION_URL_PERMISSIONS:
+            properties = merge[to_cfn_name(permission["StatementId"])]["Properties"]
+            assert {k: v for k, v in properties.items() if k != "FunctionName"} == {
+                k: v for k, v in permission.items() if k != "StatementId"
+            }
+        lines = deploy.status(deploy.Project(), "dev", aws)
+        assert f"front door: function URL {url} (public permissions: taskqueue-function-url, " in "\n".join(lines)
+        assert deploy.configure_front_door(aws, names, rest) is None
+        assert deploy.function_url(aws, names) is None
+        assert deploy._policy_statements(aws, names.function_name(template.API_HANDLER)) == {}
+        assert "front door: the REST API (no function URL)" in deploy.status(deploy.Project(), "dev", aws)
+
+
+def to_cfn_name(statement_id: str) -> str:
+    from chalice.utils import to_cfn_resource_name
+
+    return to_cfn_resource_name(statement_id)
+
+
+def test_a_function_url_stage_needs_claim_work_not_to_wait() -> None:
+    names = template.stage_names("dev")
+    door = template.StageSettings(front_door=template.FRONT_DOOR_FUNCTION_URL)
+    lines: list[str] = []
+    deploy.check_concurrency(FakeAws(), names, {}, lines.append, door, 28, 0.0)
+    assert "not throttled at the edge" in lines[0]
+    with pytest.raises(deploy.DeployError, match="TASKQUEUE_CLAIM_WORK_TIMEOUT"):
+        deploy.check_concurrency(FakeAws(), names, {}, lines.append, door, 28, 20.0)
+
+
+def test_front_door_is_rest_unless_the_stage_says_function_url() -> None:
+    assert template.StageSettings().front_door == "rest"
+    for stage in CONFIG["stages"]:
+        assert template.stage_settings(stage).front_door == "rest"
+    section = {template.SETTINGS_KEY: {"front_door": "function_url"}}
+    assert template.StageSettings.from_config(section).front_door == "function_url"
+    with pytest.raises(ValueError, match="front_door"):
+        template.StageSettings.from_config({template.SETTINGS_KEY: {"front_door": "http_api"}})

@@ -175,8 +175,7 @@ def find_tool(name: str) -> str | None:
     return shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
 
 
-@pytest.fixture(scope="module")
-def packaged(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def chalice_package(tmp_path_factory: pytest.TempPathFactory, merge: dict[str, Any]) -> Path:
     """`chalice package --merge-template` run on a copy of the project, offline.
 
     The copy has an empty requirements.txt: the template does not depend on the bundled
@@ -192,7 +191,7 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> Path:
         PROJECT / ".chalice", project / ".chalice", ignore=shutil.ignore_patterns("deployed", "deployments")
     )
     (project / "requirements.txt").write_text("")
-    (project / "merge.json").write_text(json.dumps(merge_template("dev")))
+    (project / "merge.json").write_text(json.dumps(merge))
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(AWS_DEFAULT_REGION=REGION, PIP_NO_INDEX="1")
     result = subprocess.run(
@@ -205,6 +204,31 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return project / "out" / "sam.json"
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return chalice_package(tmp_path_factory, merge_template("dev"))
+
+
+def test_a_function_url_stage_packages_onto_chalice_s_api_function_and_passes_cfn_lint(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    names = template.stage_names("dev")
+    door = template.StageSettings(front_door=template.FRONT_DOOR_FUNCTION_URL)
+    sam = chalice_package(tmp_path_factory, template.build_template(names, template.stage_tables(names, REGION), door))
+    resources = json.loads(sam.read_text())["Resources"]
+    api = template.function_logical_id(template.API_HANDLER)
+    assert resources[api]["Type"] == "AWS::Serverless::Function"  # what the URL and permissions name
+    assert resources[template.FUNCTION_URL_ID]["Properties"]["TargetFunctionArn"] == {"Fn::GetAtt": [api, "Arn"]}
+    permissions = [r for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"]
+    public = [p for p in permissions if p["Properties"]["Principal"] == "*"]
+    assert sorted(p["Properties"]["Action"] for p in public) == ["lambda:InvokeFunction", "lambda:InvokeFunctionUrl"]
+    cfn_lint = find_tool("cfn-lint")
+    if cfn_lint is None:
+        pytest.skip("cfn-lint is not installed")
+    result = subprocess.run([cfn_lint, str(sam)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_merge_template_lands_on_the_resources_chalice_generates(packaged: Path) -> None:
@@ -288,6 +312,32 @@ def test_the_base_stack_and_the_merge_template_make_the_very_same_resources(stag
     for resource_id, resource in extra.items():
         assert "Type" not in resource or resource["Type"] == "AWS::Logs::LogGroup", resource_id
     assert base_stack(stage)["Parameters"].keys() <= merge_template(stage)["Parameters"].keys()
+    # A function URL stage adds its front door on Chalice's API function, and only that: `make
+    # deploy` makes the same through Lambda's API (test_deploy.py, the deploy check).
+    door = template.StageSettings(front_door=template.FRONT_DOOR_FUNCTION_URL)
+    with_door = template.build_template(names, template.stage_tables(names, REGION), door)["Resources"]
+    assert {rid: r for rid, r in with_door.items() if rid not in merge} == template.function_url_resources()
+
+
+def test_a_function_url_stage_gives_workers_the_function_url() -> None:
+    names = template.stage_names("dev")
+    door = template.StageSettings(front_door=template.FRONT_DOOR_FUNCTION_URL)
+    merge = template.build_template(names, template.stage_tables(names, REGION), door)
+    url = template.public_root_url(names, door)
+    assert merge["Outputs"]["WorkerRootUrl"]["Value"] == url
+    for function in ("Provisioner", "Ec2Events", "APIHandler"):
+        assert merge["Resources"][function]["Properties"]["Environment"]["Variables"][template.ENV_ROOT_URL] == url
+    has_param, param, door_url = url["Fn::If"]
+    assert (has_param, param) == (template.HAS_PUBLIC_ROOT_URL, {"Ref": template.PUBLIC_ROOT_URL_PARAM})
+    # https:// and the FunctionUrl's host: "https://<id>.lambda-url.<region>.on.aws/" split on "/", item 2.
+    [(_, [_, [scheme, host]])] = door_url.items()
+    assert scheme == "https://" and host["Fn::Select"][0] == 2
+    assert host["Fn::Select"][1]["Fn::Split"][1] == {"Fn::GetAtt": [template.FUNCTION_URL_ID, "FunctionUrl"]}
+    index, separator = host["Fn::Select"][0], host["Fn::Select"][1]["Fn::Split"][0]
+    function_url = "https://abc.lambda-url.us-east-1.on.aws/"  # as AWS gives FunctionUrl: a trailing slash
+    assert scheme + function_url.split(separator)[index] == "https://abc.lambda-url.us-east-1.on.aws"
+    rest = template.build_template(names, template.stage_tables(names, REGION))
+    assert template.FUNCTION_URL_ID not in rest["Resources"] and "FunctionUrl" not in rest["Outputs"]
 
 
 def test_both_routes_give_each_function_the_same_variables() -> None:
