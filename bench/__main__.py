@@ -269,9 +269,11 @@ def main(argv: list[str] | None = None) -> int:
         f"deployment zip {cold['deployment_zip_mb']} MB"
     )
     pr = results["price"]
+    through_url = pr["front_doors"]["function_url"]["usd_per_million_tasks"]
     print(
         f"   price: ${pr['usd_per_million_tasks']} per million tasks at {pr['prices_date']} list prices: "
-        f"{pr['breakdown_usd']} (API Gateway REST; an HTTP API would be ${pr['api_gateway_if_http_api_usd']}, "
+        f"{pr['breakdown_usd']} (API Gateway REST; through a function URL ${through_url}, "
+        f"no API Gateway charge; an HTTP API would be ${pr['api_gateway_if_http_api_usd']}, "
         "but cannot carry the paths: docs/limits.md)",
         flush=True,
     )

@@ -14,7 +14,10 @@ from typing import Any
 
 PRICES_DATE = "2025-01"
 PRICE = {
-    "apigateway_rest_per_m": 3.50,  # the front door deployed (Chalice's REST API)
+    "apigateway_rest_per_m": 3.50,  # the default front door (Chalice's REST API)
+    # A Lambda function URL (the stage setting front_door "function_url") has no charge of its own:
+    # each request is a Lambda invocation, already counted under "Lambda requests" and "duration".
+    "function_url_per_m": 0.0,
     # HTTP APIs, first 300 M requests a month: shown for comparison only. They cannot carry this
     # API's paths (they decode `%2F` before routing, refuse `%25`): docs/limits.md, "The front door".
     "apigateway_http_per_m": 1.00,
@@ -40,16 +43,21 @@ STREAM_RECORDS_PER_TASK = STATUS_RECORDS_PER_TASK + 1  # and the definition item
 STREAM_BATCH = 10  # records per stream invocation under moderate load (assumed)
 
 
+FRONT_DOOR_PRICE = {"rest": "apigateway_rest_per_m", "function_url": "function_url_per_m"}
+
+
 def per_million(
     requests_per_task: dict[str, float],
     definition_bytes: int,
     api_ms_per_task: float,
     status_bytes: int = 1024,
     batch_items_per_task: dict[str, float] | None = None,
+    front_door: str = "rest",
 ) -> dict[str, Any]:
     """`definition_bytes`, `status_bytes`: a task's two items in the tasks table (median sizes);
     `batch_items_per_task`: items written by BatchWriteItem (each a write unit), where counted —
-    else each BatchWriteItem request is taken for one item, which undercounts."""
+    else each BatchWriteItem request is taken for one item, which undercounts. `front_door`: the
+    one the headline total and breakdown are for (the stage setting; `front_doors` gives both)."""
     r = requests_per_task
     batch_written = (batch_items_per_task or {}).get("dynamodb:BatchWriteItem", r.get("dynamodb:BatchWriteItem", 0))
     wru_definition = max(1, math.ceil(definition_bytes / 1024))
@@ -78,7 +86,7 @@ def per_million(
     invocations = api_requests + STREAM_RECORDS_PER_TASK / STREAM_BATCH
     gb_seconds = api_ms_per_task / 1000 * LAMBDA_MEMORY_GB
     parts = {
-        "API Gateway": api_requests * PRICE["apigateway_rest_per_m"],
+        "API Gateway": api_requests * PRICE[FRONT_DOOR_PRICE[front_door]],
         "Lambda requests": invocations * PRICE["lambda_request_per_m"],
         "Lambda duration": gb_seconds * 1_000_000 * PRICE["lambda_gb_second"],
         "DynamoDB writes": wru * PRICE["dynamodb_wru_per_m"],
@@ -86,10 +94,20 @@ def per_million(
         "SQS": sqs * PRICE["sqs_request_per_m"],
         "EventBridge": events * PRICE["eventbridge_event_per_m"],
     }
+    others = sum(v for k, v in parts.items() if k != "API Gateway")
     return {
         "prices_date": PRICES_DATE,
+        "front_door": front_door,
         "usd_per_million_tasks": round(sum(parts.values()), 2),
         "breakdown_usd": {k: round(v, 2) for k, v in parts.items()},
+        # The total through each front door a stage can choose (infra/README.md, "The front door").
+        "front_doors": {
+            door: {
+                "front_door_usd": round(api_requests * PRICE[key], 2),
+                "usd_per_million_tasks": round(others + api_requests * PRICE[key], 2),
+            }
+            for door, key in FRONT_DOOR_PRICE.items()
+        },
         # The same requests through the front door not taken (docs/limits.md, "The front door").
         "api_gateway_if_http_api_usd": round(api_requests * PRICE["apigateway_http_per_m"], 2),
         "assumptions": {
