@@ -910,3 +910,16 @@ def test_chalice_s_answers_convert_to_payload_format_2() -> None:
     answer = to_function_url_response(multi)
     assert answer["headers"] == {"X-A": "1, 2", "Content-Type": "application/json"}
     assert answer["cookies"] == ["a=1", "b=2"] and answer["isBase64Encoded"] is False
+
+
+@pytest.mark.parametrize("value", ["plain", "proj%2Flinux", "100%25%2F..%2Fx", "a%20b%3Fc%23d"])
+def test_every_route_matches_through_a_function_url_as_on_rest(value: str) -> None:
+    from chalicelib.handlers.function_url import RouteTable
+
+    table = RouteTable(app.routes)
+    for resource, methods in app.routes.items():
+        path = "/".join(value if s.startswith("{") and s.endswith("}") else s for s in resource.split("/"))
+        method = next(iter(methods))
+        assert table.match(path) == match_resource(method, path), path
+        assert table.match(path + "/") == match_resource(method, path)  # a trailing slash dropped, as on REST
+    assert table.match(f"{QUEUE}/task-queues/proj/linux") is None  # a raw `/` is never inside a parameter
