@@ -923,3 +923,24 @@ def test_every_route_matches_through_a_function_url_as_on_rest(value: str) -> No
         assert table.match(path) == match_resource(method, path), path
         assert table.match(path + "/") == match_resource(method, path)  # a trailing slash dropped, as on REST
     assert table.match(f"{QUEUE}/task-queues/proj/linux") is None  # a raw `/` is never inside a parameter
+
+
+@pytest.mark.parametrize(
+    ("path", "raw_query"),
+    [
+        (f"{QUEUE}/task-queues/%ZZ/pending", ""),
+        (f"{QUEUE}/task-queues/proj%00linux/pending", "limit=%ZZ"),
+        (f"{QUEUE}/task-queues/pr%C3%B6j%2Flinux/pending", "&&=&limit&limit=1&limit=2"),
+        (f"{QUEUE}/task/AAAAAAAAAAAAAAAAAAAAAA/runs/0/artifacts/%2E%2E%2Fsecret", "bewit=%ZZ"),
+        (f"{QUEUE}/task/AAAAAAAAAAAAAAAAAAAAAA/runs/0/artifacts/" + "a%2F" * 400, "continuationToken=" + "x" * 5000),
+        (f"{QUEUE}/ping", "bewit=" + base64.urlsafe_b64encode(b"a\\b\\c\\d").decode()),
+        ("/" + "/".join(["x"] * 300), ""),
+    ],
+)
+def test_hostile_function_url_requests_get_a_4xx_never_a_500(stack: Harness, path: str, raw_query: str) -> None:
+    event = function_url_event("GET", FUNCTION_URL.url(path))
+    event["rawQueryString"] = raw_query
+    status, body = invoke_url(event)
+    assert 200 <= status < 500, (status, body)
+    if status >= 400 and body and "message" in body and "code" not in body:
+        assert body == {"message": "Missing Authentication Token"}
