@@ -128,11 +128,14 @@ SQS_LIST_QUEUES_EVERY_S = 20  # its ListQueues: at most every 5 s, so once per 2
 SHOULD_TERMINATE_EVERY_S = 30  # a provisioned worker's shouldWorkerTerminate while idle (either mode)
 
 
-def api_call_usd(billed_ms: float, memory_gb: float, sqs_requests: float = 0.0) -> dict[str, float]:
-    """What one API call costs: API Gateway REST + a Lambda request + its billed duration (rounded
-    up to the millisecond, at `memory_gb`) + the SQS requests it makes."""
+def api_call_usd(
+    billed_ms: float, memory_gb: float, sqs_requests: float = 0.0, front_door: str = "rest"
+) -> dict[str, float]:
+    """What one API call costs: its front door (API Gateway REST; nothing for a function URL) + a
+    Lambda request + its billed duration (rounded up to the millisecond, at `memory_gb`) + the SQS
+    requests it makes."""
     return {
-        "API Gateway": PRICE["apigateway_rest_per_m"] / 1e6,
+        "API Gateway": PRICE[FRONT_DOOR_PRICE[front_door]] / 1e6,
         "Lambda requests": PRICE["lambda_request_per_m"] / 1e6,
         "Lambda duration": math.ceil(billed_ms) / 1000 * memory_gb * PRICE["lambda_gb_second"],
         "SQS": sqs_requests * PRICE["sqs_request_per_m"] / 1e6,
@@ -140,13 +143,17 @@ def api_call_usd(billed_ms: float, memory_gb: float, sqs_requests: float = 0.0) 
 
 
 def idle_claim_work_month(
-    interval_s: float, billed_ms: float, memory_gb: float = LAMBDA_MEMORY_GB, sqs_per_call: float = 1.0
+    interval_s: float,
+    billed_ms: float,
+    memory_gb: float = LAMBDA_MEMORY_GB,
+    sqs_per_call: float = 1.0,
+    front_door: str = "rest",
 ) -> dict[str, Any]:
     """An idle worker in claim-work mode for a month: one empty claimWork per `interval_s` (the
     worker's wait between empty answers, or the queue's wait when longer), each `billed_ms` long.
     calls/month × (API Gateway + Lambda request + duration + SQS)."""
     calls = SECONDS_PER_MONTH / interval_s
-    per_call = api_call_usd(billed_ms, memory_gb, sqs_per_call)
+    per_call = api_call_usd(billed_ms, memory_gb, sqs_per_call, front_door)
     parts = {k: v * calls for k, v in per_call.items()}
     return {
         "calls_per_month": round(calls),

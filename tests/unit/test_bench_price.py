@@ -22,3 +22,12 @@ def test_each_front_door_has_its_total_and_rest_stays_the_headline() -> None:
     chosen = per_million(REQUESTS, 600, 10.0, 800, front_door="function_url")
     assert chosen["usd_per_million_tasks"] == doors["function_url"]["usd_per_million_tasks"]
     assert chosen["breakdown_usd"]["Lambda requests"] == rest["breakdown_usd"]["Lambda requests"]
+
+
+def test_an_idle_claim_work_worker_costs_no_api_gateway_through_a_function_url() -> None:
+    from bench.price import idle_claim_work_month
+
+    rest = idle_claim_work_month(60.0, 10.0)
+    function_url = idle_claim_work_month(60.0, 10.0, front_door="function_url")
+    assert function_url["breakdown_usd"]["API Gateway"] == 0.0
+    assert function_url["usd_per_month"] == round(rest["usd_per_month"] - rest["breakdown_usd"]["API Gateway"], 2)
