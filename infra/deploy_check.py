@@ -531,34 +531,34 @@ def run_check(out: Callable[[str], None] = print, keep: bool = False, report: Pa
             env = aws_environment(endpoint, work / "wheels")
             os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
             run = Run(project, env, out)
-            run.command("1. make deploy STAGE=check", run.make("deploy", f"STAGE={STAGE}"))
-            check_deployed(run, run.observe("make deploy"), project)
-            run.command(
-                "2. chalice deploy --stage check (a plain redeploy)",
-                [str(Path(sys.executable).parent / "chalice"), "deploy", "--stage", STAGE],
-            )
-            state = run.observe("chalice deploy")
-            check_deployed(run, state, project)
-            check_front_door(run, state, template.FRONT_DOOR_REST)
-            set_front_door(project, template.FRONT_DOOR_FUNCTION_URL)
-            run.command(
-                '3. make deploy STAGE=check, "front_door": "function_url"', run.make("deploy", f"STAGE={STAGE}")
-            )
-            state = run.observe("make deploy (function URL)")
-            check_deployed(run, state, project)
-            check_front_door(run, state, template.FRONT_DOOR_FUNCTION_URL)
-            run.command(
-                "3b. chalice deploy --stage check (a plain redeploy of the function URL stage)",
-                [str(Path(sys.executable).parent / "chalice"), "deploy", "--stage", STAGE],
-            )
-            state = run.observe("chalice deploy (function URL)")
-            check_deployed(run, state, project)
-            check_front_door(run, state, template.FRONT_DOOR_FUNCTION_URL)
-            set_front_door(project, template.FRONT_DOOR_REST)
-            run.command('4. make deploy STAGE=check, "front_door": "rest"', run.make("deploy", f"STAGE={STAGE}"))
-            state = run.observe("make deploy (REST again)")
-            check_deployed(run, state, project)
-            check_front_door(run, state, template.FRONT_DOOR_REST)
+            chalice_deploy = [str(Path(sys.executable).parent / "chalice"), "deploy", "--stage", STAGE]
+            make_deploy = run.make("deploy", f"STAGE={STAGE}")
+            rest, function_url = template.FRONT_DOOR_REST, template.FRONT_DOOR_FUNCTION_URL
+            door = rest
+            for title, argv, observed, wanted in [
+                ("1. make deploy STAGE=check", make_deploy, "make deploy", rest),
+                ("2. chalice deploy --stage check (a plain redeploy)", chalice_deploy, "chalice deploy", rest),
+                (
+                    '3. make deploy STAGE=check, "front_door": "function_url"',
+                    make_deploy,
+                    "make deploy (function URL)",
+                    function_url,
+                ),
+                (
+                    "3b. chalice deploy --stage check (a plain redeploy of the function URL stage)",
+                    chalice_deploy,
+                    "chalice deploy (function URL)",
+                    function_url,
+                ),
+                ('4. make deploy STAGE=check, "front_door": "rest"', make_deploy, "make deploy (REST again)", rest),
+            ]:
+                if wanted != door:
+                    door = wanted
+                    set_front_door(project, door)
+                run.command(title, argv)
+                state = run.observe(observed)
+                check_deployed(run, state, project)
+                check_front_door(run, state, door)
             run.command("5. make destroy STAGE=check", run.make("destroy", f"STAGE={STAGE}"))
             state = run.observe("make destroy")
             run.expect(not state["functions"] and not state["mappings"], "no function, no mapping left")

@@ -213,11 +213,24 @@ def official_client_through(
 ) -> list[dict[str, Any]]:
     """Send every request of the `taskcluster` client (signed by the client itself) through
     `rest_event` and the app instead of the network; the events it made, for inspection."""
+    return client_through_events(
+        monkeypatch,
+        lambda method, url, headers, body: rest_event(
+            deployment, method, url, headers=headers, body=body, **event_options
+        ),
+    )
+
+
+def client_through_events(
+    monkeypatch: pytest.MonkeyPatch, make_event: Callable[[str, str, dict[str, str], bytes], dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The `taskcluster` client's requests made into events by `make_event` and answered by the app
+    as Lambda runs it; the events, for inspection."""
     events: list[dict[str, Any]] = []
 
     def send(method: str, url: str, payload: Any, headers: dict[str, str], session: Any = None) -> requests.Response:
         body = payload.encode() if isinstance(payload, str) else payload or b""
-        events.append(rest_event(deployment, method, url, headers=headers, body=body, **event_options))
+        events.append(make_event(method, url, headers, body))
         answer = app(events[-1], None)
         response = requests.Response()
         response.status_code = answer["statusCode"]
@@ -695,21 +708,9 @@ def invoke_url(event: dict[str, Any]) -> tuple[int, Any]:
 
 def official_client_through_function_url(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """The `taskcluster` client's requests (signed by the client itself) as function URL events."""
-    events: list[dict[str, Any]] = []
-
-    def send(method: str, url: str, payload: Any, headers: dict[str, str], session: Any = None) -> requests.Response:
-        body = payload.encode() if isinstance(payload, str) else payload or b""
-        events.append(function_url_event(method, url, headers=headers, body=body))
-        answer = app(events[-1], None)
-        response = requests.Response()
-        response.status_code = answer["statusCode"]
-        response._content = answer["body"].encode()
-        response.headers = CaseInsensitiveDict(answer.get("headers") or {})
-        response.url = url
-        return response
-
-    monkeypatch.setattr(taskcluster.utils, "makeSingleHttpRequest", send)
-    return events
+    return client_through_events(
+        monkeypatch, lambda method, url, headers, body: function_url_event(method, url, headers=headers, body=body)
+    )
 
 
 def same_answer(rest: tuple[int, Any], function_url: tuple[int, Any]) -> None:
