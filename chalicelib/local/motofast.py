@@ -30,6 +30,11 @@ moto's observable behaviour and removes work that grows with queue depth or stre
 17. Every request compared moto's backend dicts by value to find its account's backend.
 19. Every error answer made a new botocore session to name its service.
 
+And for the stand-in's threads (it serves requests of several processes at once):
+
+20. SQS receive listed the groups of a queue's in-flight messages by iterating the set of them
+    while other threads' receives and deletes changed it ("Set changed size during iteration").
+
 And one for fidelity rather than speed:
 
 9. moto's DynamoDB applies a write without a lock: two threads can both pass the same
@@ -157,11 +162,12 @@ def apply() -> None:
 
     queue_cls.attributes = property(attributes)  # type: ignore[assignment,attr-defined]
 
-    # 4. Find a receipt handle among the in-flight messages first (where it nearly always is).
+    # 4. Find a receipt handle among the in-flight messages first (where it nearly always is); in a
+    # copy of their set, which other threads' receives and deletes change (as in 20).
     def delete_message(self: Any, receipt_handle: str) -> None:
         if receipt_handle in self.deleted_messages:
             return
-        candidates = [m for m in self.pending_messages if m.had_receipt_handle(receipt_handle)]
+        candidates = [m for m in list(self.pending_messages) if m.had_receipt_handle(receipt_handle)]
         if not candidates:
             candidates = [m for m in self._messages if m.had_receipt_handle(receipt_handle)]
         if not candidates:
@@ -557,6 +563,13 @@ def apply() -> None:
     moto_utils.service_name_from_moto_package_name = functools.lru_cache(maxsize=None)(  # type: ignore[assignment]
         moto_utils.service_name_from_moto_package_name
     )
+
+    # 20. The groups of a queue's in-flight messages, from a copy of the set (taken at once: no
+    # Python code runs while a set is copied, so no other thread changes it meanwhile).
+    def pending_message_groups(self: Any) -> set[str]:
+        return {m.group_id for m in list(self._pending_messages) if m.group_id is not None}
+
+    queue_cls.pending_message_groups = property(pending_message_groups)  # type: ignore[assignment,method-assign]
 
     # 9. Item operations are atomic in DynamoDB: make them so in moto.
     from moto.dynamodb.models import DynamoDBBackend
