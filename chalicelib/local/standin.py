@@ -28,8 +28,10 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import re
 import secrets
+import select
 import signal
 import socket
 import socketserver
@@ -39,6 +41,7 @@ import sys
 import threading
 import traceback
 from io import BufferedIOBase, BytesIO
+from pathlib import Path
 from typing import Any
 
 import botocore
@@ -59,6 +62,8 @@ PRELOAD = (
 )
 _SCOPE = re.compile(r"Credential=[^/,]*/[0-9]{8}/([a-z0-9-]+)/")
 _SIZES = struct.Struct("!II")  # a message: the lengths of its JSON head and of its body, then both
+READY = "ready"  # what the child prints once it serves
+PROJECT_DIR = Path(__file__).resolve().parents[2]  # where `python -m chalicelib...` finds this module
 REGION = "taskqueue_stand_in_region"  # where `unsigned` leaves the client's region in a request's context
 
 
@@ -154,7 +159,9 @@ def serve(port: int, address: str, host: str = "127.0.0.1") -> None:
     sockets = _SocketServer(address, _Connection)
     threading.Thread(target=sockets.serve_forever, name="socket", daemon=True).start()
     http = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
-    http.start()  # answering HTTP: the socket listens already
+    http.start()
+    print(READY, flush=True)  # both listen: the parent goes on (and reads no more of stdout)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     while sys.stdin.buffer.read(65536):  # until the parent closes the pipe or dies
         pass
     http.stop()
@@ -280,8 +287,6 @@ class StandIn:
     requests over its socket (`install`)."""
 
     def __init__(self, port: int, host: str = "127.0.0.1", region: str | None = None) -> None:
-        import os
-
         self.port, self.host = port, host
         self.region = region or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
         self._proc: subprocess.Popen[bytes] | None = None
@@ -295,20 +300,23 @@ class StandIn:
         return self._proc.pid if self._proc is not None else None
 
     def start(self, timeout: float = 60) -> None:
-        from .stack import PROJECT_DIR, wait_for
-
         name = f"taskqueue-stand-in-{secrets.token_hex(8)}"
-        self._proc = subprocess.Popen(
+        self._proc = proc = subprocess.Popen(
             [sys.executable, "-m", __name__, "--host", self.host, "--port", str(self.port), "--socket", name],
             cwd=PROJECT_DIR,
             stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
         )
+        assert proc.stdout is not None
         try:
-            wait_for(f"{self.endpoint}/moto-api/", timeout, self._proc)
+            ready = select.select([proc.stdout], [], [], timeout)[0]
+            if not ready or proc.stdout.readline().decode().strip() != READY:
+                raise RuntimeError(f"the AWS stand-in did not start on port {self.port} within {timeout:.0f}s")
         except BaseException:
             self.stop()
             raise
+        finally:
+            proc.stdout.close()
         install(self.endpoint, "\0" + name, self.region)
 
     def stop(self, timeout: float = 10) -> None:
