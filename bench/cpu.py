@@ -26,22 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from . import workload
-from .idle import cpu_seconds
+from .idle import children, cpu_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
-        found += [int(c) for c in text]
-    return found
-
-
 def serve(project: Path, port: int) -> tuple[subprocess.Popen[bytes], int | None]:
     """The stack of `project` serving on `port`, and its stand-in's pid if it runs in a process
-    of its own (as it did before it ran in the stack's)."""
+    of its own (as it does since standin.py; for a while before, it ran in the stack's)."""
     from chalicelib.local.stack import wait_for
 
     proc = subprocess.Popen(
@@ -50,7 +42,7 @@ def serve(project: Path, port: int) -> tuple[subprocess.Popen[bytes], int | None
         stdout=subprocess.DEVNULL,
     )
     wait_for(f"http://127.0.0.1:{port}/api/queue/v1/ping", 120, proc)
-    moto = _children(proc.pid)
+    moto = children(proc.pid)
     assert len(moto) <= 1, f"expected at most one child (the stand-in), found {moto}"
     return proc, moto[0] if moto else None
 

@@ -2,8 +2,8 @@
 
     .venv/bin/python -m bench.idle [--tasks 10000] [--seconds 10]
 
-The stack runs in this process: the API, the event pump and the AWS stand-in (moto). Figures: CPU
-used (in cores: CPU seconds per second) by this process over `--seconds` of idleness,
+The stack runs in this process (the API and the event pump) and its AWS stand-in (moto) in a
+child. Figures: CPU used (in cores: CPU seconds per second) by both over `--seconds` of idleness,
 once on a fresh stack and once after `--tasks` pending tasks were stored (bulk puts, as
 bench/graph.py loads graphs) and the pump delivered their stream records. An idle stack should use
 next to nothing, however much it stores. Not part of `make bench`; `measure()` returns the figures.
@@ -38,11 +38,26 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
 
 
+def children(pid: int) -> list[int]:
+    """The processes `pid` started (from /proc: the children of each of its threads)."""
+    return [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
+
+
+def process_and_children_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process and its children (the embedded stack's: its stand-in)."""
+    return cpu_seconds(pid) + sum(cpu_seconds(c) for c in children(pid))
+
+
+def stack_cpu_seconds(stack: EmbeddedStack) -> float:
+    """CPU seconds used so far by the stack: this process (all its threads) and its stand-in's."""
+    return time.process_time() + (cpu_seconds(stack.stand_in_pid) if stack.stand_in_pid is not None else 0.0)
+
+
 def idle_cpu(stack: EmbeddedStack, seconds: float) -> dict[str, float]:
-    """Cores used by this process: the API, the pump and the stand-in (the caller only sleeps)."""
-    t0, own0 = time.monotonic(), time.process_time()
+    """Cores used by the stack: the API and the pump (this process; the caller only sleeps) and the stand-in."""
+    t0, cpu0 = time.monotonic(), stack_cpu_seconds(stack)
     time.sleep(seconds)
-    return {"stack_cores": round((time.process_time() - own0) / (time.monotonic() - t0), 4)}
+    return {"stack_cores": round((stack_cpu_seconds(stack) - cpu0) / (time.monotonic() - t0), 4)}
 
 
 def store_pending(n: int, batch: int = 500) -> None:

@@ -106,6 +106,28 @@ class RunAttribute(MapAttribute[str, Any]):
     resolved = UnicodeAttribute(null=True)
 
 
+class RunList(ListAttribute[RunAttribute]):
+    """`runs`: a list of RunAttribute maps, written and addressed in expressions as pynamodb's
+    ListAttribute does, but read as plain dicts (RunAttribute's names, deserialised by its
+    attributes): pynamodb's own read copied every RunAttribute attribute object, deeply, for
+    each list it read, on every task read or written (most of a task's deserialisation)."""
+
+    _fields = tuple(RunAttribute.get_attributes().items())
+
+    def deserialize(self, values: Any) -> list[dict[str, Any]]:
+        runs: list[dict[str, Any]] = []
+        for value in values:
+            stored = value["M"]
+            runs.append(
+                {
+                    name: attr.deserialize(attr.get_value(stored[attr.attr_name]))
+                    for name, attr in self._fields
+                    if attr.attr_name in stored and "NULL" not in stored[attr.attr_name]
+                }
+            )
+        return runs
+
+
 class ByQueueIndex(GlobalSecondaryIndex["TaskRow"]):  # type: ignore[no-untyped-call]
     class Meta:
         index_name = "byQueue"
@@ -152,7 +174,7 @@ class TaskRow(Model):
     expires = UnicodeAttribute()
     ttl = NumberAttribute()
     retriesLeft = NumberAttribute()
-    runs = ListAttribute(of=RunAttribute, default=list)
+    runs = RunList(of=RunAttribute, default=list)
     state = UnicodeAttribute()
     version = NumberAttribute(default=0)
     hintSeq = NumberAttribute(default=0)

@@ -30,6 +30,17 @@ moto's observable behaviour and removes work that grows with queue depth or stre
 17. Every request compared moto's backend dicts by value to find its account's backend.
 19. Every error answer made a new botocore session to name its service.
 
+And for the stand-in's threads (it serves requests of several processes at once):
+
+20. SQS receive listed the groups of a queue's in-flight messages by iterating the set of them
+    while other threads' receives and deletes changed it ("Set changed size during iteration").
+
+And two more of the per-request kind:
+
+21. Every DynamoDB item made (every write, and every copy a write's update makes) summed the sizes
+    of all its attributes again as each attribute went in: quadratic in the number of attributes.
+22. Every answer's request id (52 characters) drew one random number per character.
+
 And one for fidelity rather than speed:
 
 9. moto's DynamoDB applies a write without a lock: two threads can both pass the same
@@ -44,12 +55,14 @@ import bisect
 import contextlib
 import copy
 import functools
+import string
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 _applied = False
+ITEM_SIZE_LIMIT = 405_000  # moto's (DynamoDB's 400 KB, as moto measures it)
 Condition = tuple[str, str, list[Any]]  # a key condition as moto passes it: (attribute, comparison, values)
 ITEM_OPERATIONS = frozenset({"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan", "BatchGetItem"})
 # DynamoDBBackend methods that change items or tables (patch 9 counts them: patch 7 keeps what it
@@ -157,11 +170,12 @@ def apply() -> None:
 
     queue_cls.attributes = property(attributes)  # type: ignore[assignment,attr-defined]
 
-    # 4. Find a receipt handle among the in-flight messages first (where it nearly always is).
+    # 4. Find a receipt handle among the in-flight messages first (where it nearly always is); in a
+    # copy of their set, which other threads' receives and deletes change (as in 20).
     def delete_message(self: Any, receipt_handle: str) -> None:
         if receipt_handle in self.deleted_messages:
             return
-        candidates = [m for m in self.pending_messages if m.had_receipt_handle(receipt_handle)]
+        candidates = [m for m in list(self.pending_messages) if m.had_receipt_handle(receipt_handle)]
         if not candidates:
             candidates = [m for m in self._messages if m.had_receipt_handle(receipt_handle)]
         if not candidates:
@@ -557,6 +571,42 @@ def apply() -> None:
     moto_utils.service_name_from_moto_package_name = functools.lru_cache(maxsize=None)(  # type: ignore[assignment]
         moto_utils.service_name_from_moto_package_name
     )
+
+    # 20. The groups of a queue's in-flight messages, from a copy of the set (taken at once: no
+    # Python code runs while a set is copied, so no other thread changes it meanwhile).
+    def pending_message_groups(self: Any) -> set[str]:
+        return {m.group_id for m in list(self._pending_messages) if m.group_id is not None}
+
+    queue_cls.pending_message_groups = property(pending_message_groups)  # type: ignore[assignment,method-assign]
+
+    # 21. An item's size limit checked once, for all its attributes: moto checked the sum of all the
+    # sizes so far as each attribute went in; the sizes are never negative, so one of those sums
+    # is over the limit exactly when the last one, the item's size, is. Same error, same items.
+    from moto.dynamodb.exceptions import ItemSizeTooLarge
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
+    from moto.dynamodb.models.utilities import bytesize
+
+    def item_init(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -> None:
+        self.hash_key, self.range_key = hash_key, range_key
+        values = {key: DynamoType(value) for key, value in attrs.items()}
+        if sum(bytesize(key) + value.size() for key, value in values.items()) > ITEM_SIZE_LIMIT:
+            raise ItemSizeTooLarge
+        self.attrs = LimitedSizeDict(values)  # its constructor checks nothing (dict.update)
+
+    Item.__init__ = item_init  # type: ignore[method-assign]
+
+    # 22. Random strings (request ids, receipt handles) drawn in one call: the same characters,
+    # each as likely, from the same seedable generator.
+    from moto.moto_api._internal.moto_random import HEX_CHARS, MotoRandom
+
+    def random_string(self: Any, length: int = 20, include_digits: bool = True, lower_case: bool = False) -> str:
+        pool = string.ascii_letters + (string.digits if include_digits else "")
+        drawn = "".join(self.choices(pool, k=length))
+        return drawn.lower() if lower_case else drawn
+
+    hex_chars = [str(c) for c in HEX_CHARS]
+    MotoRandom.get_random_string = random_string  # type: ignore[method-assign]
+    MotoRandom.get_random_hex = lambda self, length=8: "".join(self.choices(hex_chars, k=length))  # type: ignore[method-assign]
 
     # 9. Item operations are atomic in DynamoDB: make them so in moto.
     from moto.dynamodb.models import DynamoDBBackend

@@ -1,7 +1,7 @@
 """The embedded stack: taskqueue's AWS shape on one machine, with no AWS account.
 
-- the AWS stand-in: moto, in this process (`inprocess`): over HTTP for other processes (workers),
-  without HTTP for this one's;
+- the AWS stand-in: moto, in a child process (`standin`): over HTTP for other processes (workers),
+  over a Unix socket, without HTTP, for this one's;
 - the Chalice app serving HTTP (chalice's local server, threaded);
 - the event pump feeding the tasks stream (and any SQS sources) into the app's handlers, and
   running the sweeper every TASKQUEUE_SWEEP_INTERVAL seconds and the provisioner every
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import inprocess
+from . import standin
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
@@ -123,7 +123,7 @@ class EmbeddedStack:
     port: int
     host: str = "127.0.0.1"
     moto_port: int = 0
-    _moto: Any = None  # inprocess.StandIn
+    _moto: Any = None  # standin.StandIn
     _server: Any = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -143,14 +143,19 @@ class EmbeddedStack:
         }
 
     @property
+    def stand_in_pid(self) -> int | None:
+        """The stand-in's process (after start())."""
+        return self._moto.pid if self._moto is not None else None
+
+    @property
     def aws_endpoint(self) -> str:
         return f"http://127.0.0.1:{self.moto_port}"
 
     def start(self) -> None:
         self.moto_port = self.moto_port or free_port()
-        # The stand-in runs in this process: served over HTTP to other processes, and to this
-        # one's AWS clients without HTTP (inprocess.py). It starts empty, as a new moto server would.
-        self._moto = inprocess.StandIn(self.moto_port)
+        # The stand-in runs in a process of its own (a core of its own): served over HTTP to other
+        # processes, and to this one's AWS clients over a Unix socket (standin.py). It starts empty.
+        self._moto = standin.StandIn(self.moto_port)
         self._moto.start()
         # Every AWS client this process (and its children) makes talks to the stand-in.
         os.environ.update(

@@ -96,6 +96,33 @@ def test_get_many_returns_the_known_tasks_once_each(tasks: TaskStore) -> None:
     assert found["b"].state is TaskState.UNSCHEDULED
 
 
+def test_every_field_of_every_run_reads_back_as_written(tasks: TaskStore) -> None:
+    """A run with every field set (claimed, then resolved) and one with only those every run has."""
+    created(tasks, pending("a"))
+    claimed = claim(tasks, "a")
+    assert claimed is not None
+    retried = transitions.report_exception(claimed, 0, ReasonResolved.WORKER_SHUTDOWN, T0 + timedelta(seconds=1))
+    written = tasks.save(retried, claimed.version)
+    assert [r.to_json() for r in retried.runs] == [
+        {
+            "runId": 0,
+            "state": "exception",
+            "reasonCreated": "scheduled",
+            "reasonResolved": "worker-shutdown",
+            "workerGroup": "wg",
+            "workerId": "w1",
+            "takenUntil": "2030-01-01T00:20:00.000Z",
+            "scheduled": "2030-01-01T00:00:00.000Z",
+            "started": "2030-01-01T00:00:00.000Z",
+            "resolved": "2030-01-01T00:00:01.000Z",
+        },
+        {"runId": 1, "state": "pending", "reasonCreated": "retry", "scheduled": "2030-01-01T00:00:01.000Z"},
+    ]
+    assert written is not None and written.runs == retried.runs  # a write's answer
+    stored = tasks.get("a")
+    assert stored is not None and stored.runs == retried.runs
+
+
 # --- version-guarded saves ------------------------------------------------------------------------
 def test_save_writes_the_status_and_bumps_the_version_when_it_still_matches(tasks: TaskStore) -> None:
     stored = created(tasks, unscheduled("a"))
