@@ -57,6 +57,7 @@ class Worker:
     _last_busy: float = field(default_factory=time.monotonic)
     _finishing: str = ""  # set: claim nothing more, stop once the running tasks end
     _asked_at: float | None = None  # the last shouldWorkerTerminate call (time.monotonic())
+    _idle: bool = False  # no run since the last "worker-idle" line
 
     # --- stopping ------------------------------------------------------------------------------
     def stop(self, reason: str, exit_code: int = 0) -> None:
@@ -169,10 +170,21 @@ class Worker:
             if self.stopping.is_set():
                 self.claimer.release(offers)
                 return 0
+            self._say_when_idle()
             claims = self._new(self.claimer.take(offers, self.stopping) if offers else [])
             for claim in claims:
                 self._start(claim)
             return len(claims)
+
+    def _say_when_idle(self) -> None:
+        """Log "worker-idle" once when the worker, running nothing, claims (at start, and after its
+        last run ended). Said under the claim lock: the claim it goes on to make is sent even if a
+        stop comes next (a stop then waits for that claim in flight)."""
+        with self._lock:
+            became = not self._runs and not self._idle
+            self._idle = self._idle or became
+        if became:
+            log.info("worker-idle claiming")
 
     def _new(self, claims: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The claims of runs this worker is not running yet. A run's hint may come twice (SQS
@@ -214,6 +226,7 @@ class Worker:
         thread = threading.Thread(target=self._run, args=(run,), name=f"task-{run.task_id}")
         with self._lock:
             self._runs[thread] = run
+            self._idle = False
             if self.stopping.is_set():
                 # Claimed by a call in flight when the stop came (claimWork's long poll, mostly).
                 # That cannot be avoided: the queue claims before it answers, and dropping the

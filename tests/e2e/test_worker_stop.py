@@ -95,7 +95,8 @@ def test_a_task_that_claim_work_in_flight_brings_after_a_sigterm_is_given_back_u
     worker = start_worker("cw-late", "--claim-mode", "claim-work")
     first = create_for_worker(served, "cw-late", {"command": [["true"]], "maxRunTime": 60})
     assert runs(resolved(served, first, worker)) == [(0, "completed", "scheduled", "completed")]
-    # Idle now: its next claimWork is in flight.
+    # Idle now: its next claimWork is in flight once it says so (the second "worker-idle").
+    eventually(lambda: worker.log().count("worker-idle") == 2 or None, WORKER_EXIT, "the worker idle again")
 
     worker.proc.send_signal(signal.SIGTERM)
     # That claimWork takes it:
