@@ -46,6 +46,7 @@ And for depth (a task queue of 100,000, `make bench-scale`), besides 7:
 
 30. SQS GetQueueAttributes computed each message count (a walk of the queue) three times per
     attribute asked for: now one walk per call.
+31. A projection converted every attribute of an item to plain values and back to keep a few.
 
 And one for fidelity rather than speed:
 
@@ -791,6 +792,30 @@ def apply() -> None:
         return found
 
     backend_cls.get_queue_attributes = get_queue_attributes  # type: ignore[method-assign]
+
+    # 31. A projection (an index's, or a ProjectionExpression) turned the whole item into plain
+    # Python values and back to keep a few attributes: every attribute converted, a task's runs (a
+    # list of maps) the dearest. Top-level names whose values are strings, booleans or nulls (which
+    # that round trip returns as they are) are now copied as they are; anything else still takes
+    # moto's path. Same attributes, in the same order, under the same keys.
+    item_cls = ddb_types.Item
+    whole_project = item_cls.project
+    verbatim = frozenset({"S", "BOOL", "NULL"})
+
+    def project(self: Any, projection_expressions: list[list[str]]) -> Any:
+        kept: dict[str, Any] = {}
+        for path in projection_expressions:
+            if len(path) != 1 or "[" in path[0]:
+                return whole_project(self, projection_expressions)
+            value = self.attrs.get(path[0])
+            if value is None or path[0] in kept:
+                continue
+            if value.type not in verbatim:
+                return whole_project(self, projection_expressions)
+            kept[path[0]] = {value.type: value.value}
+        return item_cls(hash_key=self.hash_key, range_key=self.range_key, attrs=kept)
+
+    item_cls.project = project  # type: ignore[method-assign]
 
     # 9. Item operations are atomic in DynamoDB: make them so in moto.
     write_lock = threading.RLock()
