@@ -58,22 +58,25 @@ def transcript(patched: bool) -> list[Any]:
         for item in ITEMS:
             table.put_item(Item=json.loads(json.dumps(item, default=list), parse_float=Decimal) | _sets(item))
         client = ddb.meta.client
-        for index in ("keys", "some", "all"):
-            log.append(client.query(TableName="items", IndexName=index, KeyConditionExpression="t = :t",
+        for name in ("keys", "some", "all"):
+            log.append(client.query(TableName="items", IndexName=name, KeyConditionExpression="t = :t",
                                     ExpressionAttributeValues={":t": "x"})["Items"])  # fmt: skip
-        index = {"IndexName": "all", "KeyConditionExpression": "t = :t", "ExpressionAttributeValues": {":t": "x"}}
+        index: dict[str, Any] = {"IndexName": "all", "KeyConditionExpression": "t = :t",
+                                 "ExpressionAttributeValues": {":t": "x"}}  # fmt: skip
         for projection in PROJECTIONS:
-            for read, params in (
+            reads: list[tuple[Any, dict[str, Any]]] = [
                 (client.scan, {}),
                 (client.get_item, {"Key": {"s": "a"}}),
                 (client.query, index),
-            ):
+            ]
+            for read, params in reads:
                 try:
                     answer = read(TableName="items", ProjectionExpression=projection, **params)
                     log.append(answer.get("Items", answer.get("Item")))
                 except client.exceptions.ClientError as e:
                     log.append(e.response["Error"]["Code"])
-    return json.loads(json.dumps(log, default=_plain))
+    plain: list[Any] = json.loads(json.dumps(log, default=_plain))
+    return plain
 
 
 def _sets(item: dict[str, Any]) -> dict[str, Any]:
