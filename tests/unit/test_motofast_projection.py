@@ -63,7 +63,7 @@ def transcript(patched: bool) -> list[Any]:
                                     ExpressionAttributeValues={":t": "x"})["Items"])  # fmt: skip
         index: dict[str, Any] = {"IndexName": "all", "KeyConditionExpression": "t = :t",
                                  "ExpressionAttributeValues": {":t": "x"}}  # fmt: skip
-        for projection in PROJECTIONS:
+        for expression in PROJECTIONS:
             reads: list[tuple[Any, dict[str, Any]]] = [
                 (client.scan, {}),
                 (client.get_item, {"Key": {"s": "a"}}),
@@ -71,7 +71,7 @@ def transcript(patched: bool) -> list[Any]:
             ]
             for read, params in reads:
                 try:
-                    answer = read(TableName="items", ProjectionExpression=projection, **params)
+                    answer = read(TableName="items", ProjectionExpression=expression, **params)
                     log.append(answer.get("Items", answer.get("Item")))
                 except client.exceptions.ClientError as e:
                     log.append(e.response["Error"]["Code"])
