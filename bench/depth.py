@@ -142,6 +142,9 @@ def measure(pending: int = 10_000, samples: int = 200, pending_samples: int = 20
                 count = queue.pendingTasks(deep_tq)["pendingTasks"]
                 counts.samples.append(time.perf_counter() - t1)
             deep_create, deep_claim = _sample(queue, deep_tq, group, samples)
+            # An empty task queue again, on the now full stack: what the depth of one queue costs
+            # the others (and a check on the machine's load having changed since the first samples).
+            other_create, other_claim = _sample(queue, f"bench/o{uuid.uuid4().hex[:8]}", group, samples)
         finally:
             stack.stop()
 
@@ -156,6 +159,7 @@ def measure(pending: int = 10_000, samples: int = 200, pending_samples: int = 20
         "pendingTasks_deep": counts.summary(),
         "empty": {"createTask": empty_create.summary(), "claimWork": empty_claim.summary()},
         "deep": {"createTask": deep_create.summary(), "claimWork": deep_claim.summary()},
+        "other_empty_queue_when_deep": {"createTask": other_create.summary(), "claimWork": other_claim.summary()},
         "p50_ratio_deep_to_empty": {
             "createTask": ratio(empty_create, deep_create),
             "claimWork": ratio(empty_claim, deep_claim),
@@ -165,10 +169,10 @@ def measure(pending: int = 10_000, samples: int = 200, pending_samples: int = 20
 
 
 def report(d: dict[str, Any]) -> None:
-    for phase in ("empty", "deep"):
+    for phase, label in (("empty", "empty"), ("deep", "deep"), ("other_empty_queue_when_deep", "other")):
         create, claim = d[phase]["createTask"], d[phase]["claimWork"]
         print(
-            f"   {phase:6} createTask p50 {create['p50_ms']} ms p95 {create['p95_ms']} ms, "
+            f"   {label:6} createTask p50 {create['p50_ms']} ms p95 {create['p95_ms']} ms, "
             f"claimWork(1) p50 {claim['p50_ms']} ms p95 {claim['p95_ms']} ms (n={claim['n']})"
         )
     print(
