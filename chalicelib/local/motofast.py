@@ -324,14 +324,11 @@ def apply() -> None:
         key = (tuple((n, v.type, v.value) for n, _, [v] in equal), name)
         if key not in found:
             part = _Partition(equal, name)
-            for item in select(every_item(self), equal):
-                at = sort_key(self, item, name)
-                if at is not None:
-                    part.where[primary_key(item)] = at
-                    part.keys.append(at)
-            part.keys.sort()
-            by_key = {part.where[primary_key(i)]: i for i in every_item(self) if primary_key(i) in part.where}
-            part.items = [by_key[k] for k in part.keys]
+            placed = ((sort_key(self, item, name), item) for item in select(every_item(self), equal))
+            for at, item in sorted(((at, i) for at, i in placed if at is not None), key=lambda p: p[0]):
+                part.where[primary_key(item)] = at
+                part.keys.append(at)
+                part.items.append(item)
             found[key] = part
         return found[key]
 
