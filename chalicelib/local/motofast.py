@@ -109,15 +109,22 @@ _AFTER = _After()
 
 
 class _Partition:
-    """Patch 7: an index partition's items in moto's order, their sort keys, and each item's key by
-    its primary key (an update changes an item in place: its old place is found by this)."""
+    """Patch 7: an index partition's items in moto's order, and their sort keys."""
 
-    def __init__(self, equal: list[Condition], name: str) -> None:
-        self.equal = equal
-        self.name = name
+    def __init__(self) -> None:
         self.keys: list[tuple[Any, ...]] = []
         self.items: list[Any] = []
-        self.where: dict[tuple[Any, Any], tuple[Any, ...]] = {}
+
+
+class _Index:
+    """Patch 7: every partition of an index (by its hash key values), and where each item is in
+    them by its primary key (an update changes an item in place: its old place is found by this)."""
+
+    def __init__(self, names: tuple[str, ...], range_key: str) -> None:
+        self.names = names  # the index's hash key attributes, sorted
+        self.range_key = range_key
+        self.parts: dict[tuple[Any, ...], _Partition] = {}
+        self.where: dict[tuple[Any, Any], tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
 
 
 class _VisibleMessages:
@@ -268,8 +275,9 @@ def apply() -> None:
     whole_query = table_cls.query
     query_signature = inspect.signature(whole_query)
     epoch = [0]  # writes other than an item's put, update or delete (patch 9 counts them)
-    # id(table) -> (table (held: its id stays its own), epoch, {(equal conditions, range key name): partition})
-    kept: dict[int, tuple[Any, int, dict[tuple[Any, ...], _Partition]]] = {}
+    # id(table) -> (table (held: its id stays its own), epoch, {(hash key names, range key name): index})
+    kept: dict[int, tuple[Any, int, dict[tuple[Any, ...], _Index]]] = {}
+    key_types = frozenset({"S", "N", "B"})
 
     def every_item(self: Any) -> list[Any]:
         return [i for group in self.items.values() for i in (group.values() if self.range_key_attr else [group])]
@@ -310,7 +318,7 @@ def apply() -> None:
             return None
         return (values[0].value, *(v.cast_value for v in values[1:]))
 
-    def partitions(self: Any) -> dict[tuple[Any, ...], _Partition]:
+    def indexes(self: Any) -> dict[tuple[Any, ...], _Index]:
         held = kept.get(id(self))
         if held is None or held[0] is not self or held[1] != epoch[0]:
             if held is not None and held[1] != epoch[0]:
@@ -318,39 +326,58 @@ def apply() -> None:
             held = kept[id(self)] = (self, epoch[0], {})
         return held[2]
 
-    def sorted_partition(self: Any, equal: list[Condition], name: str) -> _Partition:
-        """The items of an index partition with a string range key `name`, in moto's order; kept."""
-        found = partitions(self)
-        key = (tuple((n, v.type, v.value) for n, _, [v] in equal), name)
-        if key not in found:
-            part = _Partition(equal, name)
-            placed = ((sort_key(self, item, name), item) for item in select(every_item(self), equal))
-            for at, item in sorted(((at, i) for at, i in placed if at is not None), key=lambda p: p[0]):
-                part.where[primary_key(item)] = at
+    def hash_values(item: Any, names: tuple[str, ...]) -> tuple[Any, ...] | None:
+        """An item's index hash key values, as DynamoDB compares them (None: not in the index)."""
+        found = []
+        for name in names:
+            a = item.attrs.get(name)
+            if a is None or a.type not in key_types:
+                return None
+            found.append((a.type, a.cast_value))
+        return tuple(found)
+
+    def kept_index(self: Any, names: tuple[str, ...], range_key: str) -> _Index:
+        """Every partition of an index with a string range key, in moto's order: made in one pass
+        over the table, then kept."""
+        found = indexes(self)
+        index = found.get((names, range_key))
+        if index is None:
+            index = found[(names, range_key)] = _Index(names, range_key)
+            placed = []
+            for item in every_item(self):
+                values, at = hash_values(item, names), sort_key(self, item, range_key)
+                if values is not None and at is not None:
+                    placed.append((values, at, item))
+            for values, at, item in sorted(placed, key=lambda p: p[1]):
+                part = index.parts.get(values) or index.parts.setdefault(values, _Partition())
                 part.keys.append(at)
                 part.items.append(item)
-            found[key] = part
-        return found[key]
+                index.where[primary_key(item)] = (values, at)
+        return index
 
     def reindex(self: Any, hash_key: Any, range_key: Any) -> None:
-        """The item with this primary key (now in the table, or not) in every kept partition of it."""
+        """The item with this primary key (now in the table, or not) in every kept index."""
         held = kept.get(id(self))
         if held is None or held[0] is not self or held[1] != epoch[0]:
             return
         group = self.items.get(hash_key)  # .get: `items` is a defaultdict
         item = group.get(range_key) if group is not None and self.range_key_attr else group
         pk = (hash_key.value, range_key.value if range_key is not None else None)
-        for part in held[2].values():
-            old = part.where.pop(pk, None)
+        for index in held[2].values():
+            old = index.where.pop(pk, None)
             if old is not None:
-                i = bisect.bisect_left(part.keys, old)
+                part = index.parts[old[0]]
+                i = bisect.bisect_left(part.keys, old[1])
                 del part.keys[i], part.items[i]
-            at = sort_key(self, item, part.name) if item is not None and select([item], part.equal) else None
-            if at is not None:
+            if item is None:
+                continue
+            values, at = hash_values(item, index.names), sort_key(self, item, index.range_key)
+            if values is not None and at is not None:
+                part = index.parts.get(values) or index.parts.setdefault(values, _Partition())
                 i = bisect.bisect_left(part.keys, at)
                 part.keys.insert(i, at)
                 part.items.insert(i, item)
-                part.where[pk] = at
+                index.where[pk] = (values, at)
 
     def in_range(part: _Partition, comparison: str, raw: list[str]) -> tuple[int, int]:
         """The positions of a partition's items whose range key meets one string condition."""
@@ -378,7 +405,11 @@ def apply() -> None:
         name = page["range_key"]
         if name is None or len(ranges) > 1 or any(n != name or any(v.type != "S" for v in vs) for n, _, vs in ranges):
             return select(every_item(self), equal + ranges)
-        part = sorted_partition(self, equal, name)
+        if any(v.type not in key_types for _, _, [v] in equal):
+            return select(every_item(self), equal + ranges)
+        asked = sorted((n, v.type, v.cast_value) for n, _, [v] in equal)
+        index = kept_index(self, tuple(n for n, _, _ in asked), name)
+        part = index.parts.get(tuple((t, c) for _, t, c in asked)) or _Partition()
         start, end = in_range(part, ranges[0][1], [v.value for v in ranges[0][2]]) if ranges else (0, len(part.keys))
         limit, first = page["limit"], page["exclusive_start_key"]
         if limit is None or page["filter_kwargs"]:
