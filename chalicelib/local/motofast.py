@@ -265,9 +265,9 @@ def apply() -> None:
     # query at the items its key conditions select (moto checks them again, then sorts them by the
     # index's keys, a total order: the order they come in does not matter). Selecting first also
     # spares moto sizing every item of the partition, matching or not (Item.size walks each attribute).
-    # An index partition with a string range key is kept sorted as moto sorts it (the range key, then
-    # the table's keys: unique), and kept up to date as items are put, updated and deleted (under 9's
-    # lock): a query bisects it, and one with a Limit (and no legacy QueryFilter) hands moto only the
+    # The partitions of an index with a string range key are made in one pass over the table (the
+    # first query of any of them), each sorted as moto sorts it (the range key, then the table's keys:
+    # unique), and kept up to date as items are put, updated and deleted (under 9's lock): a query bisects it, and one with a Limit (and no legacy QueryFilter) hands moto only the
     # Limit + 2 items it can reach from its start (moto's own paging then finds LastEvaluatedKey).
     # Other writes (tables, transactions, PartiQL) start every kept partition anew.
     table_cls = ddb_table.Table
