@@ -203,10 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from .__main__ import _commit
 
-    print(f"== depth: {args.pending} tasks pending in one task queue (load {os.getloadavg()[0]:.1f})", flush=True)
+    commit = _commit()  # the code measured: what was checked out when the run began
+    load_before = round(os.getloadavg()[0], 2)
+    print(f"== depth: {args.pending} tasks pending in one task queue (load {load_before})", flush=True)
     d = measure(args.pending, args.samples)
-    d = {"date": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()), "commit": _commit(),
-         "loadavg_1m_after": round(os.getloadavg()[0], 2), **d}  # fmt: skip
+    d = {"date": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()), "commit": commit,
+         "loadavg_1m_before": load_before, "loadavg_1m_after": round(os.getloadavg()[0], 2), **d}  # fmt: skip
     report(d)
     if not args.no_write:
         out = ROOT / "bench" / "results" / f"{d['date'][:10]}-{d['commit']}-depth-{args.pending}.json"
