@@ -267,8 +267,9 @@ def apply() -> None:
     # spares moto sizing every item of the partition, matching or not (Item.size walks each attribute).
     # The partitions of an index with a string range key are made in one pass over the table (the
     # first query of any of them), each sorted as moto sorts it (the range key, then the table's keys:
-    # unique), and kept up to date as items are put, updated and deleted (under 9's lock): a query bisects it, and one with a Limit (and no legacy QueryFilter) hands moto only the
-    # Limit + 2 items it can reach from its start (moto's own paging then finds LastEvaluatedKey).
+    # unique), and kept up to date as items are put, updated and deleted (under 9's lock): a query
+    # bisects it, and one with a Limit (and no legacy QueryFilter) hands moto only the Limit + 2
+    # items it can reach from its start (moto's own paging then finds LastEvaluatedKey).
     # Other writes (tables, transactions, PartiQL) start every kept partition anew.
     table_cls = ddb_table.Table
     partition = threading.local()  # .scope: (table, base-table hash key, or None and index conditions)
