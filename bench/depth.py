@@ -6,9 +6,9 @@ task queue, then with N tasks pending in one task queue.
 `make bench` runs it at 10,000 pending; `make bench-scale` at 100,000 (the scale goal: p50 deep
 no more than 1.3 × empty), writing bench/results/<date>-<commit>-depth-<N>.json.
 
-The stack runs in this process, with TASKQUEUE_REDISPATCH_AFTER=7200 so that the sweeper does not
-re-announce the waiting tasks during the run. The N pending tasks are seeded in bulk through
-createTask's own steps — the request schema's defaults, `normalize`, `new_task`, `schedule`, the
+The stack runs in this process (its AWS stand-in in a child process), with
+TASKQUEUE_REDISPATCH_AFTER=7200 so that the sweeper does not re-announce the waiting tasks during
+the run. The N pending tasks are seeded in bulk through createTask's own steps — the request schema's defaults, `normalize`, `new_task`, `schedule`, the
 group check — written with BatchWriteItem (the task store's `put_many`, the graph store's
 `add_members_many`); the event pump then carries their stream records through the outbox as it
 does for tasks created through the API (their dispatch hints, their events). Samples are taken
@@ -105,8 +105,8 @@ def _env(**values: str) -> Iterator[None]:
 
 
 def _peak_rss_mb() -> dict[str, float]:
-    """Peak resident memory of this process (API, pump and anything in-process) and of its
-    waited-for child processes, in MB (Linux reports KB)."""
+    """Peak resident memory of this process (the API and the pump) and of the largest of its ended
+    child processes (the stand-in, once the stack has stopped), in MB (Linux reports KB)."""
     return {
         "this_process": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "children": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
@@ -123,7 +123,7 @@ def _pump_idle(stack: Any, since: float, timeout: float) -> None:
 
 def measure(pending: int = 10_000, samples: int = 200, pending_samples: int = 20) -> dict[str, Any]:
     """Latencies on an empty task queue, then `pending` tasks are seeded on another, then the same
-    latencies on that one (a fresh stack in this process)."""
+    latencies on that one (a fresh stack)."""
     os.environ.setdefault("TASKQUEUE_ROOT_ACCESS_TOKEN", secrets.token_urlsafe(33))
     from chalicelib.local.stack import EmbeddedStack, free_port
 
