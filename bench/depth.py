@@ -8,11 +8,11 @@ no more than 1.3 × empty), writing bench/results/<date>-<commit>-depth-<N>.json
 
 The stack runs in this process (its AWS stand-in in a child process), with
 TASKQUEUE_REDISPATCH_AFTER=7200 so that the sweeper does not re-announce the waiting tasks during
-the run. The N pending tasks are seeded in bulk through createTask's own steps — the request schema's defaults, `normalize`, `new_task`, `schedule`, the
-group check — written with BatchWriteItem (the task store's `put_many`, the graph store's
-`add_members_many`); the event pump then carries their stream records through the outbox as it
-does for tasks created through the API (their dispatch hints, their events). Samples are taken
-through the API with the official client.
+the run. The N pending tasks are seeded in bulk through createTask's own steps — the request
+schema's defaults, `normalize`, `new_task`, `schedule`, the group check — written with
+BatchWriteItem (the task store's `put_many`, the graph store's `add_members_many`); the event pump
+then carries their stream records through the outbox as it does for tasks created through the API
+(their dispatch hints, their events). Samples are taken through the API with the official client.
 """
 
 from __future__ import annotations
