@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 STAGE ?= dev
 
-.PHONY: help install test lint serve run bench package docs clean
+.PHONY: help install test lint serve run bench bench-scale package docs clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -36,6 +36,9 @@ run: install  ## the embedded stack plus a demo of real work; Ctrl-C stops it
 
 bench: install  ## the benchmarks of bench/ (the official client's workload) against the embedded stack
 	$(PY) -m bench
+
+bench-scale: install  ## createTask and claimWork with 100,000 tasks pending vs empty (about 10 minutes)
+	$(PY) -m bench.depth --pending 100000
 
 package: install  ## chalice package + CloudFormation merge template into infra/build (no AWS account needed)
 	STAGE=$(STAGE) PATH=$(CURDIR)/$(VENV)/bin:$$PATH bash infra/package.sh

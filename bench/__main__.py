@@ -6,7 +6,8 @@
 2. The client workload of architecture.md's targets (official client, separate process from
    the stack): end-to-end with 1 and 4 clients, and pipelined with 4 producers + 4 consumers;
    the stack's CPU per task during each (bench/cpu.py compares checkouts, interleaved).
-3. Depth: createTask and claimWork latency on an empty task queue and with 10,000 pending.
+3. Depth: createTask and claimWork latency on an empty task queue and with 10,000 pending
+   (seeded in bulk; `make bench-scale`: 100,000, bench/depth.py).
 4. Readiness: seconds from `python -m chalicelib.local serve` to a ping answer.
 4b. Authentication: what Hawk, certificates and scope checks add to a request.
 5. Graphs: dependency release for a fan-out (1 -> N) and a fan-in (N -> 1), N = 1,000 and
@@ -231,18 +232,12 @@ def main(argv: list[str] | None = None) -> int:
             added = a["added_p50_ms"].get(name)
             extra = f"  (+{added} ms over anonymous)" if added is not None else ""
             print(f"   {name:22} p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms (n={lat['n']}){extra}", flush=True)
-        if not args.skip_depth:
-            print(f"== 3. depth: {depth} tasks pending in one task queue", flush=True)
-            d = depth_bench.measure(root, depth, 200 if not args.quick else 50)
-            results["depth"] = d
-            for phase in ("empty", "deep"):
-                print(
-                    f"   {phase:6} createTask p50 {d[phase]['createTask']['p50_ms']} ms, "
-                    f"claimWork(1) p50 {d[phase]['claimWork']['p50_ms']} ms (n={d[phase]['claimWork']['n']})"
-                )
-            print(f"   deep/empty p50 ratio: {d['p50_ratio_deep_to_empty']}", flush=True)
     finally:
         _stop(proc)
+    if not args.skip_depth:
+        print(f"== 3. depth: {depth} tasks pending in one task queue (a fresh stack; 100,000: make bench-scale)")
+        results["depth"] = depth_bench.measure(depth, 200 if not args.quick else 50)
+        depth_bench.report(results["depth"])
 
     cold = coldstart.measure()
     results["cold_start"] = cold

@@ -47,6 +47,7 @@ class Latencies:
             "n": len(s),
             "p50_ms": round(percentile(s, 50) * 1000, 1),
             "p90_ms": round(percentile(s, 90) * 1000, 1),
+            "p95_ms": round(percentile(s, 95) * 1000, 1),
             "p99_ms": round(percentile(s, 99) * 1000, 1),
             "mean_ms": round(statistics.mean(s) * 1000, 1) if s else None,
         }

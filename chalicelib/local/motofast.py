@@ -15,8 +15,9 @@ moto's observable behaviour and removes work that grows with queue depth or stre
    DynamoDB Streams' GetRecords went through the shape-walking serializer too.
 7. A query of one partition of a table (or of an index) sorted every item of the table to find it;
    and every sort compared DynamoType objects (a Python method call per comparison) instead of
-   plain values. An idle stack's schedules query the same index partitions every few seconds:
-   each is now kept, sorted by its range key, until the next write, and a query bisects it.
+   plain values. An index partition is now kept sorted, in moto's order, and kept up to date as
+   items are put, updated and deleted (one item moved, not the partition rebuilt); a query
+   bisects it, and one with a Limit hands moto only the items its page can reach.
 10. Every request listed the methods of its response class (inspect.getmembers) to find its
     action's: a fixed cost on every request, whatever the depth.
 
@@ -41,6 +42,12 @@ And two more of the per-request kind:
     of all its attributes again as each attribute went in: quadratic in the number of attributes.
 22. Every answer's request id (52 characters) drew one random number per character.
 
+And for depth (a task queue of 100,000, `make bench-scale`), besides 7:
+
+30. SQS GetQueueAttributes computed each message count (a walk of the queue) three times per
+    attribute asked for: now one walk per call.
+31. A projection converted every attribute of an item to plain values and back to keep a few.
+
 And one for fidelity rather than speed:
 
 9. moto's DynamoDB applies a write without a lock: two threads can both pass the same
@@ -55,6 +62,7 @@ import bisect
 import contextlib
 import copy
 import functools
+import inspect
 import string
 import threading
 import time
@@ -65,8 +73,9 @@ _applied = False
 ITEM_SIZE_LIMIT = 405_000  # moto's (DynamoDB's 400 KB, as moto measures it)
 Condition = tuple[str, str, list[Any]]  # a key condition as moto passes it: (attribute, comparison, values)
 ITEM_OPERATIONS = frozenset({"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan", "BatchGetItem"})
-# DynamoDBBackend methods that change items or tables (patch 9 counts them: patch 7 keeps what it
-# derived from the tables until the count changes).
+# DynamoDBBackend methods that change items or tables (patch 9 serialises them). Patch 7 keeps its
+# index partitions up to date through an item's put, update and delete; any other write starts them anew.
+ITEM_WRITES = ("put_item", "update_item", "delete_item")
 WRITES = (
     "put_item",
     "update_item",
@@ -82,6 +91,40 @@ WRITES = (
     "restore_table_from_backup",
     "restore_table_to_point_in_time",
 )
+
+OTHER_WRITES = frozenset(WRITES) - frozenset(ITEM_WRITES)
+
+
+class _After:
+    """Sorts after anything it is compared with (a bound just past every key with a given prefix)."""
+
+    def __lt__(self, other: object) -> bool:
+        return False
+
+    def __gt__(self, other: object) -> bool:
+        return True
+
+
+_AFTER = _After()
+
+
+class _Partition:
+    """Patch 7: an index partition's items in moto's order, and their sort keys."""
+
+    def __init__(self) -> None:
+        self.keys: list[tuple[Any, ...]] = []
+        self.items: list[Any] = []
+
+
+class _Index:
+    """Patch 7: every partition of an index (by its hash key values), and where each item is in
+    them by its primary key (an update changes an item in place: its old place is found by this)."""
+
+    def __init__(self, names: tuple[str, ...], range_key: str) -> None:
+        self.names = names  # the index's hash key attributes, sorted
+        self.range_key = range_key
+        self.parts: dict[tuple[Any, ...], _Partition] = {}
+        self.where: dict[tuple[Any, Any], tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
 
 
 class _VisibleMessages:
@@ -140,6 +183,7 @@ def apply() -> None:
 
     import moto.core.utils as core_utils
     from moto.dynamodb.comparisons import get_comparison_func
+    from moto.dynamodb.models import dynamo_type as ddb_types
     from moto.dynamodb.models import table as ddb_table
     from moto.sqs import models as sqs_models
     from moto.sqs.exceptions import ReceiptHandleIsInvalid
@@ -221,12 +265,20 @@ def apply() -> None:
     # query at the items its key conditions select (moto checks them again, then sorts them by the
     # index's keys, a total order: the order they come in does not matter). Selecting first also
     # spares moto sizing every item of the partition, matching or not (Item.size walks each attribute).
+    # The partitions of an index with a string range key are made in one pass over the table (the
+    # first query of any of them), each sorted as moto sorts it (the range key, then the table's keys:
+    # unique), and kept up to date as items are put, updated and deleted (under 9's lock): a query
+    # bisects it, and one with a Limit (and no legacy QueryFilter) hands moto only the Limit + 2
+    # items it can reach from its start (moto's own paging then finds LastEvaluatedKey).
+    # Other writes (tables, transactions, PartiQL) start every kept partition anew.
     table_cls = ddb_table.Table
-    partition = threading.local()  # .scope: (table, base-table hash key, or None and index key conditions)
+    partition = threading.local()  # .scope: (table, base-table hash key, or None and index conditions)
     whole_query = table_cls.query
-    writes = [0]  # DynamoDB writes so far (patch 9)
-    kept: dict[tuple[Any, ...], tuple[list[str], list[Any]]] = {}  # sorted index partitions (under 9's lock)
-    kept_at = [-1]  # the write count `kept` is valid for
+    query_signature = inspect.signature(whole_query)
+    epoch = [0]  # writes other than an item's put, update or delete (patch 9 counts them)
+    # id(table) -> (table (held: its id stays its own), epoch, {(hash key names, range key name): index})
+    kept: dict[int, tuple[Any, int, dict[tuple[Any, ...], _Index]]] = {}
+    key_types = frozenset({"S", "N", "B"})
 
     def every_item(self: Any) -> list[Any]:
         return [i for group in self.items.values() for i in (group.values() if self.range_key_attr else [group])]
@@ -245,41 +297,137 @@ def apply() -> None:
                 items = [i for i in items if (a := i.attrs.get(name)) is not None and a.compare(comparison, values)]
         return items
 
-    def sorted_partition(self: Any, equal: list[Condition], name: str) -> tuple[list[str], list[Any]]:
-        """The items of an index partition with a string `name`, sorted by it; kept until a write."""
-        if kept_at[0] != writes[0]:
-            kept.clear()
-            kept_at[0] = writes[0]
-        key = (id(self), tuple((n, v.type, v.value) for n, _, [v] in equal), name)
-        if key not in kept:
-            found = ((i.attrs.get(name), i) for i in select(every_item(self), equal))
-            pairs = sorted(((a.value, i) for a, i in found if a is not None and a.type == "S"), key=lambda p: p[0])
-            kept[key] = ([v for v, _ in pairs], [i for _, i in pairs])
-        return kept[key]
+    def primary_key(item: Any) -> tuple[Any, Any]:
+        return item.hash_key.value, item.range_key.value if item.range_key is not None else None
 
-    def index_items(self: Any, equal: list[Condition], ranges: list[Condition]) -> Any:
-        """An index query's items: one condition on a string range key bisects its sorted partition."""
-        if len(ranges) != 1 or any(v.type != "S" for v in ranges[0][2]):
-            return select(every_item(self), equal + ranges)
-        name, comparison, values = ranges[0]
-        keys, items = sorted_partition(self, equal, name)
-        raw = [v.value for v in values]
+    def sort_key(self: Any, item: Any, name: str) -> tuple[Any, ...] | None:
+        """Where moto's sort puts `item` in an index partition with range key `name` (None: not there)."""
+        a = item.attrs.get(name)
+        if a is None or a.type != "S":
+            return None
+        if self.range_key_attr:
+            return a.value, item.hash_key.cast_value, item.range_key.cast_value
+        return a.value, item.hash_key.cast_value
+
+    def start_key(self: Any, first: dict[str, Any], name: str) -> tuple[Any, ...] | None:
+        """An ExclusiveStartKey's place in an index partition (None: one this cannot place)."""
+        names = [name, self.hash_key_attr] + ([self.range_key_attr] if self.range_key_attr else [])
+        if not all(isinstance(first.get(n), dict) for n in names):
+            return None
+        values = [ddb_types.DynamoType(first[n]) for n in names]
+        if values[0].type != "S":
+            return None
+        return (values[0].value, *(v.cast_value for v in values[1:]))
+
+    def indexes(self: Any) -> dict[tuple[Any, ...], _Index]:
+        held = kept.get(id(self))
+        if held is None or held[0] is not self or held[1] != epoch[0]:
+            if held is not None and held[1] != epoch[0]:
+                kept.clear()
+            held = kept[id(self)] = (self, epoch[0], {})
+        return held[2]
+
+    def hash_values(item: Any, names: tuple[str, ...]) -> tuple[Any, ...] | None:
+        """An item's index hash key values, as DynamoDB compares them (None: not in the index)."""
+        found = []
+        for name in names:
+            a = item.attrs.get(name)
+            if a is None or a.type not in key_types:
+                return None
+            found.append((a.type, a.cast_value))
+        return tuple(found)
+
+    def kept_index(self: Any, names: tuple[str, ...], range_key: str) -> _Index:
+        """Every partition of an index with a string range key, in moto's order: made in one pass
+        over the table, then kept."""
+        found = indexes(self)
+        index = found.get((names, range_key))
+        if index is None:
+            index = found[(names, range_key)] = _Index(names, range_key)
+            placed = []
+            for item in every_item(self):
+                values, at = hash_values(item, names), sort_key(self, item, range_key)
+                if values is not None and at is not None:
+                    placed.append((values, at, item))
+            for values, at, item in sorted(placed, key=lambda p: p[1]):
+                part = index.parts.get(values) or index.parts.setdefault(values, _Partition())
+                part.keys.append(at)
+                part.items.append(item)
+                index.where[primary_key(item)] = (values, at)
+        return index
+
+    def reindex(self: Any, hash_key: Any, range_key: Any) -> None:
+        """The item with this primary key (now in the table, or not) in every kept index."""
+        held = kept.get(id(self))
+        if held is None or held[0] is not self or held[1] != epoch[0]:
+            return
+        group = self.items.get(hash_key)  # .get: `items` is a defaultdict
+        item = group.get(range_key) if group is not None and self.range_key_attr else group
+        pk = (hash_key.value, range_key.value if range_key is not None else None)
+        for index in held[2].values():
+            old = index.where.pop(pk, None)
+            if old is not None:
+                part = index.parts[old[0]]
+                i = bisect.bisect_left(part.keys, old[1])
+                del part.keys[i], part.items[i]
+            if item is None:
+                continue
+            values, at = hash_values(item, index.names), sort_key(self, item, index.range_key)
+            if values is not None and at is not None:
+                part = index.parts.get(values) or index.parts.setdefault(values, _Partition())
+                i = bisect.bisect_left(part.keys, at)
+                part.keys.insert(i, at)
+                part.items.insert(i, item)
+                index.where[pk] = (values, at)
+
+    def in_range(part: _Partition, comparison: str, raw: list[str]) -> tuple[int, int]:
+        """The positions of a partition's items whose range key meets one string condition."""
+        keys = part.keys
+        low, high = (raw[0],), (raw[-1], _AFTER)
         if comparison in ("EQ", "="):
-            return items[bisect.bisect_left(keys, raw[0]) : bisect.bisect_right(keys, raw[0])]
-        if comparison in ("LT", "<", "LE", "<="):
-            side = bisect.bisect_left if comparison in ("LT", "<") else bisect.bisect_right
-            return items[: side(keys, raw[0])]
-        if comparison in ("GT", ">", "GE", ">="):
-            side = bisect.bisect_right if comparison in ("GT", ">") else bisect.bisect_left
-            return items[side(keys, raw[0]) :]
+            return bisect.bisect_left(keys, low), bisect.bisect_left(keys, high)
+        if comparison in ("LT", "<"):
+            return 0, bisect.bisect_left(keys, low)
+        if comparison in ("LE", "<="):
+            return 0, bisect.bisect_left(keys, high)
+        if comparison in ("GT", ">"):
+            return bisect.bisect_left(keys, high), len(keys)
+        if comparison in ("GE", ">="):
+            return bisect.bisect_left(keys, low), len(keys)
         if comparison == "BETWEEN":
-            return items[bisect.bisect_left(keys, raw[0]) : bisect.bisect_right(keys, raw[1])]
-        if comparison == "BEGINS_WITH":
-            start = end = bisect.bisect_left(keys, raw[0])
-            while end < len(keys) and keys[end].startswith(raw[0]):
-                end += 1
-            return items[start:end]
-        return select(items, ranges)
+            return bisect.bisect_left(keys, low), bisect.bisect_left(keys, high)
+        start = end = bisect.bisect_left(keys, low)  # BEGINS_WITH
+        while end < len(keys) and keys[end][0].startswith(raw[0]):
+            end += 1
+        return start, end
+
+    def index_items(self: Any, equal: list[Condition], ranges: list[Condition], page: dict[str, Any]) -> Any:
+        """An index query's items: its kept partition, bisected; with a Limit, what the page can reach."""
+        name = page["range_key"]
+        if name is None or len(ranges) > 1 or any(n != name or any(v.type != "S" for v in vs) for n, _, vs in ranges):
+            return select(every_item(self), equal + ranges)
+        if any(v.type not in key_types for _, _, [v] in equal):
+            return select(every_item(self), equal + ranges)
+        asked = sorted((n, v.type, v.cast_value) for n, _, [v] in equal)
+        index = kept_index(self, tuple(n for n, _, _ in asked), name)
+        part = index.parts.get(tuple((t, c) for _, t, c in asked)) or _Partition()
+        start, end = in_range(part, ranges[0][1], [v.value for v in ranges[0][2]]) if ranges else (0, len(part.keys))
+        limit, first = page["limit"], page["exclusive_start_key"]
+        if limit is None or page["filter_kwargs"]:
+            return part.items[start:end]
+        reach = limit + 2  # an item moto skips as the start key's own, and one that tells it more follow
+        at = None
+        if first is not None:
+            at = start_key(self, first, name)
+            if at is None:
+                return part.items[start:end]
+        if page["scan_index_forward"] is False:
+            if at is not None:
+                end = max(start, min(end, bisect.bisect_right(part.keys, at)))
+            return part.items[max(start, end - reach) : end]
+        if at is not None:
+            start = min(end, max(start, bisect.bisect_left(part.keys, at)))
+        return part.items[start : min(end, start + reach)]
 
     def all_items(self: Any) -> Any:
         scope = getattr(partition, "scope", None)
@@ -298,11 +446,20 @@ def apply() -> None:
         return sorted(found.values(), key=lambda item: item.range_key.cast_value)
 
     def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
-        index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
-        hash_conditions = kwargs.get("hash_key_conditions")
+        call = query_signature.bind(self, hash_key, *args, **kwargs).arguments
+        index_name, hash_conditions = call.get("index_name"), call.get("hash_key_conditions")
         if index_name is not None and hash_conditions:
             equal = [(name, "EQ", [value]) for name, value in hash_conditions]
-            partition.scope = (self, None, (equal, list(kwargs.get("range_key_conditions") or [])))
+            index = next((i for i in self.all_indexes() if i.name == index_name), None)
+            ranges = [k["AttributeName"] for k in index.schema if k["KeyType"] == "RANGE"] if index else []
+            page = {
+                "range_key": ranges[0] if len(ranges) == 1 else None,
+                "limit": call.get("limit"),
+                "exclusive_start_key": call.get("exclusive_start_key"),
+                "scan_index_forward": call.get("scan_index_forward"),
+                "filter_kwargs": call.get("filter_kwargs"),
+            }
+            partition.scope = (self, None, (equal, list(call.get("range_key_conditions") or []), page))
         elif index_name is None and hash_key is not None:
             partition.scope = (self, hash_key, None)
         else:
@@ -320,6 +477,25 @@ def apply() -> None:
     table_cls.sorted_items = sorted_items  # type: ignore[method-assign]
     table_cls.all_items = all_items  # type: ignore[method-assign]
     table_cls.query = query  # type: ignore[method-assign]
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    def reindexing(original: Any, keys_from: str) -> Any:
+        def write(self: Any, table_name: str, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return original(self, table_name, *args, **kwargs)
+            finally:
+                table = self.tables.get(table_name)
+                keys = args[0] if args else kwargs.get(keys_from)
+                if table is not None and isinstance(keys, dict) and table.hash_key_attr in keys:
+                    with contextlib.suppress(Exception):  # keys moto refused: it wrote nothing
+                        reindex(table, *self.get_keys_value(table, keys))
+
+        return functools.wraps(original)(write)
+
+    DynamoDBBackend.put_item = reindexing(DynamoDBBackend.put_item, "item_attrs")  # type: ignore[method-assign]
+    DynamoDBBackend.update_item = reindexing(DynamoDBBackend.update_item, "key")  # type: ignore[method-assign]
+    DynamoDBBackend.delete_item = reindexing(DynamoDBBackend.delete_item, "key")  # type: ignore[method-assign]
 
     # 8. Parse each JSONPath once; GetRecords answers with plain JSON (timestamps as epoch seconds).
     import jsonpath_ng.ext as jsonpath_ext
@@ -608,20 +784,80 @@ def apply() -> None:
     MotoRandom.get_random_string = random_string  # type: ignore[method-assign]
     MotoRandom.get_random_hex = lambda self, length=8: "".join(self.choices(hex_chars, k=length))  # type: ignore[method-assign]
 
-    # 9. Item operations are atomic in DynamoDB: make them so in moto.
-    from moto.dynamodb.models import DynamoDBBackend
+    # 30. GetQueueAttributes read each attribute it was asked for three times (moto's lazy
+    # attributes, 3, compute one on every read), and each message count walks the whole queue: now
+    # each asked-for attribute is read once, and the message counts come from one walk of the queue.
+    # ("All" keeps moto's path: the lazy attributes compute each once there.)
+    counted = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+               "ApproximateNumberOfMessagesDelayed")  # fmt: skip
+    backend_cls = sqs_models.SQSBackend
+    whole_queue_attributes = backend_cls.get_queue_attributes
 
+    def message_counts(queue: Any) -> dict[str, int]:
+        now = sqs_models.unix_time_millis()  # type: ignore[attr-defined]
+        number = not_visible = delayed = 0
+        for m in list(queue._messages):
+            is_visible, is_delayed = now > m.visible_at, now < m.delayed_until
+            number += is_visible and not is_delayed
+            not_visible += not is_visible
+            delayed += is_delayed
+        return dict(zip(counted, (number, not_visible, delayed), strict=True))
+
+    def get_queue_attributes(self: Any, queue_name: str, attribute_names: list[str]) -> dict[str, Any]:
+        if not attribute_names or "All" in attribute_names:
+            return whole_queue_attributes(self, queue_name, attribute_names)  # type: ignore[no-any-return]
+        queue = self.get_queue(queue_name)
+        valid = queue.BASE_ATTRIBUTES + queue.FIFO_ATTRIBUTES + queue.KMS_ATTRIBUTES
+        if any(name not in valid for name in attribute_names):
+            return whole_queue_attributes(self, queue_name, attribute_names)  # type: ignore[no-any-return]  # its error
+        present = queue.attributes
+        counts = message_counts(queue) if any(name in counted for name in attribute_names) else {}
+        found: dict[str, Any] = {}
+        for name in dict.fromkeys(attribute_names):
+            if name in present:
+                value = counts[name] if name in counts else present.get(name)
+                if value is not None:
+                    found[name] = value
+        return found
+
+    backend_cls.get_queue_attributes = get_queue_attributes  # type: ignore[method-assign]
+
+    # 31. A projection (an index's, or a ProjectionExpression) turned the whole item into plain
+    # Python values and back to keep a few attributes: every attribute converted, a task's runs (a
+    # list of maps) the dearest. Top-level names whose values are strings, booleans or nulls (which
+    # that round trip returns as they are) are now copied as they are; anything else still takes
+    # moto's path. Same attributes, in the same order, under the same keys.
+    item_cls = ddb_types.Item
+    whole_project = item_cls.project
+    verbatim = frozenset({"S", "BOOL", "NULL"})
+
+    def project(self: Any, projection_expressions: list[list[str]]) -> Any:
+        kept: dict[str, Any] = {}
+        for path in projection_expressions:
+            if len(path) != 1 or "[" in path[0]:
+                return whole_project(self, projection_expressions)
+            value = self.attrs.get(path[0])
+            if value is None or path[0] in kept:
+                continue
+            if value.type not in verbatim:
+                return whole_project(self, projection_expressions)
+            kept[path[0]] = {value.type: value.value}
+        return item_cls(hash_key=self.hash_key, range_key=self.range_key, attrs=kept)
+
+    item_cls.project = project  # type: ignore[method-assign]
+
+    # 9. Item operations are atomic in DynamoDB: make them so in moto.
     write_lock = threading.RLock()
     for name in (*WRITES, "get_item", "query", "scan"):
         original = getattr(DynamoDBBackend, name)
 
         def locked(
-            self: Any, *args: Any, __original: Any = original, __write: bool = name in WRITES, **kwargs: Any
+            self: Any, *args: Any, __original: Any = original, __write: bool = name in OTHER_WRITES, **kwargs: Any
         ) -> Any:
             with write_lock:
                 try:
                     return __original(self, *args, **kwargs)
                 finally:
-                    writes[0] += __write
+                    epoch[0] += __write
 
         setattr(DynamoDBBackend, name, functools.wraps(original)(locked))
