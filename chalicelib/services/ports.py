@@ -3,7 +3,7 @@ S3 and EC2 (and the embedded stack's local provider)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -392,6 +392,12 @@ class Provider(Protocol):
 
     def observe(self, workers: Sequence[PoolWorker]) -> dict[tuple[str, str], str]:
         """The cloud's state of each worker's instance (CloudState names; not-found when unknown)."""
+        ...
+
+    def census(self, regions: Collection[str]) -> dict[tuple[str, str], str]:
+        """The state of every instance this provider (this stage) runs or ran lately in `regions`,
+        by (region, instance id): one listing per region, for all pools at once. One left out is
+        not-found (terminated ones may be left out)."""
         ...
 
     def terminate(self, workers: Sequence[PoolWorker]) -> None: ...
