@@ -338,7 +338,11 @@ class DynamoTaskStore:
         pending one, and `examine` (a share per key) bounds the pending entries read only."""
         at = format_date(live_at)
         each = None if examine is None else max(1, -(-examine // self._queue_shards))
-        connection = self._model._get_connection()
+        m = self._model
+        connection = m._get_connection()
+        # Every entry is `pending#…` or `running#…`: the key condition only says so (and lets the
+        # AWS stand-in bisect its sorted partition rather than look at every item).
+        states = m.queueSort >= f"{TaskState.PENDING.value}#"
         pending = claimed = 0
         complete = True
         for shard in range(self._queue_shards):
@@ -347,6 +351,7 @@ class DynamoTaskStore:
             while True:
                 page = connection.query(
                     self._queue_key(task_queue_id, shard),
+                    range_key_condition=states,
                     index_name="byQueue",
                     attributes_to_get=["queueSort", "deadline", "takenUntil"],
                     scan_index_forward=False,
