@@ -30,6 +30,12 @@ moto's observable behaviour and removes work that grows with queue depth or stre
 17. Every request compared moto's backend dicts by value to find its account's backend.
 19. Every error answer made a new botocore session to name its service.
 
+40. EC2's RunInstances looked its image up by filtering every image moto knows (over a thousand,
+    each through fnmatch), twice: an image asked for by its plain id is now looked up by it.
+41. EC2 read an instance's tags (for every answer naming it, and every tag filter) by matching a
+    regular expression against the id of every tagged resource: a plain id is now looked up.
+42. EC2 found an instance by its id by asking every instance whether it passes no filter at all.
+
 And one for fidelity rather than speed:
 
 9. moto's DynamoDB applies a write without a lock: two threads can both pass the same
@@ -558,6 +564,8 @@ def apply() -> None:
         moto_utils.service_name_from_moto_package_name
     )
 
+    _apply_ec2()
+
     # 9. Item operations are atomic in DynamoDB: make them so in moto.
     from moto.dynamodb.models import DynamoDBBackend
 
@@ -575,3 +583,67 @@ def apply() -> None:
                     writes[0] += __write
 
         setattr(DynamoDBBackend, name, functools.wraps(original)(locked))
+
+
+def _plain_id(values: Any) -> str | None:
+    """The one resource id a filter's values name exactly (no wildcard, no escape), else None."""
+    if isinstance(values, list) and len(values) == 1:
+        values = values[0]
+    if isinstance(values, str) and not any(c in values for c in "*?[\\"):
+        return values
+    return None
+
+
+def _apply_ec2() -> None:
+    """Patches 40-42: EC2 lookups by id that moto made by scanning (the provisioner's launches)."""
+    from moto.ec2.models.amis import AmiBackend
+    from moto.ec2.models.instances import InstanceBackend
+    from moto.ec2.models.tags import TagBackend
+    from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
+
+    # 40. An image asked for by one plain id, as RunInstances asks twice (by id, then by an
+    # `image-id` filter): the image itself, or (the filter) none. Anything else, or an id moto does
+    # not have (its errors, its deleted images), goes to moto.
+    describe_images = AmiBackend.describe_images
+
+    def one_image(
+        self: Any, ami_ids: Any = None, filters: Any = None, exec_users: Any = None, owners: Any = None
+    ) -> Any:
+        if exec_users or owners:
+            return describe_images(self, ami_ids, filters, exec_users, owners)
+        if ami_ids and not filters:
+            wanted = _plain_id(list(ami_ids))
+            if wanted is not None and wanted in self.amis:
+                return [self.amis[wanted]]
+        elif filters and not ami_ids and set(filters) == {"image-id"}:
+            wanted = _plain_id(filters["image-id"])
+            if wanted is not None:
+                return [self.amis[wanted]] if wanted in self.amis else []
+        return describe_images(self, ami_ids, filters, exec_users, owners)
+
+    AmiBackend.describe_images = one_image  # type: ignore[method-assign]
+
+    # 41. The tags of one resource named by its plain id: its own, as moto's scan would list them.
+    describe_tags = TagBackend.describe_tags
+
+    def tags_of_one(self: Any, filters: Any = None) -> Any:
+        resource_id = _plain_id(filters["resource-id"]) if filters and set(filters) == {"resource-id"} else None
+        if resource_id is None:
+            return describe_tags(self, filters)
+        tags = self.tags.get(resource_id) or {}  # .get: `tags` is a defaultdict
+        kind = EC2_PREFIX_TO_RESOURCE.get(get_prefix(resource_id), "")
+        return [{"resource_id": resource_id, "key": k, "value": v, "resource_type": kind} for k, v in tags.items()]
+
+    TagBackend.describe_tags = tags_of_one  # type: ignore[method-assign]
+
+    # 42. An instance by id: the same search, without a filter check per instance.
+    def get_instance(self: Any, instance_id: str) -> Any:
+        for reservation in list(self.reservations.values()):  # a copy: other threads may add some
+            for instance in reservation.instances:
+                if instance.id == instance_id:
+                    return instance
+        from moto.ec2.exceptions import InvalidInstanceIdError
+
+        raise InvalidInstanceIdError(instance_id)
+
+    InstanceBackend.get_instance = get_instance  # type: ignore[method-assign]
