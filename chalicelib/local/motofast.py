@@ -35,6 +35,9 @@ moto's observable behaviour and removes work that grows with queue depth or stre
 41. EC2 read an instance's tags (for every answer naming it, and every tag filter) by matching a
     regular expression against the id of every tagged resource: a plain id is now looked up.
 42. EC2 found an instance by its id by asking every instance whether it passes no filter at all.
+43. moto's response serializer (EC2's XML: every instance of a DescribeInstances, some 150 values
+    each) worked out, for every value of every answer, which names to look it up by, asking six
+    alias providers made anew each time: now once per kind of object, name and shape.
 
 And one for fidelity rather than speed:
 
@@ -595,7 +598,8 @@ def _plain_id(values: Any) -> str | None:
 
 
 def _apply_ec2() -> None:
-    """Patches 40-42: EC2 lookups by id that moto made by scanning (the provisioner's launches)."""
+    """Patches 40-43: EC2 lookups by id that moto made by scanning, and its answers' serializer
+    (the provisioner's launches and census)."""
     from moto.ec2.models.amis import AmiBackend
     from moto.ec2.models.instances import InstanceBackend
     from moto.ec2.models.tags import TagBackend
@@ -647,3 +651,36 @@ def _apply_ec2() -> None:
         raise InvalidInstanceIdError(instance_id)
 
     InstanceBackend.get_instance = get_instance  # type: ignore[method-assign]
+
+    # 43. The names a value may be found by depend on the picker, the kind of object (its class,
+    # and the aliases its class declares), the member's name and its shape (botocore's shapes are
+    # made once per service model, and each member shape has one parent): found once per those.
+    from moto.core.serialize import AttributePicker
+    from moto.core.utils import MISSING, get_value
+
+    names: dict[tuple[Any, ...], tuple[str, ...]] = {}
+
+    def pick(self: Any, context: Any) -> Any:
+        obj = context.obj
+        if "Meta" in getattr(obj, "__dict__", ()):  # aliases of this object's own: not its class's
+            keys: tuple[str, ...] = tuple(self.get_possible_keys(context))
+        else:
+            found = (type(self), tuple(self.alias_providers), type(obj), context.key, context.shape)
+            if found not in names:
+                names[found] = tuple(self.get_possible_keys(context))
+            keys = names[found]
+        for key in keys:
+            value = get_value(obj, key, MISSING)
+            if value is not MISSING:
+                break
+        else:
+            value = None
+        if self.response_transformers:
+            key_path = f"{context.key_path}.{context.key}"
+            for transform_path, transform in self.response_transformers.items():
+                if key_path.endswith(transform_path):
+                    value = transform(value)
+                    break
+        return value
+
+    AttributePicker.__call__ = pick  # type: ignore[method-assign]

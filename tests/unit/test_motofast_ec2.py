@@ -1,7 +1,8 @@
-"""motofast's EC2 patches (40-42) change its cost, never its answers: a sequence of EC2 requests
+"""motofast's EC2 patches (40-43) change its cost, never its answers: a sequence of EC2 requests
 — images asked for by id and by filter (plain, wildcard, unknown, malformed), launches naming a
 known and an unknown image, instances and their tags listed by id and by filters, tags changed,
-instances looked up by id (known and not) and ended — answers the same on the patched stand-in
+instances looked up by id (known and not) and ended, and a few SQS and EventBridge requests
+(patch 43 serializes their answers too) — answers the same on the patched stand-in
 (this process: conftest applies motofast) as on moto without the patches (a fresh interpreter
 that never imports motofast). moto's ids are seeded, so both make the same ones.
 """
@@ -26,7 +27,9 @@ REGION = "us-east-1"
 TIME = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(\+00:00|Z)?")
 # moto's random ids, addresses and names (seeded, but what else ran in this process may have drawn
 # some first): named by the order they first appear in instead.
-ID = re.compile(r"\b[a-z]+-[0-9a-f]{8,17}\b|\b\d+[.-]\d+[.-]\d+[.-]\d+\b|\b[0-9a-f]{2}(:[0-9a-f]{2}){5}\b")
+ID = re.compile(
+    r"\b[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}\b|\b[a-z]+-[0-9a-f]{8,17}\b|\b\d+[.-]\d+[.-]\d+[.-]\d+\b|\b[0-9a-f]{2}(:[0-9a-f]{2}){5}\b"
+)
 
 
 def _answer(call: Callable[..., Any], **params: Any) -> Any:
@@ -80,7 +83,33 @@ def scenario() -> list[Any]:
         answers.append(_answer(ec2.describe_instance_attribute, InstanceId=instance_id, Attribute="instanceType"))
     answers.append(_answer(ec2.terminate_instances, InstanceIds=[ids[0]]))
     answers.append(_answer(ec2.describe_instances, InstanceIds=ids))
-    return answers
+    answers.append(_answer(ec2.describe_volumes))
+    answers.append(_answer(ec2.describe_security_groups))
+    answers.append(_answer(ec2.describe_subnets))
+    return answers + other_services()
+
+
+def other_services() -> list[Any]:
+    """The stack's other services whose answers go through moto's serializer (patch 43)."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName="q", Attributes={"VisibilityTimeout": "30"})["QueueUrl"]
+    sqs.send_message(
+        QueueUrl=url, MessageBody="hello", MessageAttributes={"a": {"DataType": "String", "StringValue": "b"}}
+    )
+    received = _answer(sqs.receive_message, QueueUrl=url, MessageAttributeNames=["All"], AttributeNames=["SenderId"])
+    for message in received["Messages"]:
+        del message["MessageId"], message["ReceiptHandle"]  # random
+    events = boto3.client("events", region_name=REGION)
+    events.put_rule(Name="r", ScheduleExpression="rate(1 minute)")
+    return [
+        _answer(sqs.get_queue_attributes, QueueUrl=url, AttributeNames=["VisibilityTimeout", "QueueArn"]),
+        _answer(sqs.list_queues),
+        received,
+        _answer(sqs.get_queue_url, QueueName="none"),
+        _answer(events.list_rules),
+        _answer(events.describe_rule, Name="r"),
+        _answer(events.put_events, Entries=[{"Source": "s", "DetailType": "d", "Detail": "{}"}]),
+    ]
 
 
 def _json(answers: list[Any]) -> list[Any]:
