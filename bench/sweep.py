@@ -30,7 +30,7 @@ from taskcluster.utils import slugId
 from chalicelib import container
 from chalicelib.domain import transitions
 from chalicelib.domain.definition import new_task
-from chalicelib.domain.model import TaskState, Worker
+from chalicelib.domain.model import Worker
 from chalicelib.local.stack import EmbeddedStack, free_port
 
 from .graph import _bulk_tasks, _definition, _wait_idle
@@ -80,7 +80,7 @@ def measure(n: int) -> dict[str, Any]:
         load_expired(n, tq)
         _wait_idle(stack, time.monotonic())
         load_s = time.monotonic() - t0
-        assert store.queue_count(tq, TaskState.RUNNING, container.get().clock.now() - timedelta(hours=1))[0] == n
+        assert store.queue_counts(tq, container.get().clock.now() - timedelta(hours=1)).claimed == n
         load_before = os.getloadavg()
         cpu0 = stack_cpu_seconds(stack)
         ticks: list[dict[str, Any]] = []
@@ -92,7 +92,7 @@ def measure(n: int) -> dict[str, Any]:
         elapsed = time.monotonic() - t0
         cpu = stack_cpu_seconds(stack) - cpu0
         load_after = os.getloadavg()
-        pending = store.queue_count(tq, TaskState.PENDING, container.get().clock.now())[0]
+        pending = store.queue_counts(tq, container.get().clock.now()).pending
         return {
             "tasks": n,
             "shards": container.get().settings.due_shards_swept,

@@ -142,6 +142,9 @@ class StandInProvider:
     def observe(self, workers: Any) -> dict[tuple[str, str], str]:
         return {(w.worker_group, w.worker_id): "not-found" for w in workers}
 
+    def census(self, regions: Any) -> dict[tuple[str, str], str]:
+        return {}
+
     def terminate(self, workers: Any) -> None:
         return None
 

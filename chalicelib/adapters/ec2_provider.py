@@ -16,7 +16,7 @@ becomes LaunchFailed, which the provisioner records as a pool error.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -30,6 +30,10 @@ SPOT = {
     "SpotOptions": {"SpotInstanceType": "one-time", "InstanceInterruptionBehavior": "terminate"},
 }
 DESCRIBE_CHUNK = 200
+CENSUS_PAGE = 1000  # DescribeInstances' largest page
+# What a census lists: every state but terminated (an instance stays listed as terminated for about
+# an hour; left out, it is not-found, which the scan treats alike).
+LISTED_STATES = ["pending", "running", "shutting-down", "stopping", "stopped"]
 
 
 DEFAULT_OWNER = "taskqueue"
@@ -140,6 +144,28 @@ class Ec2Provider:
             (w.worker_group, w.worker_id): seen.get((w.worker_group, w.worker_id), CloudState.NOT_FOUND)
             for w in workers
         }
+
+    def census(self, regions: Collection[str]) -> dict[WorkerKey, str]:
+        """One DescribeInstances listing per region (paginated) of the instances tagged as this
+        stage's (`ManagedBy`), not terminated."""
+        seen: dict[WorkerKey, str] = {}
+        for region in regions:
+            pages = (
+                self.ec2(region)
+                .get_paginator("describe_instances")
+                .paginate(
+                    Filters=[
+                        {"Name": "tag:ManagedBy", "Values": [self.owner]},
+                        {"Name": "instance-state-name", "Values": LISTED_STATES},
+                    ],
+                    PaginationConfig={"PageSize": CENSUS_PAGE},
+                )
+            )
+            for page in pages:
+                for reservation in page["Reservations"]:
+                    for instance in reservation["Instances"]:
+                        seen[(region, instance["InstanceId"])] = instance["State"]["Name"]
+        return seen
 
     def terminate(self, workers: Sequence[PoolWorker]) -> None:
         for region, ids in _by_region(workers).items():

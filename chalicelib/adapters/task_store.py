@@ -25,7 +25,7 @@ from ..domain import transitions
 from ..domain.errors import InputError
 from ..domain.model import ACTIVE_STATES, Run, Task, TaskState, format_date, parse_date
 from ..domain.transitions import RunPatch
-from ..services.ports import DueEntry, Page, QueueEntry
+from ..services.ports import DueEntry, Page, QueueCounts, QueueEntry
 from .pagination import MAX_KEY_BYTES, decode_token, equal, next_token
 from .tables import DefinitionRow, RunAttribute, TaskRow, definition_model
 
@@ -332,34 +332,46 @@ class DynamoTaskStore:
         more = len(entries) >= limit and any(positions.get(s) is not _DONE for s in range(self._queue_shards))
         return Page(entries, _encode_positions(task_queue_id, prefix, positions) if more else None)
 
-    def queue_count(
-        self, task_queue_id: str, state: TaskState, live_at: datetime, examine: int | None = None
-    ) -> tuple[int, bool]:
-        """Tasks of a queue in `state` still live at `live_at`: before their deadline, and (running)
-        holding an unexpired lease — as Taskcluster counts them, whatever the sweeper has yet to do.
-        At most `examine` index entries are read (a share per shard): then the count may be short."""
+    def queue_counts(self, task_queue_id: str, live_at: datetime, examine: int | None = None) -> QueueCounts:
+        """A Query per byQueue key, read in descending order: `running#` entries sort after
+        `pending#` ones, so every running entry (at most the workers' capacity) comes before any
+        pending one, and `examine` (a share per key) bounds the pending entries read only."""
+        at = format_date(live_at)
+        each = None if examine is None else max(1, -(-examine // self._queue_shards))
         m = self._model
-        condition = m.deadline > format_date(live_at)
-        if state is TaskState.RUNNING:
-            condition &= m.takenUntil > format_date(live_at)
-        prefix = m.queueSort.startswith(f"{state.value}#")
-        keys = [self._queue_key(task_queue_id, shard) for shard in range(self._queue_shards)]
-        if examine is None:
-            return sum(int(m.byQueue.count(k, prefix, filter_condition=condition)) for k in keys), True
-        each = max(1, -(-examine // self._queue_shards))
-        live, complete = 0, True
-        for key in keys:
-            page = m._get_connection().query(
-                key,
-                range_key_condition=prefix,
-                filter_condition=condition,
-                index_name="byQueue",
-                limit=each,
-                select="COUNT",
-            )
-            live += int(page["Count"])
-            complete &= int(page["ScannedCount"]) < each
-        return live, complete
+        connection = m._get_connection()
+        # Every entry is `pending#…` or `running#…`: the key condition only says so (and lets the
+        # AWS stand-in bisect its sorted partition rather than look at every item).
+        states = m.queueSort >= f"{TaskState.PENDING.value}#"
+        pending = claimed = 0
+        complete = True
+        for shard in range(self._queue_shards):
+            read = 0  # pending entries read from this key
+            start: dict[str, Any] | None = None
+            while True:
+                page = connection.query(
+                    self._queue_key(task_queue_id, shard),
+                    range_key_condition=states,
+                    index_name="byQueue",
+                    attributes_to_get=["queueSort", "deadline", "takenUntil"],
+                    scan_index_forward=False,
+                    exclusive_start_key=start,
+                    limit=None if each is None else each - read,
+                )
+                for item in page.get("Items", []):
+                    live = item["deadline"]["S"] > at
+                    if item["queueSort"]["S"].startswith(f"{TaskState.RUNNING.value}#"):
+                        claimed += live and item.get("takenUntil", {}).get("S", "") > at
+                    else:
+                        read += 1
+                        pending += live
+                start = page.get("LastEvaluatedKey")
+                if not start:
+                    break
+                if each is not None and read >= each:
+                    complete = False
+                    break
+        return QueueCounts(pending, claimed, complete)
 
     def due(self, shard: int, now: datetime, limit: int, after: DueEntry | None = None) -> list[DueEntry]:
         start = None

@@ -216,8 +216,8 @@ def task_queue_counts(call: Call) -> dict[str, Any]:
     How many tasks are pending and how many are claimed (running, lease not expired) on the task
     queue."""
     tq = call.params["taskQueueId"]
-    q = _queue()
-    return {**_queue_ids(tq), "pendingTasks": q.pending_count(tq), "claimedTasks": q.claimed_count(tq)}
+    pending, claimed = _queue().queue_counts(tq)
+    return {**_queue_ids(tq), "pendingTasks": pending, "claimedTasks": claimed}
 
 
 def _listing(call: Call, state: TaskState) -> tuple[list[Any], str | None]:

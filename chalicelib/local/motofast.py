@@ -48,6 +48,17 @@ And for depth (a task queue of 100,000, `make bench-scale`), besides 7:
     attribute asked for: now one walk per call.
 31. A projection converted every attribute of an item to plain values and back to keep a few.
 
+And for the provisioner's EC2 calls (1,000 pools, `python -m bench.provisioner`):
+
+40. EC2's RunInstances looked its image up by filtering every image moto knows (over a thousand,
+    each through fnmatch), twice: an image asked for by its plain id is now looked up by it.
+41. EC2 read an instance's tags (for every answer naming it, and every tag filter) by matching a
+    regular expression against the id of every tagged resource: a plain id is now looked up.
+42. EC2 found an instance by its id by asking every instance whether it passes no filter at all.
+43. moto's response serializer (EC2's XML: every instance of a DescribeInstances, some 150 values
+    each) worked out, for every value of every answer, which names to look it up by, asking six
+    alias providers made anew each time: now once per kind of object, name and shape.
+
 And one for fidelity rather than speed:
 
 9. moto's DynamoDB applies a write without a lock: two threads can both pass the same
@@ -846,6 +857,8 @@ def apply() -> None:
 
     item_cls.project = project  # type: ignore[method-assign]
 
+    _apply_ec2()
+
     # 9. Item operations are atomic in DynamoDB: make them so in moto.
     write_lock = threading.RLock()
     for name in (*WRITES, "get_item", "query", "scan"):
@@ -861,3 +874,101 @@ def apply() -> None:
                     epoch[0] += __write
 
         setattr(DynamoDBBackend, name, functools.wraps(original)(locked))
+
+
+def _plain_id(values: Any) -> str | None:
+    """The one resource id a filter's values name exactly (no wildcard, no escape), else None."""
+    if isinstance(values, list) and len(values) == 1:
+        values = values[0]
+    if isinstance(values, str) and not any(c in values for c in "*?[\\"):
+        return values
+    return None
+
+
+def _apply_ec2() -> None:
+    """Patches 40-43: EC2 lookups by id that moto made by scanning, and its answers' serializer
+    (the provisioner's launches and census)."""
+    from moto.ec2.models.amis import AmiBackend
+    from moto.ec2.models.instances import InstanceBackend
+    from moto.ec2.models.tags import TagBackend
+    from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
+
+    # 40. An image asked for by one plain id, as RunInstances asks twice (by id, then by an
+    # `image-id` filter): the image itself, or (the filter) none. Anything else, or an id moto does
+    # not have (its errors, its deleted images), goes to moto.
+    describe_images = AmiBackend.describe_images
+
+    def one_image(
+        self: Any, ami_ids: Any = None, filters: Any = None, exec_users: Any = None, owners: Any = None
+    ) -> Any:
+        if exec_users or owners:
+            return describe_images(self, ami_ids, filters, exec_users, owners)
+        if ami_ids and not filters:
+            wanted = _plain_id(list(ami_ids))
+            if wanted is not None and wanted in self.amis:
+                return [self.amis[wanted]]
+        elif filters and not ami_ids and set(filters) == {"image-id"}:
+            wanted = _plain_id(filters["image-id"])
+            if wanted is not None:
+                return [self.amis[wanted]] if wanted in self.amis else []
+        return describe_images(self, ami_ids, filters, exec_users, owners)
+
+    AmiBackend.describe_images = one_image  # type: ignore[method-assign]
+
+    # 41. The tags of one resource named by its plain id: its own, as moto's scan would list them.
+    describe_tags = TagBackend.describe_tags
+
+    def tags_of_one(self: Any, filters: Any = None) -> Any:
+        resource_id = _plain_id(filters["resource-id"]) if filters and set(filters) == {"resource-id"} else None
+        if resource_id is None:
+            return describe_tags(self, filters)
+        tags = self.tags.get(resource_id) or {}  # .get: `tags` is a defaultdict
+        kind = EC2_PREFIX_TO_RESOURCE.get(get_prefix(resource_id), "")
+        return [{"resource_id": resource_id, "key": k, "value": v, "resource_type": kind} for k, v in tags.items()]
+
+    TagBackend.describe_tags = tags_of_one  # type: ignore[method-assign]
+
+    # 42. An instance by id: the same search, without a filter check per instance.
+    def get_instance(self: Any, instance_id: str) -> Any:
+        for reservation in list(self.reservations.values()):  # a copy: other threads may add some
+            for instance in reservation.instances:
+                if instance.id == instance_id:
+                    return instance
+        from moto.ec2.exceptions import InvalidInstanceIdError
+
+        raise InvalidInstanceIdError(instance_id)
+
+    InstanceBackend.get_instance = get_instance  # type: ignore[method-assign]
+
+    # 43. The names a value may be found by depend on the picker, the kind of object (its class,
+    # and the aliases its class declares), the member's name and its shape (botocore's shapes are
+    # made once per service model, and each member shape has one parent): found once per those.
+    from moto.core.serialize import AttributePicker
+    from moto.core.utils import MISSING, get_value
+
+    names: dict[tuple[Any, ...], tuple[str, ...]] = {}
+
+    def pick(self: Any, context: Any) -> Any:
+        obj = context.obj
+        if "Meta" in getattr(obj, "__dict__", ()):  # aliases of this object's own: not its class's
+            keys: tuple[str, ...] = tuple(self.get_possible_keys(context))
+        else:
+            found = (type(self), tuple(self.alias_providers), type(obj), context.key, context.shape)
+            if found not in names:
+                names[found] = tuple(self.get_possible_keys(context))
+            keys = names[found]
+        for key in keys:
+            value = get_value(obj, key, MISSING)
+            if value is not MISSING:
+                break
+        else:
+            value = None
+        if self.response_transformers:
+            key_path = f"{context.key_path}.{context.key}"
+            for transform_path, transform in self.response_transformers.items():
+                if key_path.endswith(transform_path):
+                    value = transform(value)
+                    break
+        return value
+
+    AttributePicker.__call__ = pick  # type: ignore[method-assign]

@@ -7,7 +7,8 @@ worker registers and claims as it would on EC2. The worker group is the launch c
 the launch specification (ImageId, InstanceType, ...) means nothing here and is ignored.
 
 - `observe()`: `running` while the process lives, `terminated` once it exited, `not-found` for a
-  worker this provider did not start (e.g. before a restart of the stack).
+  worker this provider did not start (e.g. before a restart of the stack); `census()` the same of
+  every worker it started in the regions asked for.
 - `terminate()`: SIGTERM (the worker reports its running tasks exception/worker-shutdown, so they
   retry at once), then SIGKILL from a background thread if it is still there after the grace period:
   the provisioner is never held up.
@@ -31,7 +32,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,7 @@ class LocalProvider:
         self.grace = grace
         self.command = tuple(command)
         self._lock = threading.Lock()
-        self._procs: dict[str, subprocess.Popen[bytes]] = {}  # by worker id
+        self._procs: dict[WorkerKey, subprocess.Popen[bytes]] = {}  # by (worker group, worker id)
         self._launches: dict[str, list[Launched]] = {}  # by launch token
         self._closed = False
 
@@ -95,27 +96,23 @@ class LocalProvider:
                     _end(proc, 0.0)
                 raise LaunchFailed("ProcessStartFailed", f"cannot start a worker process: {err}") from err
             for launched, proc in started:
-                self._procs[launched.worker_id] = proc
+                self._procs[(launched.worker_group, launched.worker_id)] = proc
             self._launches[token] = [launched for launched, _ in started]
             return list(self._launches[token])
 
     def observe(self, workers: Sequence[PoolWorker]) -> dict[WorkerKey, str]:
         with self._lock:
-            procs = {w.worker_id: self._procs.get(w.worker_id) for w in workers}
-        states: dict[WorkerKey, str] = {}
-        for w in workers:
-            proc = procs[w.worker_id]
-            if proc is None:
-                states[(w.worker_group, w.worker_id)] = CloudState.NOT_FOUND
-            else:
-                states[(w.worker_group, w.worker_id)] = (
-                    CloudState.RUNNING if proc.poll() is None else CloudState.TERMINATED
-                )
-        return states
+            procs = {(w.worker_group, w.worker_id): self._procs.get((w.worker_group, w.worker_id)) for w in workers}
+        return {k: _state(proc) for k, proc in procs.items()}
+
+    def census(self, regions: Collection[str]) -> dict[WorkerKey, str]:
+        with self._lock:
+            procs = {k: proc for k, proc in self._procs.items() if k[0] in regions}
+        return {k: _state(proc) for k, proc in procs.items()}
 
     def terminate(self, workers: Sequence[PoolWorker]) -> None:
         with self._lock:
-            procs = [p for p in (self._procs.get(w.worker_id) for w in workers) if p is not None]
+            procs = [p for p in (self._procs.get((w.worker_group, w.worker_id)) for w in workers) if p is not None]
         alive = [p for p in procs if _signal(p, signal.SIGTERM)]
         if alive:
             threading.Thread(target=_reap, args=(alive, self.grace), name="local-provider-reaper", daemon=True).start()
@@ -160,6 +157,12 @@ class LocalProvider:
             provider_data={"pid": proc.pid, "logPath": str(log_path)},
         )
         return launched, proc
+
+
+def _state(proc: subprocess.Popen[bytes] | None) -> str:
+    if proc is None:
+        return CloudState.NOT_FOUND
+    return CloudState.RUNNING if proc.poll() is None else CloudState.TERMINATED
 
 
 def _terminated_with_parent() -> Callable[[], None] | None:

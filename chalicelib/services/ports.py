@@ -3,7 +3,7 @@ S3 and EC2 (and the embedded stack's local provider)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -28,6 +28,17 @@ class QueueEntry:
     task_id: str
     since: datetime
     taken_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class QueueCounts:
+    """A task queue's live tasks from one read of its index: `pending` (before their deadline) and
+    `claimed` (running, lease not expired); `complete` unless pending entries were left unread
+    (then `pending` counts those read)."""
+
+    pending: int
+    claimed: int
+    complete: bool
 
 
 @dataclass(frozen=True, order=True)
@@ -69,11 +80,10 @@ class TaskStore(Protocol):
 
     def queue_page(self, task_queue_id: str, state: TaskState, limit: int, continuation: str | None) -> Page: ...
 
-    def queue_count(
-        self, task_queue_id: str, state: TaskState, live_at: datetime, examine: int | None = None
-    ) -> tuple[int, bool]:
-        """(tasks of the queue in `state` still live at `live_at`, whether that is all of them): at most
-        `examine` index entries are read, and the count is complete only if fewer were there."""
+    def queue_counts(self, task_queue_id: str, live_at: datetime, examine: int | None = None) -> QueueCounts:
+        """The queue's pending and claimed tasks still live at `live_at`, both from one read of its
+        index: every running entry, and at most `examine` pending ones (the count is complete only
+        if fewer were there)."""
 
     def due(self, shard: int, now: datetime, limit: int, after: DueEntry | None = None) -> list[DueEntry]:
         """The tasks of index shard `shard` the sweeper must look at by `now`: at most `limit`,
@@ -382,6 +392,12 @@ class Provider(Protocol):
 
     def observe(self, workers: Sequence[PoolWorker]) -> dict[tuple[str, str], str]:
         """The cloud's state of each worker's instance (CloudState names; not-found when unknown)."""
+        ...
+
+    def census(self, regions: Collection[str]) -> dict[tuple[str, str], str]:
+        """The state of every instance this provider (this stage) runs or ran lately in `regions`,
+        by (region, instance id): one listing per region, for all pools at once. One left out is
+        not-found (terminated ones may be left out)."""
         ...
 
     def terminate(self, workers: Sequence[PoolWorker]) -> None: ...

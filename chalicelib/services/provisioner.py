@@ -8,7 +8,11 @@ module only gathers those facts and carries the decisions out (services/pool_wor
   pools table first (a conditional write with an expiry; a run that finds it held does nothing),
   releases it at the end, and takes over one that expired (its holder died). Pools are handled
   concurrently (POOL_CONCURRENCY at once), each independently: scan, then provision, from one
-  read of its workers, their activity and the queue's counts. A pool's failure is that pool's
+  read of its workers, their activity and the queue's counts. What the cloud says of the
+  workers comes from a census taken as the run starts: one listing per provider and region for
+  every pool (`Provider.census`), not a call per pool; a worker in a region no pool launches in
+  any more is observed on its own. A pool handled late in a run sees the cloud as it was at the
+  start: what changed meanwhile is seen by the next run. A pool's failure is that pool's
   error. No pool is started with less than RUN_MARGIN seconds left in the invocation: the pools
   not reached come first in the next run (the lease records where to resume), so none is always
   the one left out.
@@ -46,6 +50,7 @@ from ..domain.pools import (
     token_hash,
 )
 from ..domain.provisioning import (
+    CloudState,
     Estimate,
     Launch,
     Lease,
@@ -95,6 +100,10 @@ class RunReport:
     pools: list[PoolReport] = field(default_factory=list)  # the pools handled
     skipped: int = 0  # not started before the margin: first in the next run
     busy: Lease | None = None  # another run holds the lease: this one did nothing
+
+
+# By provider id: the regions a census listed, and what it listed there (a run's view of the cloud).
+Census = Mapping[str, tuple[frozenset[str], Mapping[WorkerKey, str]]]
 
 
 @dataclass
@@ -150,7 +159,10 @@ class Provisioner:
         try:
             pools = {p.worker_pool_id: p for p in self.pools.all_pools()}
             order = [pools[i] for i in rotation(list(pools), lease.resume_at)]
-            done = self._each(order, lambda p, r: self._run_pool(p, run_id, r), lambda: remaining() > RUN_MARGIN)
+            census = self._census(order)
+            done = self._each(
+                order, lambda p, r: self._run_pool(p, census, run_id, r), lambda: remaining() > RUN_MARGIN
+            )
             skipped = [p.worker_pool_id for p, r in zip(order, done, strict=True) if r is None]
             resume_at = skipped[0] if skipped else ""
             if skipped:
@@ -195,16 +207,31 @@ class Provisioner:
                 self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="provisioner")
             return self._threads
 
+    def _census(self, pools: Sequence[WorkerPool]) -> Census:
+        """Each provider's census of the regions its pools launch in. A census that fails is left
+        out: its pools' workers are then observed pool by pool."""
+        regions: dict[str, set[str]] = {}
+        for pool in pools:
+            if pool.provider_id in self.providers:
+                regions.setdefault(pool.provider_id, set()).update(lc.region for lc in pool.settings.launch_configs)
+        census: dict[str, tuple[frozenset[str], Mapping[WorkerKey, str]]] = {}
+        for provider_id, listed in regions.items():
+            try:
+                census[provider_id] = (frozenset(listed), self.providers[provider_id].census(listed))
+            except Exception:
+                log.exception("the census of provider %s failed: its workers are observed pool by pool", provider_id)
+        return census
+
     def _facts(self, pool_id: str) -> PoolFacts:
         workers = self.pools.alive_workers(pool_id)
         activity = self.queue.activity(pool_id, [key(w) for w in workers])
         pending, claimed = self.queue.counts(pool_id)
         return PoolFacts(workers, activity, pending, claimed)
 
-    def _run_pool(self, pool: WorkerPool, run_id: str, report: PoolReport) -> None:
+    def _run_pool(self, pool: WorkerPool, census: Census, run_id: str, report: PoolReport) -> None:
         facts = self._facts(pool.worker_pool_id)
         try:
-            self._scan_pool(pool, facts, report)
+            self._scan_pool(pool, facts, census, report)
         except Exception as err:  # a failed scan (the cloud not answering, say) still lets the pool launch
             log.exception("scanning %s failed", pool.worker_pool_id)
             report.errors.append(str(err))
@@ -307,22 +334,21 @@ class Provisioner:
     def scan(self) -> list[PoolReport]:
         """Scan every pool (no provision, no lease)."""
 
+        pools = self.pools.all_pools()
+        census = self._census(pools)
+
         def work(pool: WorkerPool, report: PoolReport) -> None:
-            self._scan_pool(pool, self._facts(pool.worker_pool_id), report)
+            self._scan_pool(pool, self._facts(pool.worker_pool_id), census, report)
 
-        return [r for r in self._each(self.pools.all_pools(), work) if r is not None]
+        return [r for r in self._each(pools, work) if r is not None]
 
-    def _scan_pool(self, pool: WorkerPool, facts: PoolFacts, report: PoolReport) -> None:
+    def _scan_pool(self, pool: WorkerPool, facts: PoolFacts, census: Census, report: PoolReport) -> None:
         now = self.clock.now()
         workers, activity, pending, claimed = facts.workers, facts.activity, facts.pending, facts.claimed
         if pool.provider_id == NULL_PROVIDER and not workers:
             self.pools.delete_pool(pool.worker_pool_id)
             return
-        cloud: dict[WorkerKey, str] = {}
-        for provider_id in {w.provider_id for w in workers}:
-            provider = self.providers.get(provider_id)
-            if provider is not None:
-                cloud.update(provider.observe([w for w in workers if w.provider_id == provider_id]))
+        cloud = self._cloud(workers, census)
         config = pool.settings
         if pool.provider_id == NULL_PROVIDER:
             config = replace(config, min_capacity=0, max_capacity=0)
@@ -344,3 +370,21 @@ class Provisioner:
         if pool.provider_id == NULL_PROVIDER:  # no worker will come back: remove all now
             rest = [(w, "worker pool deleted") for w in workers if key(w) not in removed]
             report.removed += self.workers.remove(pool.worker_pool_id, rest)
+
+    def _cloud(self, workers: Sequence[PoolWorker], census: Census) -> dict[WorkerKey, str]:
+        """What the cloud says of each worker: from its provider's census if that listed the
+        worker's region (not listed there: not-found), else from the provider, asked now."""
+        cloud: dict[WorkerKey, str] = {}
+        for provider_id in {w.provider_id for w in workers}:
+            provider = self.providers.get(provider_id)
+            if provider is None:
+                continue
+            regions, listed = census.get(provider_id, (frozenset(), {}))
+            theirs = [w for w in workers if w.provider_id == provider_id]
+            cloud.update(
+                {key(w): listed.get(key(w), CloudState.NOT_FOUND) for w in theirs if w.worker_group in regions}
+            )
+            unlisted = [w for w in theirs if w.worker_group not in regions]
+            if unlisted:
+                cloud.update(provider.observe(unlisted))
+        return cloud

@@ -271,18 +271,19 @@ class QueueService:
         return self.transition(task_id, lambda t, now: transitions.report_exception(t, run_id, reason, now)).task
 
     # --- task queues ---------------------------------------------------------------------------
-    def pending_count(self, task_queue_id: str) -> int:
-        """Exact as Taskcluster counts (pending and before the deadline) while the task queue holds
-        fewer than `exact_count_entries` pending tasks; beyond, the larger of the live ones among
-        those read and SQS's estimate of the queue's hints: one read of bounded cost, however deep."""
-        live, complete = self.store.queue_count(
-            task_queue_id, TaskState.PENDING, self.clock.now(), self.exact_count_entries
-        )
-        return live if complete else max(live, self.hints.approximate_count(task_queue_id))
+    def queue_counts(self, task_queue_id: str) -> tuple[int, int]:
+        """(pendingTasks, claimedTasks), from one read of the queue's index. Claimed is exact (the
+        running entries are at most the workers' capacity). Pending is exact as Taskcluster counts
+        (pending and before the deadline) while the task queue holds fewer than
+        `exact_count_entries` pending tasks; beyond, the larger of the live ones among those read
+        and SQS's estimate of the queue's hints: one read of bounded cost, however deep."""
+        counts = self.store.queue_counts(task_queue_id, self.clock.now(), self.exact_count_entries)
+        if counts.complete:
+            return counts.pending, counts.claimed
+        return max(counts.pending, self.hints.approximate_count(task_queue_id)), counts.claimed
 
-    def claimed_count(self, task_queue_id: str) -> int:
-        """Exact: the running entries are at most the workers' capacity."""
-        return self.store.queue_count(task_queue_id, TaskState.RUNNING, self.clock.now())[0]
+    def pending_count(self, task_queue_id: str) -> int:
+        return self.queue_counts(task_queue_id)[0]
 
     def queue_listing(
         self, task_queue_id: str, state: TaskState, limit: int, continuation: str | None

@@ -31,7 +31,7 @@ class QueueServiceFacts:
         self.workers = workers
 
     def counts(self, task_queue_id: str) -> tuple[int, int]:
-        return self.queue.pending_count(task_queue_id), self.queue.claimed_count(task_queue_id)
+        return self.queue.queue_counts(task_queue_id)
 
     def held_runs(self, task_queue_id: str) -> dict[WorkerKey, list[tuple[str, int]]]:
         held: dict[WorkerKey, list[tuple[str, int]]] = {}

@@ -67,3 +67,13 @@ def test_an_unknown_worker_is_not_found_and_ending_it_is_no_error(cloud: Cloud) 
     seen = cloud.provider.observe([unknown, *known])
     assert seen[(EC2_REGION, unknown.worker_id)] == CloudState.NOT_FOUND
     assert seen[(EC2_REGION, known[0].worker_id)] in (CloudState.SHUTTING_DOWN, CloudState.TERMINATED)
+
+
+def test_a_census_lists_the_instances_of_the_regions_asked_for_and_not_those_ended(cloud: Cloud) -> None:
+    workers = [as_worker(s) for s in cloud.provider.launch(POOL, launch(cloud), {}, "token-6")]
+    cloud.provider.terminate(workers[:1])
+    seen = cloud.provider.census([EC2_REGION])
+    ended, alive = ((w.worker_group, w.worker_id) for w in workers)
+    assert seen[alive] in ALIVE
+    assert seen.get(ended, CloudState.NOT_FOUND) in (CloudState.SHUTTING_DOWN, *CloudState.GONE)
+    assert cloud.provider.census(["eu-north-1"]) == {}  # another region: none of these

@@ -12,7 +12,7 @@ from chalicelib.domain import transitions
 from chalicelib.domain.definition import new_task, normalize
 from chalicelib.domain.errors import InputError
 from chalicelib.domain.model import ReasonResolved, Task, TaskState, Worker
-from chalicelib.services.ports import DueEntry, QueueEntry, TaskStore
+from chalicelib.services.ports import DueEntry, QueueCounts, QueueEntry, TaskStore
 from tests.harness import TEST_SETTINGS
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
@@ -286,28 +286,29 @@ def test_queue_page_refuses_a_token_of_another_listing(tasks: TaskStore) -> None
         tasks.queue_page(QUEUE, TaskState.PENDING, 1, "not-a-token")
 
 
-def test_queue_count_counts_what_is_live_at_the_instant(tasks: TaskStore) -> None:
+def test_queue_counts_count_what_is_live_at_the_instant(tasks: TaskStore) -> None:
     created(tasks, pending("p1"))
     created(tasks, pending("p2", deadline=timedelta(minutes=30)))
     created(tasks, pending("r1"))
     created(tasks, pending("other", taskQueueId="proj/other"))
     claim(tasks, "r1")
-    assert tasks.queue_count(QUEUE, TaskState.PENDING, T0) == (2, True)
-    assert tasks.queue_count(QUEUE, TaskState.RUNNING, T0) == (1, True)
+    assert tasks.queue_counts(QUEUE, T0) == QueueCounts(pending=2, claimed=1, complete=True)
     # p2's deadline passed; r1's lease expired: neither counts, whatever the sweeper has yet to do
     later = T0 + LEASE + timedelta(minutes=11)
-    assert tasks.queue_count(QUEUE, TaskState.PENDING, later) == (1, True)
-    assert tasks.queue_count(QUEUE, TaskState.RUNNING, later) == (0, True)
-    assert tasks.queue_count("proj/none", TaskState.PENDING, T0) == (0, True)
+    assert tasks.queue_counts(QUEUE, later) == QueueCounts(pending=1, claimed=0, complete=True)
+    assert tasks.queue_counts("proj/none", T0) == QueueCounts(0, 0, True)
 
 
-def test_queue_count_reads_no_more_entries_than_told(tasks: TaskStore) -> None:
+def test_queue_counts_read_no_more_pending_entries_than_told_but_every_running_one(tasks: TaskStore) -> None:
     for i in range(3):
         created(tasks, pending(f"p{i}", at=T0 + timedelta(seconds=i)))
-    assert tasks.queue_count(QUEUE, TaskState.PENDING, T0, examine=1000) == (3, True)
-    # fewer entries read than there are: the count says it may be short
-    live, complete = tasks.queue_count(QUEUE, TaskState.PENDING, T0, examine=1)
-    assert not complete and 1 <= live <= 3
+    for i in range(5):
+        created(tasks, pending(f"r{i}", at=T0 + timedelta(seconds=i)))
+        claim(tasks, f"r{i}")
+    assert tasks.queue_counts(QUEUE, T0, examine=1000) == QueueCounts(3, 5, True)
+    # fewer entries read than there are: the pending count says it may be short; claimed is exact
+    counts = tasks.queue_counts(QUEUE, T0, examine=1)
+    assert not counts.complete and 1 <= counts.pending <= 3 and counts.claimed == 5
 
 
 # --- the sweeper's agenda -------------------------------------------------------------------------

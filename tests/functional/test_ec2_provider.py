@@ -116,3 +116,16 @@ def test_instances_require_imdsv2_and_carry_their_stage_as_owner_whatever_the_sp
             2,
         )
         assert {t["Key"]: t["Value"] for t in instance["Tags"]}["ManagedBy"] == "taskqueue-dev"
+
+
+def test_a_census_lists_its_own_stages_instances_only(ec2: Any) -> None:
+    dev = Ec2Provider(lambda region: boto3.client("ec2", region_name=region), owner=owner_of("taskqueue-dev-"))
+    prod = Ec2Provider(lambda region: boto3.client("ec2", region_name=region), owner=owner_of("taskqueue-prod-"))
+    ours = dev.launch(pool(), launch(ami(ec2)), {}, "tok-dev")
+    theirs = prod.launch(pool(), launch(ami(ec2), 1), {}, "tok-prod")
+    ec2.run_instances(ImageId=ami(ec2), MinCount=1, MaxCount=1)  # nobody's: no ManagedBy tag
+    seen = dev.census([REGION])
+    assert set(seen) == {(REGION, s.worker_id) for s in ours}
+    assert set(prod.census([REGION])) == {(REGION, s.worker_id) for s in theirs}
+    dev.terminate([worker(ours[0])])
+    assert set(dev.census([REGION])) == {(REGION, ours[1].worker_id)}  # terminated: left out

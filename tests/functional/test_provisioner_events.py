@@ -201,7 +201,7 @@ def test_a_spot_warning_reads_only_the_interrupted_workers_runs(stack: Harness) 
     for n in range(5):
         assert len(claim_on_pool(stack, f"other-{n}", 30)) == 30
     stack.pump.step()
-    assert stack.c.queue.claimed_count(EC2_POOL) == 152
+    assert stack.c.queue.queue_counts(EC2_POOL)[1] == 152
     assert warn(second) == alone  # the same work, whatever else runs
 
 
@@ -244,7 +244,8 @@ def test_one_pools_failure_is_its_own_error_and_the_other_pools_launch(stack: Ha
     listed = stack.call("GET", "/api/worker-manager/v1/worker-pool-errors/proj%2Fb").json_body["workerPoolErrors"]
     assert [e["kind"] for e in listed] == ["creation-error"]
 
-    # the cloud fails on one pool's scan: that pool's error; the others are handled, and it still provisions
+    # the run's census of the cloud fails, then the cloud fails on one pool's scan: that pool's
+    # error; the others are handled, and it still provisions
     ec2_provider = stack.c.provisioner.providers["aws"]
     observe = ec2_provider.observe
 
@@ -253,7 +254,11 @@ def test_one_pools_failure_is_its_own_error_and_the_other_pools_launch(stack: Ha
             raise RuntimeError("RequestLimitExceeded: DescribeInstances")
         return observe(workers)
 
+    def census_failing(regions: Any) -> Any:
+        raise RuntimeError("RequestLimitExceeded: DescribeInstances")
+
     monkeypatch.setattr(ec2_provider, "observe", failing)
+    monkeypatch.setattr(ec2_provider, "census", census_failing)
     [c_worker] = stack.c.pool_store.alive_workers("proj/c")
     r = stack.call("POST", "/api/worker-manager/v1/worker/register", registration(ec2, c_worker.worker_id), None)
     assert r.status_code == 200, r.body

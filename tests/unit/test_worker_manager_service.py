@@ -165,6 +165,22 @@ def test_idle_workers_are_retired_once_the_queue_is_empty(c: Container, clock: F
     assert stored is not None and stored.state is WorkerState.STOPPED
 
 
+def test_a_workers_instance_is_seen_where_it_runs_though_its_pool_launches_elsewhere_now(
+    c: Container, clock: FakeClock, fakes: MemoryFakes
+) -> None:
+    c.worker_manager.create_worker_pool(POOL, definition())
+    add_tasks(c, 2)
+    c.provisioner.provision("run-1")
+    kept, lost = c.pool_store.alive_workers(POOL)
+    moved = definition()
+    moved["config"]["launchConfigs"][0]["region"] = "eu-west-1"
+    c.worker_manager.update_worker_pool(POOL, moved)
+    fakes.aws.terminate([lost])  # gone from the cloud (no event)
+    c.provisioner.run("run-2", lambda: 60.0)
+    states = {w.worker_id: w.state for w in c.pool_store.alive_workers(POOL)}
+    assert states.get(kept.worker_id) is WorkerState.REQUESTED and lost.worker_id not in states
+
+
 def test_a_lost_instances_runs_are_retried_at_once(c: Container, fakes: MemoryFakes) -> None:
     c.worker_manager.create_worker_pool(POOL, definition())
     [task_id] = add_tasks(c, 1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from ...domain.pools import PoolWorker, QueueActivity, WorkerPool
@@ -56,6 +56,10 @@ class MemoryProvider:
                 (w.worker_group, w.worker_id): self.states.get((w.worker_group, w.worker_id), CloudState.NOT_FOUND)
                 for w in workers
             }
+
+    def census(self, regions: Collection[str]) -> dict[tuple[str, str], str]:
+        with self._lock:
+            return {k: state for k, state in self.states.items() if k[0] in regions}
 
     def terminate(self, workers: Sequence[PoolWorker]) -> None:
         with self._lock:

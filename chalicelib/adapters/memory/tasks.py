@@ -19,7 +19,7 @@ from ...domain import transitions
 from ...domain.model import ACTIVE_STATES, Run, Task, TaskState, format_date, parse_date
 from ...domain.transitions import RunPatch
 from ...services.outbox import RowChange
-from ...services.ports import DueEntry, Page, QueueEntry
+from ...services.ports import DueEntry, Page, QueueCounts, QueueEntry
 from ..pagination import equal, prefixed
 from .common import _ms, _opt_ms, _query, _shard, _start, _token
 
@@ -210,24 +210,24 @@ class MemoryTaskStore:
         entries, last = _query(rows, start, limit)
         return Page(entries, _token(names, (task_queue_id, *last) if last else None))
 
-    def queue_count(
-        self, task_queue_id: str, state: TaskState, live_at: datetime, examine: int | None = None
-    ) -> tuple[int, bool]:
+    def queue_counts(self, task_queue_id: str, live_at: datetime, examine: int | None = None) -> QueueCounts:
         at = format_date(live_at)
         with self._lock:
             entries = sorted(
                 (sort, r.task_id, r)
                 for r in self._rows.values()
-                if r.task_queue_id == task_queue_id and (sort := r.queue_sort) and sort.startswith(f"{state.value}#")
+                if r.task_queue_id == task_queue_id and (sort := r.queue_sort)
             )
-        read = entries if examine is None else entries[:examine]
-        live = sum(
-            1
-            for _, _, r in read
-            if r.deadline > at
-            and (state is not TaskState.RUNNING or (r.taken_until is not None and format_date(r.taken_until) > at))
+        running = [r for sort, _, r in entries if sort.startswith(f"{TaskState.RUNNING.value}#")]
+        waiting = [r for sort, _, r in entries if sort.startswith(f"{TaskState.PENDING.value}#")]
+        read = waiting if examine is None else waiting[:examine]
+        return QueueCounts(
+            pending=sum(1 for r in read if r.deadline > at),
+            claimed=sum(
+                1 for r in running if r.deadline > at and r.taken_until is not None and format_date(r.taken_until) > at
+            ),
+            complete=examine is None or len(read) < examine,
         )
-        return live, examine is None or len(read) < examine
 
     def due(self, shard: int, now: datetime, limit: int, after: DueEntry | None = None) -> list[DueEntry]:
         at = _ms(now)
