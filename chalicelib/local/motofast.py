@@ -166,10 +166,11 @@ class _LazyAttributes(Mapping[str, Any]):
 
         if name == "Policy":
             return self._queue.policy
-        if name == "RedrivePolicy":
+        if name == "RedrivePolicy":  # moto's: the JSON of one, or None (left out of the answer)
             import json
 
-            return json.dumps(self._queue.redrive_policy)
+            redrive = self._queue.redrive_policy
+            return json.dumps(redrive) if redrive else redrive
         value = getattr(self._queue, camelcase_to_underscores(name))
         return str(value).lower() if isinstance(value, bool) else value
 
@@ -217,10 +218,8 @@ def apply() -> None:
             names += self.FIFO_ATTRIBUTES
         if self.kms_master_key_id:
             names += self.KMS_ATTRIBUTES
-        if self.policy:
-            names.append("Policy")
-        if self.redrive_policy:
-            names.append("RedrivePolicy")
+        names += [name for name, present in (("Policy", self.policy), ("RedrivePolicy", self.redrive_policy))
+                  if present and name not in names]  # fmt: skip
         return _LazyAttributes(self, names)
 
     queue_cls.attributes = property(attributes)  # type: ignore[assignment,attr-defined]

@@ -39,8 +39,9 @@ def transcript(patched: bool) -> list[Any]:
     log: list[Any] = []
     with mock_aws():
         sqs = boto3.client("sqs", region_name="us-east-1")
-        # Each with a dead-letter queue, as the hint queues have (patch 3 answers "null" for the
-        # RedrivePolicy of a queue without one, where moto leaves it out).
+        # With a dead-letter queue, as the hint queues have, and without one (patch 3 once answered
+        # "null" for the RedrivePolicy of a queue without one, where moto leaves it out).
+        plain = sqs.create_queue(QueueName="plain")["QueueUrl"]
         dlq = sqs.create_queue(QueueName="dlq")["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         redrive = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": 5})
@@ -55,7 +56,7 @@ def transcript(patched: bool) -> list[Any]:
                 "RedrivePolicy": json.dumps({"deadLetterTargetArn": fifo_arn, "maxReceiveCount": 5}),
             },
         )["QueueUrl"]
-        for url in (standard, fifo):
+        for url in (standard, fifo, plain):
             for i in range(30):
                 extra: dict[str, Any] = {"MessageGroupId": f"g{i % 3}"} if url == fifo else {}
                 if url == standard and i % 4 == 0:
