@@ -9,8 +9,10 @@
   the spec's own TagSpecifications per resource type (EC2 refuses a resource type twice).
 - The worker's user data is JSON (what the reference worker reads at boot).
 
-Throttling (RequestLimitExceeded) is retried by botocore's standard retry mode; any other refusal
-becomes LaunchFailed, which the provisioner records as a pool error.
+Throttling (RequestLimitExceeded) is retried by botocore's standard retry mode; still throttled after
+those retries it becomes LaunchThrottled (the provisioner launches nothing more in that region until
+its next run, and records no error); any other refusal becomes LaunchFailed, which the provisioner
+records as a pool error.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from botocore.exceptions import ClientError
 
 from ..domain.pools import PoolWorker, WorkerPool
 from ..domain.provisioning import CloudState, Launch, WorkerKey
-from ..services.ports import Launched, LaunchFailed
+from ..services.ports import Launched, LaunchFailed, LaunchThrottled
 
 SPOT = {
     "MarketType": "spot",
@@ -34,6 +36,7 @@ CENSUS_PAGE = 1000  # DescribeInstances' largest page
 # What a census lists: every state but terminated (an instance stays listed as terminated for about
 # an hour; left out, it is not-found, which the scan treats alike).
 LISTED_STATES = ["pending", "running", "shutting-down", "stopping", "stopped"]
+THROTTLED = frozenset({"RequestLimitExceeded", "Throttling", "ThrottlingException"})  # EC2's rate refusals
 
 
 DEFAULT_OWNER = "taskqueue"
@@ -107,7 +110,9 @@ class Ec2Provider:
             reservation = self.ec2(lc.region).run_instances(**spec)
         except ClientError as err:
             error = err.response.get("Error", {})
-            raise LaunchFailed(error.get("Code", "Unknown"), error.get("Message", str(err))) from err
+            code = error.get("Code", "Unknown")
+            refused = LaunchThrottled if code in THROTTLED else LaunchFailed
+            raise refused(code, error.get("Message", str(err))) from err
         return [
             Launched(
                 worker_group=lc.region,

@@ -380,6 +380,11 @@ class LaunchFailed(Exception):
         self.message = message
 
 
+class LaunchThrottled(LaunchFailed):
+    """The cloud's API refused the call for its request rate, after the client's own retries: not
+    the pool's fault nor its launch config's. Not a pool error: the launch waits for the next run."""
+
+
 class Provider(Protocol):
     """Where workers run: EC2 spot on AWS (adapters/ec2_provider.py), processes on the embedded stack."""
 

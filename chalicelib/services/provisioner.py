@@ -65,7 +65,7 @@ from ..domain.provisioning import (
 )
 from .auth import Auth
 from .pool_workers import PoolWorkers
-from .ports import LaunchFailed, PoolStore, Provider, QueueFacts
+from .ports import LaunchFailed, LaunchThrottled, PoolStore, Provider, QueueFacts
 
 log = logging.getLogger(__name__)
 NULL_PROVIDER = "null-provider"  # a pool being deleted: its workers are removed, then the pool
@@ -77,6 +77,16 @@ LEASE_SLACK = timedelta(seconds=5)  # the lease outlasts the invocation's end by
 
 
 @dataclass
+class _Run:
+    """One run's shared state: its id (launch tokens derive from it) and the (provider, region)
+    pairs whose API refused a launch for its request rate: nothing more is launched there until the
+    next run (each further call would wait through the client's retries and be refused too)."""
+
+    id: str
+    throttled: set[tuple[str, str]] = field(default_factory=set)
+
+
+@dataclass
 class PoolReport:
     worker_pool_id: str
     estimate: Estimate | None = None
@@ -84,6 +94,7 @@ class PoolReport:
     stopped: int = 0
     removed: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    deferred: int = 0  # capacity not launched: the cloud's API throttled launches in its region
 
     def line(self) -> str:
         e = self.estimate
@@ -92,7 +103,8 @@ class PoolReport:
             if e
             else ""
         )
-        return f"{self.worker_pool_id}: {counts} launched={self.launched} removed={len(self.removed)}".strip()
+        deferred = f" deferred={self.deferred} (throttled)" if self.deferred else ""
+        return f"{self.worker_pool_id}: {counts} launched={self.launched}{deferred} removed={len(self.removed)}".strip()
 
 
 @dataclass
@@ -159,10 +171,8 @@ class Provisioner:
         try:
             pools = {p.worker_pool_id: p for p in self.pools.all_pools()}
             order = [pools[i] for i in rotation(list(pools), lease.resume_at)]
-            census = self._census(order)
-            done = self._each(
-                order, lambda p, r: self._run_pool(p, census, run_id, r), lambda: remaining() > RUN_MARGIN
-            )
+            census, run = self._census(order), _Run(run_id)
+            done = self._each(order, lambda p, r: self._run_pool(p, census, run, r), lambda: remaining() > RUN_MARGIN)
             skipped = [p.worker_pool_id for p, r in zip(order, done, strict=True) if r is None]
             resume_at = skipped[0] if skipped else ""
             if skipped:
@@ -228,7 +238,7 @@ class Provisioner:
         pending, claimed = self.queue.counts(pool_id)
         return PoolFacts(workers, activity, pending, claimed)
 
-    def _run_pool(self, pool: WorkerPool, census: Census, run_id: str, report: PoolReport) -> None:
+    def _run_pool(self, pool: WorkerPool, census: Census, run: _Run, report: PoolReport) -> None:
         facts = self._facts(pool.worker_pool_id)
         try:
             self._scan_pool(pool, facts, census, report)
@@ -237,18 +247,19 @@ class Provisioner:
             report.errors.append(str(err))
         if report.stopped or report.removed or report.errors:  # states may have changed: re-read them
             facts = replace(facts, workers=self.pools.alive_workers(pool.worker_pool_id))
-        self._provision_pool(pool, facts, run_id, report)
+        self._provision_pool(pool, facts, run, report)
 
     # --- provisioning --------------------------------------------------------------------------
     def provision(self, run_id: str) -> list[PoolReport]:
         """Provision every pool (no scan, no lease)."""
+        run = _Run(run_id)
 
         def work(pool: WorkerPool, report: PoolReport) -> None:
-            self._provision_pool(pool, self._facts(pool.worker_pool_id), run_id, report)
+            self._provision_pool(pool, self._facts(pool.worker_pool_id), run, report)
 
         return [r for r in self._each(self.pools.all_pools(), work) if r is not None]
 
-    def _provision_pool(self, pool: WorkerPool, facts: PoolFacts, run_id: str, report: PoolReport) -> None:
+    def _provision_pool(self, pool: WorkerPool, facts: PoolFacts, run: _Run, report: PoolReport) -> None:
         provider = self.providers.get(pool.provider_id)
         if provider is None:
             if pool.provider_id != NULL_PROVIDER:
@@ -271,14 +282,18 @@ class Provisioner:
             self.pools.errors(pool.worker_pool_id, now - ERROR_WINDOW, 1000, None)[0] if errors_matter(config) else []
         )
         for launch in plan_launches(config, stats, est, errors, now):
-            if not self._launch(pool, config, provider, launch, run_id, report):
+            if not self._launch(pool, config, provider, launch, run, report):
                 return  # as Taskcluster: after a failure the other configs wait for the next run
 
     def _launch(
-        self, pool: WorkerPool, config: PoolConfig, provider: Provider, launch: Launch, run_id: str, report: PoolReport
+        self, pool: WorkerPool, config: PoolConfig, provider: Provider, launch: Launch, run: _Run, report: PoolReport
     ) -> bool:
         lc = launch.launch_config
-        token = hashlib.sha256(f"{run_id}\n{pool.worker_pool_id}\n{lc.launch_config_id}".encode()).hexdigest()[:64]
+        where = (pool.provider_id, lc.region)
+        if where in run.throttled:
+            report.deferred += launch.instances * lc.capacity_per_instance
+            return False
+        token = hashlib.sha256(f"{run.id}\n{pool.worker_pool_id}\n{lc.launch_config_id}".encode()).hexdigest()[:64]
         registration = self.auth.derived_secret(f"register/{token}")
         user_data = {
             **lc.additional_user_data,
@@ -298,6 +313,12 @@ class Provisioner:
             if len(json.dumps(user_data)) > MAX_USER_DATA:
                 raise LaunchFailed("UserDataTooLong", f"User Data is too long (more than {MAX_USER_DATA} bytes)")
             launched = provider.launch(pool, launch, user_data, token)
+        except LaunchThrottled as err:
+            run.throttled.add(where)
+            log.warning("provisioner run %s: launches in %s/%s throttled (%s): none more there until the next run",
+                        run.id, *where, err)  # fmt: skip
+            report.deferred += launch.instances * lc.capacity_per_instance
+            return False
         except LaunchFailed as err:
             self.workers.error(
                 pool.worker_pool_id,

@@ -15,7 +15,7 @@ from moto import mock_aws
 from chalicelib.adapters.ec2_provider import Ec2Provider, owner_of
 from chalicelib.domain.pools import LaunchConfig, PoolWorker, WorkerPool, WorkerState
 from chalicelib.domain.provisioning import CloudState, Launch
-from chalicelib.services.ports import LaunchFailed
+from chalicelib.services.ports import LaunchFailed, LaunchThrottled
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 REGION = "us-west-2"
@@ -87,6 +87,20 @@ def test_a_refused_launch_raises_launch_failed(ec2: Any) -> None:
     with pytest.raises(LaunchFailed) as failed:
         provider(ec2).launch(pool(), launch(ami(ec2), SubnetId="subnet-nope"), {}, "tok-3")
     assert failed.value.code == "InvalidSubnetID.NotFound"
+
+
+def test_a_launch_still_throttled_after_the_clients_retries_raises_launch_throttled(ec2: Any) -> None:
+    from botocore.stub import Stubber
+
+    with Stubber(ec2) as stub:
+        for _ in range(10):  # the first call and every retry of the client's
+            stub.add_client_error("run_instances", "RequestLimitExceeded", "Request limit exceeded.", 503)
+        with pytest.raises(LaunchThrottled) as throttled:
+            Ec2Provider(lambda region: ec2).launch(pool(), launch("ami-12345678"), {}, "tok-throttled")
+    assert throttled.value.code == "RequestLimitExceeded"
+    with pytest.raises(LaunchFailed) as failed:  # any other refusal stays a plain LaunchFailed
+        provider(ec2).launch(pool(), launch(ami(ec2), SubnetId="subnet-nope"), {}, "tok-other")
+    assert not isinstance(failed.value, LaunchThrottled)
 
 
 def test_observe_and_terminate(ec2: Any) -> None:

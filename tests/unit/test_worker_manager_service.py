@@ -15,7 +15,7 @@ from chalicelib.container import Container
 from chalicelib.domain.errors import InputError, RequestConflict, ResourceNotFound
 from chalicelib.domain.model import ReasonResolved, TaskState, Worker, format_date
 from chalicelib.domain.pools import PoolWorker, WorkerState
-from chalicelib.services.ports import LaunchFailed
+from chalicelib.services.ports import LaunchFailed, LaunchThrottled
 from tests.harness import TEST_SETTINGS
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
@@ -54,14 +54,14 @@ def definition(max_capacity: int = 4, provider: str = "aws") -> dict[str, Any]:
     }
 
 
-def add_tasks(c: Container, count: int) -> list[str]:
+def add_tasks(c: Container, count: int, pool: str = POOL) -> list[str]:
     now = c.clock.now()
-    ids = [f"task-{i}" for i in range(count)]
+    ids = [f"task-{pool.replace('/', '-')}-{i}" for i in range(count)]
     for task_id in ids:
         c.queue.create_task(
             task_id,
             {
-                "taskQueueId": POOL,
+                "taskQueueId": pool,
                 "created": format_date(now),
                 "deadline": format_date(now + timedelta(hours=1)),
                 "payload": {},
@@ -146,6 +146,35 @@ def test_a_refused_launch_is_listed_as_a_pool_error(c: Container, fakes: MemoryF
     assert report.launched == 0 and report.errors
     errors, _ = c.worker_manager.list_errors(POOL, 10, None)
     assert [(e.kind, e.extra.get("code")) for e in errors] == [("creation-error", "InsufficientInstanceCapacity")]
+
+
+def test_a_throttled_launch_is_no_pool_error_and_its_region_waits_for_the_next_run(
+    c: Container, fakes: MemoryFakes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pools = [POOL, "proj/other", "proj/third"]
+    for pool in pools:
+        c.worker_manager.create_worker_pool(pool, definition())
+        add_tasks(c, 1, pool)
+    calls: list[str] = []
+    launch = fakes.aws.launch
+
+    def counted(pool: Any, *args: Any) -> Any:
+        calls.append(pool.worker_pool_id)
+        return launch(pool, *args)
+
+    monkeypatch.setattr(fakes.aws, "launch", counted)
+    c.provisioner.concurrency = 1  # pools one after another (at once, calls already in flight are refused too)
+    fakes.aws.refuse = LaunchThrottled("RequestLimitExceeded", "Request limit exceeded.")
+    reports = c.provisioner.provision("run-1")
+    # One call refused for its rate: the other pools of that region are not launched this run.
+    assert len(calls) == 1
+    assert [(r.launched, r.deferred, r.errors) for r in reports] == [(0, 1, [])] * 3
+    assert all("deferred=1 (throttled)" in r.line() for r in reports)
+    for pool in pools:  # not the pool's fault: no error to weigh its launch configs down
+        assert c.worker_manager.list_errors(pool, 10, None)[0] == []
+    fakes.aws.refuse = None
+    assert [r.launched for r in c.provisioner.provision("run-2")] == [1, 1, 1]
+    assert len(calls) == 4
 
 
 def test_idle_workers_are_retired_once_the_queue_is_empty(c: Container, clock: FakeClock, fakes: MemoryFakes) -> None:
