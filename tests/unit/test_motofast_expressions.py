@@ -8,17 +8,14 @@ as on moto without the patches (a fresh interpreter that never imports motofast)
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.unit.moto_twins import unpatched_scenario
+
 TABLE = "expressions"
 
 # A claim-like update: the first time it applies, the second time its condition fails.
@@ -153,19 +150,7 @@ def _json(answers: list[Any]) -> list[Any]:
 def test_the_patched_stand_in_answers_as_moto_without_the_patches() -> None:
     with mock_aws():
         patched = _json(scenario())
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("AWS_ENDPOINT_URL", None)
-    script = (
-        "import json, sys\n"
-        "from moto import mock_aws\n"
-        "from tests.unit.test_motofast_expressions import _json, scenario\n"
-        "assert 'chalicelib.local.motofast' not in sys.modules\n"
-        "with mock_aws():\n"
-        "    print(json.dumps(_json(scenario())))\n"
-    )
-    plain = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
-    assert plain.returncode == 0, plain.stderr
-    unpatched = json.loads(plain.stdout)
+    unpatched = unpatched_scenario("tests.unit.test_motofast_expressions")
     assert len(patched) == len(unpatched)
     for i, (ours, theirs) in enumerate(zip(patched, unpatched, strict=True)):
         assert ours == theirs, f"answer {i} differs"

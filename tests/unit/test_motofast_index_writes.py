@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.unit.moto_twins import transcripts
+
 TABLE, PAIRS = "flat", "pairs"  # a hash-key table, and one with a range key too
 
 
@@ -226,27 +225,8 @@ def transcript(patched: bool, steps: int = 160, seed: int = 7) -> list[Any]:
     return log
 
 
-def _run(patched: bool) -> list[Any]:
-    out = subprocess.run(
-        [sys.executable, __file__, "patched" if patched else "unpatched"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        env={
-            "PYTHONPATH": str(ROOT),
-            "PYTHONHASHSEED": "0",
-            "PATH": "",
-            "AWS_ACCESS_KEY_ID": "x",
-            "AWS_SECRET_ACCESS_KEY": "x",
-        },
-    )
-    answers: list[Any] = json.loads(out.stdout)
-    return answers
-
-
 def test_index_queries_answer_as_unpatched_moto_through_writes() -> None:
-    patched, unpatched = _run(True), _run(False)
+    patched, unpatched = transcripts(__file__)
     assert len(patched) == len(unpatched)
     kinds = {entry["answer"] for entry in patched if "write" in entry}
     assert "ConditionalCheckFailedException" in kinds and "TransactionCanceledException" in kinds

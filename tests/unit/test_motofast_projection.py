@@ -8,12 +8,11 @@ a process of its own; the transcripts must be equal.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.unit.moto_twins import transcripts
+
 ITEMS: list[dict[str, Any]] = [
     {"s": "a", "t": "x", "b": True, "z": None, "n": 1.5, "l": [1, "two", {"m": "3"}], "m": {"k": "v", "n": 2}},
     {"s": "b", "t": "x", "b": False, "note": "", "ss": {"p", "q"}, "ns": {1, 2}},
@@ -91,27 +90,8 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def _run(patched: bool) -> list[Any]:
-    out = subprocess.run(
-        [sys.executable, __file__, "patched" if patched else "unpatched"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        env={
-            "PYTHONPATH": str(ROOT),
-            "PYTHONHASHSEED": "0",
-            "PATH": "",
-            "AWS_ACCESS_KEY_ID": "x",
-            "AWS_SECRET_ACCESS_KEY": "x",
-        },
-    )
-    answers: list[Any] = json.loads(out.stdout)
-    return answers
-
-
 def test_projections_answer_as_unpatched_moto() -> None:
-    patched, unpatched = _run(True), _run(False)
+    patched, unpatched = transcripts(__file__)
     assert patched[1][0] == {"s": "a", "t": "x", "b": True, "z": None, "n": "1.5"}  # the INCLUDE index
     for i, (a, b) in enumerate(zip(patched, unpatched, strict=True)):
         assert json.dumps(a) == json.dumps(b), f"answer {i} differs"  # attributes in the same order too

@@ -8,12 +8,11 @@ visibility timeouts are long, so nothing changes state while the questions are a
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.unit.moto_twins import transcripts
+
 QUESTIONS: list[list[str]] = [
     ["ApproximateNumberOfMessages"],
     ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
@@ -80,27 +79,8 @@ def transcript(patched: bool) -> list[Any]:
     return log
 
 
-def _run(patched: bool) -> list[Any]:
-    out = subprocess.run(
-        [sys.executable, __file__, "patched" if patched else "unpatched"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        env={
-            "PYTHONPATH": str(ROOT),
-            "PYTHONHASHSEED": "0",
-            "PATH": "",
-            "AWS_ACCESS_KEY_ID": "x",
-            "AWS_SECRET_ACCESS_KEY": "x",
-        },
-    )
-    answers: list[Any] = json.loads(out.stdout)
-    return answers
-
-
 def test_queue_attributes_answer_as_unpatched_moto() -> None:
-    patched, unpatched = _run(True), _run(False)
+    patched, unpatched = transcripts(__file__)
     counts = [a for a in patched if isinstance(a, dict) and "ApproximateNumberOfMessagesDelayed" in a]
     assert {a["ApproximateNumberOfMessagesDelayed"] for a in counts} >= {"0", "8"}  # both kinds of queue asked
     assert any(a.get("ApproximateNumberOfMessagesNotVisible") == "5" for a in patched if isinstance(a, dict))
