@@ -29,6 +29,8 @@ moto's observable behaviour and removes work that grows with queue depth or stre
 16. Every answer was made plain by asking each string and number whether it is a DynamoType.
 17. Every request compared moto's backend dicts by value to find its account's backend.
 19. Every error answer made a new botocore session to name its service.
+50. Every condition expression was lexed and parsed anew, although a claim's differs from the
+    last only in its values: now its tree is kept per expression, names and placeholders.
 
 And for the stand-in's threads (it serves requests of several processes at once):
 
@@ -391,12 +393,53 @@ def apply() -> None:
 
     node_cls.__deepcopy__ = node_deepcopy  # type: ignore[attr-defined]
 
+    # 50. A condition expression's syntax tree built once per expression, names and value
+    # placeholders: moto lexed it with a dozen regular expressions, token by token, on every
+    # request, although only the values differ from one claim to the next (a timestamp). The tree
+    # is kept with the placeholders' values of its first request; each request gets a copy with its
+    # own values (looked up by placeholder, as moto looks them up), and moto makes its condition of
+    # it. An invalid expression raises moto's error on every request (nothing is kept).
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    condition_kind = ConditionExpressionParser.Kind
+    parse_condition_whole = ConditionExpressionParser.parse
+    condition_trees: dict[tuple[Any, ...], tuple[Any, list[str], list[str]]] = {}
+
+    def with_values(node: Any, values: dict[str, Any]) -> Any:
+        if node.kind == condition_kind.EXPRESSION_ATTRIBUTE_VALUE:
+            return node._replace(value=values[node.text])
+        if not node.children:
+            return node
+        return node._replace(children=[with_values(child, values) for child in node.children])
+
+    def parse_condition_tree(self: Any) -> Any:
+        names, values = self.expression_attribute_names or {}, self.expression_attribute_values or {}
+        if not self.condition_expression:
+            return parse_condition_whole(self)
+        key = (self.condition_expression, tuple(sorted(names.items())), tuple(sorted(values)))
+        kept = condition_trees.get(key)
+        if kept is None:
+            # moto's parse, step by step, keeping the tree it makes its condition of
+            nodes = self._lex_condition_expression()
+            for step in (self._parse_paths, self._apply_functions, self._apply_comparator, self._apply_in,
+                         self._apply_between, self._apply_parens_and_booleans):  # fmt: skip
+                nodes = step(nodes)
+            self._assert_no_redundant_parentheses(nodes[0])
+            kept = (nodes[0], self._find_literals(nodes[0]), self._find_expr_attr_values(nodes[0]))
+            if len(condition_trees) >= 4096:
+                condition_trees.clear()
+            condition_trees[key] = kept
+        tree, names_found, values_found = kept
+        self.expr_attr_names_found.extend(names_found)
+        self.expr_attr_values_found.extend(values_found)
+        return self._make_op_condition(with_values(tree, values))
+
+    ConditionExpressionParser.parse = parse_condition_tree  # type: ignore[method-assign]
+
     # 13. A condition expression parsed once per request: moto's handler parsed it to check the names
     # and values it uses, and its backend again, from the same request's expression, names and
     # values. Each thread keeps its last parse, for the very same objects (held, so that no other
     # object can take their ids), and hands it out again with the names and values it found.
-    from moto.dynamodb.comparisons import ConditionExpressionParser
-
     parse_condition = ConditionExpressionParser.parse
     last_condition = threading.local()
 
