@@ -205,10 +205,14 @@ class QueueService:
                 lambda r: self._claim_hinted(task_queue_id, r.hint.task_id, r.hint.run_id, worker, timeout), used
             )
             won = [(task, r.hint.run_id) for r, task in zip(used, results, strict=True) if task is not None]
-            claimed += self._whole(won)
             # Each used hint was either claimed or stale: delete them all. We never receive more
-            # hints than we still want, so no valid hint is dropped unclaimed.
-            self.hints.delete(used)
+            # hints than we still want, so no valid hint is dropped unclaimed. Deleted while the
+            # definitions are read: neither waits for the other.
+            deleting = self._pool.submit(self.hints.delete, used)
+            try:
+                claimed += self._whole(won)
+            finally:
+                deleting.result()
             if claimed or not received or wait_left() <= 0 or time_left() <= CLAIM_MARGIN:
                 return claimed
 
