@@ -477,24 +477,39 @@ def apply() -> None:
         found = processed_as[key]
         return None if found is None else mapping[found]
 
+    no_hook = traverser_cls.pre_processing_of_child  # moto's: does nothing; one pass of ten has its own
+
     def traverse_node_recursively(self: Any, node: Any, child_id: int = -1) -> Any:
-        node_type = type(node)
-        known = is_node.get(node_type)
-        if known is None:
-            known = is_node[node_type] = issubclass(node_type, node_cls)
-        if known:
+        # A walk's processor per node class, from processor_for; the hook called only if the pass has one.
+        processors: dict[type, Any] = self.__dict__.setdefault("_motofast_processors", {})
+        hook = None if type(self).pre_processing_of_child is no_hook else self.pre_processing_of_child
+
+        def visit(node: Any, child_id: int) -> Any:
+            node_type = type(node)
+            known = is_node.get(node_type)
+            if known is None:
+                known = is_node[node_type] = issubclass(node_type, node_cls)
+            if not known:
+                return node
             parent_node = node.parent
-            if node.children is not None:
-                for i, child_node in enumerate(node.children):
-                    self.pre_processing_of_child(node, i)
-                    self.traverse_node_recursively(child_node, i)
-            processor = processor_for(self, node_type)
+            children = node.children
+            if children is not None:
+                for i, child_node in enumerate(children):
+                    if hook is not None:
+                        hook(node, i)
+                    visit(child_node, i)
+            if node_type in processors:
+                processor = processors[node_type]
+            else:
+                processor = processors[node_type] = processor_for(self, node_type)
             if processor is not None:
                 node = processor(node)
                 node.parent = parent_node
                 if parent_node:
                     parent_node.children[child_id] = node
-        return node
+            return node
+
+        return visit(node, child_id)
 
     traverser_cls.traverse_node_recursively = traverse_node_recursively  # type: ignore[attr-defined]
 
