@@ -31,6 +31,8 @@ moto's observable behaviour and removes work that grows with queue depth or stre
 19. Every error answer made a new botocore session to name its service.
 50. Every condition expression was lexed and parsed anew, although a claim's differs from the
     last only in its values: now its tree is kept per expression, names and placeholders.
+51. Sizing a value made a new DynamoType of every value nested in it, and every top-level SET of
+    an update sizes the whole item again.
 
 And for the stand-in's threads (it serves requests of several processes at once):
 
@@ -665,6 +667,29 @@ def apply() -> None:
     hex_chars = [str(c) for c in HEX_CHARS]
     MotoRandom.get_random_string = random_string  # type: ignore[method-assign]
     MotoRandom.get_random_hex = lambda self, length=8: "".join(self.choices(hex_chars, k=length))  # type: ignore[method-assign]
+
+    # 51. A value's size without wrapping every nested value in a new DynamoType: moto's size() of a
+    # map made a DynamoType of each of its values (which re-wraps each element of a list, and so
+    # on down), and every top-level SET of an update sizes the whole item again (the item's
+    # LimitedSizeDict). The same sizes: moto's measure, type by type, on the values as they are;
+    # a nested value that is not a DynamoType still goes through moto's own.
+    dynamo_size = DynamoType.size
+
+    def size(self: Any) -> int:
+        kind, value = self.type, self.value
+        if kind == "N":
+            return len(str(value))
+        if kind == "L":
+            return sum(size(v) if type(v) is DynamoType else v.size() for v in value)
+        if kind == "M":
+            return sum(
+                bytesize(k) + (size(v) if type(v) is DynamoType else DynamoType(v).size()) for k, v in value.items()
+            )
+        if kind in ("SS", "NS", "BS") or isinstance(value, bool):
+            return dynamo_size(self)  # type: ignore[no-any-return]
+        return bytesize(value)
+
+    DynamoType.size = size  # type: ignore[method-assign]
 
     # 9. Item operations are atomic in DynamoDB: make them so in moto.
     from moto.dynamodb.models import DynamoDBBackend
