@@ -33,6 +33,8 @@ moto's observable behaviour and removes work that grows with queue depth or stre
     last only in its values: now its tree is kept per expression, names and placeholders.
 51. Sizing a value made a new DynamoType of every value nested in it, and every top-level SET of
     an update sizes the whole item again.
+52. A value's plain JSON deep-copied its nested values twice over (an item's JSON is made several
+    times per UpdateItem: its answer, its stream record's images).
 
 And for the stand-in's threads (it serves requests of several processes at once):
 
@@ -690,6 +692,28 @@ def apply() -> None:
         return bytesize(value)
 
     DynamoType.size = size  # type: ignore[method-assign]
+
+    # 52. A value as plain JSON without copying it twice: moto deep-copied a map's or list's nested
+    # values, then made each copy plain JSON (which deep-copies its own again), level by level;
+    # an item's JSON (several per UpdateItem: its answer, its stream record's images) went
+    # through it for every attribute. The same JSON, built from the values as they are (anything
+    # else copied as moto copies it); a value of another container class still goes moto's way.
+    regular_json = DynamoType.to_regular_json
+
+    def plain(value: Any) -> Any:
+        return value.to_regular_json() if isinstance(value, DynamoType) else copy.deepcopy(value)
+
+    def to_regular_json(self: Any) -> dict[str, Any]:
+        value = self.value
+        if type(value) is dict:
+            value = {k: plain(v) for k, v in value.items()}
+        elif type(value) is list:
+            value = [plain(v) for v in value]
+        else:
+            return regular_json(self)  # type: ignore[no-any-return]
+        return {self.type: value}
+
+    DynamoType.to_regular_json = to_regular_json  # type: ignore[method-assign]
 
     # 9. Item operations are atomic in DynamoDB: make them so in moto.
     from moto.dynamodb.models import DynamoDBBackend

@@ -1,6 +1,7 @@
-"""motofast's patch 51 (a value's size without re-wrapping its nested values) changes moto's cost,
-never its measure: every kind of value, nested in maps and lists, has the same size on the patched
-stand-in (this process: conftest applies motofast) as on moto without the patches (a fresh
+"""motofast's patches 51 (a value's size without re-wrapping its nested values) and 52 (its plain
+JSON without copying it twice) change moto's cost, never its answers: every kind of value, nested
+in maps and lists, has the same size and the same JSON (alone, and as an item's attribute) on the
+patched stand-in (this process: conftest applies motofast) as on moto without the patches (a fresh
 interpreter that never imports motofast).
 """
 
@@ -37,27 +38,36 @@ VALUES: list[dict[str, Any]] = [
 ]
 
 
-def sizes() -> list[int]:
-    """Each value's size, as this process's moto measures it (also after a copy and after nesting)."""
+def measures() -> list[Any]:
+    """Each value's size and JSON, as this process's moto makes them (also after a copy, nested,
+    and in an item), as plain JSON."""
     import copy
 
-    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
 
-    found = []
+    found: list[Any] = []
     for value in VALUES:
-        typed = DynamoType(value)
-        found += [typed.size(), copy.deepcopy(typed).size(), DynamoType({"M": {"k": value}}).size()]
-    return found
+        typed, nested = DynamoType(value), DynamoType({"M": {"k": value}})
+        found += [typed.size(), copy.deepcopy(typed).size(), nested.size()]
+        found += [typed.to_regular_json(), nested.to_regular_json(), typed.to_json()]
+        item = Item(DynamoType({"S": "key"}), None, {"pk": {"S": "key"}, "v": value, "n": nested.to_json()})
+        found += [item.to_json(), item.to_regular_json()]
+    return json.loads(json.dumps(found, sort_keys=True, default=_plain))
 
 
-def test_sizes_are_moto_s_own() -> None:
-    ours = sizes()
+def _plain(value: Any) -> Any:
+    """Sets (an item's regular JSON has them) in one order, whatever the process's hash seed."""
+    return sorted(map(repr, value)) if isinstance(value, set | frozenset) else repr(value)
+
+
+def test_sizes_and_json_are_moto_s_own() -> None:
+    ours = measures()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     script = (
         "import json, sys\n"
-        "from tests.unit.test_motofast_sizes import sizes\n"
+        "from tests.unit.test_motofast_sizes import measures\n"
         "assert 'chalicelib.local.motofast' not in sys.modules\n"
-        "print(json.dumps(sizes()))\n"
+        "print(json.dumps(measures()))\n"
     )
     plain = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
     assert plain.returncode == 0, plain.stderr
