@@ -52,7 +52,8 @@ def measures() -> list[Any]:
         found += [typed.to_regular_json(), nested.to_regular_json(), typed.to_json()]
         item = Item(DynamoType({"S": "key"}), None, {"pk": {"S": "key"}, "v": value, "n": nested.to_json()})
         found += [item.to_json(), item.to_regular_json()]
-    return json.loads(json.dumps(found, sort_keys=True, default=_plain))
+    as_json: list[Any] = json.loads(json.dumps(found, sort_keys=True, default=_plain))
+    return as_json
 
 
 def _plain(value: Any) -> Any:
