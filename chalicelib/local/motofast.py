@@ -634,6 +634,55 @@ def apply() -> None:
         moto_utils.service_name_from_moto_package_name
     )
 
+    # 51. A value's size without wrapping every nested value in a new DynamoType: moto's size() of a
+    # map made a DynamoType of each of its values (which re-wraps each element of a list, and so
+    # on down), and every top-level SET of an update sizes the whole item again (the item's
+    # LimitedSizeDict). The same sizes: moto's measure, type by type, on the values as they are;
+    # a nested value that is not a DynamoType still goes through moto's own.
+    import moto.dynamodb.models.dynamo_type as dynamo_types
+    import moto.dynamodb.models.utilities as dynamo_utilities
+
+    value_cls, text_size = dynamo_types.DynamoType, dynamo_utilities.bytesize
+    dynamo_size = value_cls.size
+
+    def size(self: Any) -> int:
+        kind, value = self.type, self.value
+        if kind == "N":
+            return len(str(value))
+        if kind == "L":
+            return sum(size(v) if type(v) is value_cls else v.size() for v in value)
+        if kind == "M":
+            return sum(
+                text_size(k) + (size(v) if type(v) is value_cls else value_cls(v).size()) for k, v in value.items()
+            )
+        if kind in ("SS", "NS", "BS") or isinstance(value, bool):
+            return dynamo_size(self)  # type: ignore[no-any-return]
+        return text_size(value)
+
+    value_cls.size = size  # type: ignore[method-assign]
+
+    # 52. A value as plain JSON without copying it twice: moto deep-copied a map's or list's nested
+    # values, then made each copy plain JSON (which deep-copies its own again), level by level;
+    # an item's JSON (several per UpdateItem: its answer, its stream record's images) went
+    # through it for every attribute. The same JSON, built from the values as they are (anything
+    # else copied as moto copies it); a value of another container class still goes moto's way.
+    regular_json = value_cls.to_regular_json
+
+    def plain(value: Any) -> Any:
+        return value.to_regular_json() if isinstance(value, value_cls) else copy.deepcopy(value)
+
+    def to_regular_json(self: Any) -> dict[str, Any]:
+        value = self.value
+        if type(value) is dict:
+            value = {k: plain(v) for k, v in value.items()}
+        elif type(value) is list:
+            value = [plain(v) for v in value]
+        else:
+            return regular_json(self)  # type: ignore[no-any-return]
+        return {self.type: value}
+
+    value_cls.to_regular_json = to_regular_json  # type: ignore[method-assign]
+
     # 20. The groups of a queue's in-flight messages, from a copy of the set (taken at once: no
     # Python code runs while a set is copied, so no other thread changes it meanwhile).
     def pending_message_groups(self: Any) -> set[str]:
@@ -669,51 +718,6 @@ def apply() -> None:
     hex_chars = [str(c) for c in HEX_CHARS]
     MotoRandom.get_random_string = random_string  # type: ignore[method-assign]
     MotoRandom.get_random_hex = lambda self, length=8: "".join(self.choices(hex_chars, k=length))  # type: ignore[method-assign]
-
-    # 51. A value's size without wrapping every nested value in a new DynamoType: moto's size() of a
-    # map made a DynamoType of each of its values (which re-wraps each element of a list, and so
-    # on down), and every top-level SET of an update sizes the whole item again (the item's
-    # LimitedSizeDict). The same sizes: moto's measure, type by type, on the values as they are;
-    # a nested value that is not a DynamoType still goes through moto's own.
-    dynamo_size = DynamoType.size
-
-    def size(self: Any) -> int:
-        kind, value = self.type, self.value
-        if kind == "N":
-            return len(str(value))
-        if kind == "L":
-            return sum(size(v) if type(v) is DynamoType else v.size() for v in value)
-        if kind == "M":
-            return sum(
-                bytesize(k) + (size(v) if type(v) is DynamoType else DynamoType(v).size()) for k, v in value.items()
-            )
-        if kind in ("SS", "NS", "BS") or isinstance(value, bool):
-            return dynamo_size(self)  # type: ignore[no-any-return]
-        return bytesize(value)
-
-    DynamoType.size = size  # type: ignore[method-assign]
-
-    # 52. A value as plain JSON without copying it twice: moto deep-copied a map's or list's nested
-    # values, then made each copy plain JSON (which deep-copies its own again), level by level;
-    # an item's JSON (several per UpdateItem: its answer, its stream record's images) went
-    # through it for every attribute. The same JSON, built from the values as they are (anything
-    # else copied as moto copies it); a value of another container class still goes moto's way.
-    regular_json = DynamoType.to_regular_json
-
-    def plain(value: Any) -> Any:
-        return value.to_regular_json() if isinstance(value, DynamoType) else copy.deepcopy(value)
-
-    def to_regular_json(self: Any) -> dict[str, Any]:
-        value = self.value
-        if type(value) is dict:
-            value = {k: plain(v) for k, v in value.items()}
-        elif type(value) is list:
-            value = [plain(v) for v in value]
-        else:
-            return regular_json(self)  # type: ignore[no-any-return]
-        return {self.type: value}
-
-    DynamoType.to_regular_json = to_regular_json  # type: ignore[method-assign]
 
     # 9. Item operations are atomic in DynamoDB: make them so in moto.
     from moto.dynamodb.models import DynamoDBBackend
