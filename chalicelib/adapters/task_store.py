@@ -111,6 +111,15 @@ class DynamoTaskStore:
         )
         self._shards = due_shards
         self._redispatch_base = redispatch_base
+        # `runs[i]` as a document path, made once per index: pynamodb builds it by deep-copying each
+        # of RunAttribute's attributes, three times per patch: about a fifth of a claim's CPU on our side.
+        self._run_paths: dict[int, Any] = {}
+
+    def _run(self, run_id: int) -> Any:
+        path = self._run_paths.get(run_id)
+        if path is None:
+            path = self._run_paths[run_id] = self._model.runs[run_id]
+        return path
 
     # --- reads ---------------------------------------------------------------------------------
     def _items(self, task_ids: Sequence[str], consistent: bool) -> dict[str, TaskRow]:
@@ -256,7 +265,7 @@ class DynamoTaskStore:
 
     def patch_run(self, task_id: str, patch: RunPatch) -> Task | None:
         m = self._model
-        run = m.runs[patch.run_id]
+        run = self._run(patch.run_id)
         actions: list[Action] = [m.version.add(1)]
         for name, value in patch.fields.items():
             key = "".join(w.capitalize() if i else w for i, w in enumerate(name.split("_")))
@@ -272,11 +281,11 @@ class DynamoTaskStore:
             actions += [m.takenUntil.remove(), m.queueSort.remove()]
         if not patch.keep_due:
             actions.append(m.dueAt.set(format_date(patch.due_at)) if patch.due_at else m.dueAt.remove())
-        condition = (m.state == patch.expect.value) & (m.runs[patch.run_id].runId == patch.run_id)  # type: ignore[attr-defined]
+        condition = (m.state == patch.expect.value) & (run.runId == patch.run_id)
         if patch.keep_due and patch.due_at is not None:
             condition &= m.dueAt <= format_date(patch.due_at)
         # the latest run: there is no run after this one
-        condition &= m.runs[patch.run_id + 1].does_not_exist()
+        condition &= self._run(patch.run_id + 1).does_not_exist()
         if patch.deadline_after is not None:
             condition &= m.deadline > format_date(patch.deadline_after)
         if patch.task_queue_id is not None:

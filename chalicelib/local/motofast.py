@@ -30,6 +30,12 @@ moto's observable behaviour and removes work that grows with queue depth or stre
 16. Every answer was made plain by asking each string and number whether it is a DynamoType.
 17. Every request compared moto's backend dicts by value to find its account's backend.
 19. Every error answer made a new botocore session to name its service.
+50. Every condition expression was lexed and parsed anew, although a claim's differs from the
+    last only in its values: now its tree is kept per expression, names and placeholders.
+51. Sizing a value made a new DynamoType of every value nested in it, and every top-level SET of
+    an update sizes the whole item again.
+52. A value's plain JSON deep-copied its nested values twice over (an item's JSON is made several
+    times per UpdateItem: its answer, its stream record's images).
 
 And for the stand-in's threads (it serves requests of several processes at once):
 
@@ -577,12 +583,53 @@ def apply() -> None:
 
     node_cls.__deepcopy__ = node_deepcopy  # type: ignore[attr-defined]
 
+    # 50. A condition expression's syntax tree built once per expression, names and value
+    # placeholders: moto lexed it with a dozen regular expressions, token by token, on every
+    # request, although only the values differ from one claim to the next (a timestamp). The tree
+    # is kept with the placeholders' values of its first request; each request gets a copy with its
+    # own values (looked up by placeholder, as moto looks them up), and moto makes its condition of
+    # it. An invalid expression raises moto's error on every request (nothing is kept).
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    condition_kind = ConditionExpressionParser.Kind
+    parse_condition_whole = ConditionExpressionParser.parse
+    condition_trees: dict[tuple[Any, ...], tuple[Any, list[str], list[str]]] = {}
+
+    def with_values(node: Any, values: dict[str, Any]) -> Any:
+        if node.kind == condition_kind.EXPRESSION_ATTRIBUTE_VALUE:
+            return node._replace(value=values[node.text])
+        if not node.children:
+            return node
+        return node._replace(children=[with_values(child, values) for child in node.children])
+
+    def parse_condition_tree(self: Any) -> Any:
+        names, values = self.expression_attribute_names or {}, self.expression_attribute_values or {}
+        if not self.condition_expression:
+            return parse_condition_whole(self)
+        key = (self.condition_expression, tuple(sorted(names.items())), tuple(sorted(values)))
+        kept = condition_trees.get(key)
+        if kept is None:
+            # moto's parse, step by step, keeping the tree it makes its condition of
+            nodes = self._lex_condition_expression()
+            for step in (self._parse_paths, self._apply_functions, self._apply_comparator, self._apply_in,
+                         self._apply_between, self._apply_parens_and_booleans):  # fmt: skip
+                nodes = step(nodes)
+            self._assert_no_redundant_parentheses(nodes[0])
+            kept = (nodes[0], self._find_literals(nodes[0]), self._find_expr_attr_values(nodes[0]))
+            if len(condition_trees) >= 4096:
+                condition_trees.clear()
+            condition_trees[key] = kept
+        tree, names_found, values_found = kept
+        self.expr_attr_names_found.extend(names_found)
+        self.expr_attr_values_found.extend(values_found)
+        return self._make_op_condition(with_values(tree, values))
+
+    ConditionExpressionParser.parse = parse_condition_tree  # type: ignore[method-assign]
+
     # 13. A condition expression parsed once per request: moto's handler parsed it to check the names
     # and values it uses, and its backend again, from the same request's expression, names and
     # values. Each thread keeps its last parse, for the very same objects (held, so that no other
     # object can take their ids), and hands it out again with the names and values it found.
-    from moto.dynamodb.comparisons import ConditionExpressionParser
-
     parse_condition = ConditionExpressionParser.parse
     last_condition = threading.local()
 
@@ -620,24 +667,39 @@ def apply() -> None:
         found = processed_as[key]
         return None if found is None else mapping[found]
 
+    no_hook = traverser_cls.pre_processing_of_child  # moto's: does nothing; one pass of ten has its own
+
     def traverse_node_recursively(self: Any, node: Any, child_id: int = -1) -> Any:
-        node_type = type(node)
-        known = is_node.get(node_type)
-        if known is None:
-            known = is_node[node_type] = issubclass(node_type, node_cls)
-        if known:
+        # A walk's processor per node class, from processor_for; the hook called only if the pass has one.
+        processors: dict[type, Any] = self.__dict__.setdefault("_motofast_processors", {})
+        hook = None if type(self).pre_processing_of_child is no_hook else self.pre_processing_of_child
+
+        def visit(node: Any, child_id: int) -> Any:
+            node_type = type(node)
+            known = is_node.get(node_type)
+            if known is None:
+                known = is_node[node_type] = issubclass(node_type, node_cls)
+            if not known:
+                return node
             parent_node = node.parent
-            if node.children is not None:
-                for i, child_node in enumerate(node.children):
-                    self.pre_processing_of_child(node, i)
-                    self.traverse_node_recursively(child_node, i)
-            processor = processor_for(self, node_type)
+            children = node.children
+            if children is not None:
+                for i, child_node in enumerate(children):
+                    if hook is not None:
+                        hook(node, i)
+                    visit(child_node, i)
+            if node_type in processors:
+                processor = processors[node_type]
+            else:
+                processor = processors[node_type] = processor_for(self, node_type)
             if processor is not None:
                 node = processor(node)
                 node.parent = parent_node
                 if parent_node:
                     parent_node.children[child_id] = node
-        return node
+            return node
+
+        return visit(node, child_id)
 
     traverser_cls.traverse_node_recursively = traverse_node_recursively  # type: ignore[attr-defined]
 
@@ -757,6 +819,55 @@ def apply() -> None:
     moto_utils.service_name_from_moto_package_name = functools.lru_cache(maxsize=None)(  # type: ignore[assignment]
         moto_utils.service_name_from_moto_package_name
     )
+
+    # 51. A value's size without wrapping every nested value in a new DynamoType: moto's size() of a
+    # map made a DynamoType of each of its values (which re-wraps each element of a list, and so
+    # on down), and every top-level SET of an update sizes the whole item again (the item's
+    # LimitedSizeDict). The same sizes: moto's measure, type by type, on the values as they are;
+    # a nested value that is not a DynamoType still goes through moto's own.
+    import moto.dynamodb.models.dynamo_type as dynamo_types
+    import moto.dynamodb.models.utilities as dynamo_utilities
+
+    value_cls, text_size = dynamo_types.DynamoType, dynamo_utilities.bytesize
+    dynamo_size = value_cls.size
+
+    def size(self: Any) -> int:
+        kind, value = self.type, self.value
+        if kind == "N":
+            return len(str(value))
+        if kind == "L":
+            return sum(size(v) if type(v) is value_cls else v.size() for v in value)
+        if kind == "M":
+            return sum(
+                text_size(k) + (size(v) if type(v) is value_cls else value_cls(v).size()) for k, v in value.items()
+            )
+        if kind in ("SS", "NS", "BS") or isinstance(value, bool):
+            return dynamo_size(self)  # type: ignore[no-any-return]
+        return text_size(value)
+
+    value_cls.size = size  # type: ignore[method-assign]
+
+    # 52. A value as plain JSON without copying it twice: moto deep-copied a map's or list's nested
+    # values, then made each copy plain JSON (which deep-copies its own again), level by level;
+    # an item's JSON (several per UpdateItem: its answer, its stream record's images) went
+    # through it for every attribute. The same JSON, built from the values as they are (anything
+    # else copied as moto copies it); a value of another container class still goes moto's way.
+    regular_json = value_cls.to_regular_json
+
+    def plain(value: Any) -> Any:
+        return value.to_regular_json() if isinstance(value, value_cls) else copy.deepcopy(value)
+
+    def to_regular_json(self: Any) -> dict[str, Any]:
+        value = self.value
+        if type(value) is dict:
+            value = {k: plain(v) for k, v in value.items()}
+        elif type(value) is list:
+            value = [plain(v) for v in value]
+        else:
+            return regular_json(self)  # type: ignore[no-any-return]
+        return {self.type: value}
+
+    value_cls.to_regular_json = to_regular_json  # type: ignore[method-assign]
 
     # 20. The groups of a queue's in-flight messages, from a copy of the set (taken at once: no
     # Python code runs while a set is copied, so no other thread changes it meanwhile).

@@ -28,6 +28,7 @@ from .transition import Transitioned, load, transition
 
 CLAIM_CONCURRENCY = 16  # claims claimWork makes at once
 CLAIM_MARGIN = 2.0  # seconds: claimWork starts no claim this close to its request's end
+DELETE_BATCH = 10  # the hints one request deletes (SQS's DeleteMessageBatch takes ten at most)
 # The index entries pendingTasks reads at most (≤ 32 read units): an exact count up to this depth,
 # SQS's estimate beyond (architecture.md, Capacity).
 EXACT_COUNT_ENTRIES = 1000
@@ -205,10 +206,18 @@ class QueueService:
                 lambda r: self._claim_hinted(task_queue_id, r.hint.task_id, r.hint.run_id, worker, timeout), used
             )
             won = [(task, r.hint.run_id) for r, task in zip(used, results, strict=True) if task is not None]
-            claimed += self._whole(won)
             # Each used hint was either claimed or stale: delete them all. We never receive more
-            # hints than we still want, so no valid hint is dropped unclaimed.
-            self.hints.delete(used)
+            # hints than we still want, so no valid hint is dropped unclaimed. Deleted a batch at a
+            # time side by side, while the definitions are read: none waits for another.
+            deleting = [
+                self._pool.submit(self.hints.delete, used[i : i + DELETE_BATCH])
+                for i in range(0, len(used), DELETE_BATCH)
+            ]
+            try:
+                claimed += self._whole(won)
+            finally:
+                for done in deleting:
+                    done.result()
             if claimed or not received or wait_left() <= 0 or time_left() <= CLAIM_MARGIN:
                 return claimed
 

@@ -77,6 +77,24 @@ UPDATES: list[tuple[str, str | None, dict[str, str], dict[str, Any], str]] = [
         ("SET #a = :new", "#a = :old", {"#a": "a"}, {":old": {"S": old}, ":new": {"S": new}}, "UPDATED_OLD")
         for old, new in (("three", "four"), ("four", "five"))
     ],
+    # one condition of every kind, kept (50) from its first request: each request's own values decide
+    *[
+        (
+            "SET #z = :lo",
+            "attribute_type(#a, :t) AND NOT (#a IN (:x, :y)) AND (size(#a) BETWEEN :lo AND :hi OR begins_with(#a, :x))",
+            {"#a": "a", "#z": "z"},
+            {":t": {"S": kind}, ":x": {"S": x}, ":y": {"S": "zz"}, ":lo": {"N": "1"}, ":hi": {"N": hi}},
+            "ALL_NEW",
+        )
+        for kind, x, hi in (("S", "q", "9"), ("N", "q", "9"), ("S", "five", "2"), ("S", "fi", "2"), ("S", "q", "2"))
+    ],
+    # the same condition, a value of another type; then a placeholder it has no value for, twice
+    ("SET #z = :v", "#z < :v", {"#z": "z"}, {":v": {"N": "5"}}, "UPDATED_NEW"),
+    ("SET #z = :v", "#z < :v", {"#z": "z"}, {":v": {"S": "5"}}, "UPDATED_NEW"),
+    ("SET #z = :v", "#z < :w", {"#z": "z"}, {":v": {"N": "6"}}, "NONE"),
+    ("SET #z = :v", "#z < :w", {"#z": "z"}, {":v": {"N": "6"}}, "NONE"),
+    # the same condition with other names: another attribute is compared
+    ("SET #z = :v", "#z < :v", {"#z": "a"}, {":v": {"S": "zzz"}}, "ALL_OLD"),
     ("SET #a = :a, #a = :b", None, {"#a": "a"}, {":a": {"S": "a"}, ":b": {"S": "b"}}, "NONE"),
     # invalid: each is sent twice
     ("SET #s = :s SET #n = :n", None, {"#s": "state", "#n": "count"}, {":s": {"S": "a"}, ":n": {"N": "2"}}, "NONE"),
