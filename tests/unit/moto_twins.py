@@ -39,18 +39,17 @@ def _transcript(module_file: str, patched: bool) -> list[Any]:
     return answers
 
 
-def unpatched_scenario(module: str) -> list[Any]:
-    """`_json(scenario())` of test module `module` (a dotted name) under moto without motofast, in a
-    process of its own (this one has the patches applied)."""
+def unpatched_scenario(module: str, call: str = "_json(scenario())", mocked: bool = True) -> list[Any]:
+    """What `call` (a name of test module `module`, a dotted name; by default `_json(scenario())`)
+    returns under moto without motofast, in a process of its own (this one has the patches applied);
+    inside `mock_aws()` unless `mocked` is False."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("AWS_ENDPOINT_URL", None)
+    body = f"print(json.dumps(eval({call!r}, vars(module))))\n"
     script = (
-        "import json, sys\n"
-        "from moto import mock_aws\n"
-        f"from {module} import _json, scenario\n"
+        f"import importlib, json, sys\nfrom moto import mock_aws\nmodule = importlib.import_module({module!r})\n"
         "assert 'chalicelib.local.motofast' not in sys.modules\n"
-        "with mock_aws():\n"
-        "    print(json.dumps(_json(scenario())))\n"
+        + ("with mock_aws():\n    " + body if mocked else body)
     )
     plain = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
     assert plain.returncode == 0, plain.stderr

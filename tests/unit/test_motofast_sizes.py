@@ -8,13 +8,9 @@ interpreter that never imports motofast).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.unit.moto_twins import unpatched_scenario
 
 RUN = {"M": {"runId": {"N": "0"}, "state": {"S": "running"}, "reasonCreated": {"S": "scheduled"},
              "takenUntil": {"S": "2026-01-01T00:20:00.000Z"}, "workerId": {"S": "wörker-ü"}}}  # fmt: skip
@@ -63,13 +59,4 @@ def _plain(value: Any) -> Any:
 
 def test_sizes_and_json_are_moto_s_own() -> None:
     ours = measures()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    script = (
-        "import json, sys\n"
-        "from tests.unit.test_motofast_sizes import measures\n"
-        "assert 'chalicelib.local.motofast' not in sys.modules\n"
-        "print(json.dumps(measures()))\n"
-    )
-    plain = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
-    assert plain.returncode == 0, plain.stderr
-    assert ours == json.loads(plain.stdout)
+    assert ours == unpatched_scenario("tests.unit.test_motofast_sizes", "measures()", mocked=False)
