@@ -12,6 +12,7 @@ next to nothing, however much it stores. Not part of `make bench`; `measure()` r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import sys
@@ -39,13 +40,22 @@ def cpu_seconds(pid: int) -> float:
 
 
 def children(pid: int) -> list[int]:
-    """The processes `pid` started (from /proc: the children of each of its threads)."""
-    return [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
+    """The processes `pid` started (from /proc: the children of each of its threads; a thread that
+    ends while they are listed is passed over)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            found += [int(c) for c in (task / "children").read_text().split()]
+    return found
 
 
 def process_and_children_cpu_seconds(pid: int) -> float:
     """CPU seconds of a process and its children (the embedded stack's: its stand-in)."""
-    return cpu_seconds(pid) + sum(cpu_seconds(c) for c in children(pid))
+    total = cpu_seconds(pid)
+    for child in children(pid):
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # a child that ended meanwhile
+            total += cpu_seconds(child)
+    return total
 
 
 def stack_cpu_seconds(stack: EmbeddedStack) -> float:
