@@ -64,15 +64,14 @@ def seed_pending(task_queue_id: str, group: str, n: int, batch: int = SEED_BATCH
     running stack's tables (container.get()). Returns their taskIds. Their hints and events
     follow from the tasks stream, through the event pump."""
     from chalicelib import container
-    from chalicelib.adapters.graph_store import DynamoGraphStore
-    from chalicelib.adapters.task_store import DynamoTaskStore
     from chalicelib.domain import transitions
     from chalicelib.domain.definition import new_task, normalize
     from chalicelib.schemas import validator
 
+    from .graph import _bulk_graph, _bulk_tasks
+
     c = container.get()
-    store, graph = c.queue.store, c.groups.graph
-    assert isinstance(store, DynamoTaskStore) and isinstance(graph, DynamoGraphStore)
+    store, graph = _bulk_tasks(c), _bulk_graph(c)
     fill = validator("create-task-request")
     ids: list[str] = []
     for start in range(0, n, batch):

@@ -136,15 +136,7 @@ class Ec2Provider:
             for start in range(0, len(ids), DESCRIBE_CHUNK):
                 chunk = ids[start : start + DESCRIBE_CHUNK]
                 # A filter, not InstanceIds: one unknown id must not fail the whole call.
-                pages = (
-                    self.ec2(region)
-                    .get_paginator("describe_instances")
-                    .paginate(Filters=[{"Name": "instance-id", "Values": chunk}])
-                )
-                for page in pages:
-                    for reservation in page["Reservations"]:
-                        for instance in reservation["Instances"]:
-                            seen[(region, instance["InstanceId"])] = instance["State"]["Name"]
+                seen.update(self._states(region, [{"Name": "instance-id", "Values": chunk}]))
         return {
             (w.worker_group, w.worker_id): seen.get((w.worker_group, w.worker_id), CloudState.NOT_FOUND)
             for w in workers
@@ -155,22 +147,23 @@ class Ec2Provider:
         stage's (`ManagedBy`), not terminated."""
         seen: dict[WorkerKey, str] = {}
         for region in regions:
-            pages = (
-                self.ec2(region)
-                .get_paginator("describe_instances")
-                .paginate(
-                    Filters=[
-                        {"Name": "tag:ManagedBy", "Values": [self.owner]},
-                        {"Name": "instance-state-name", "Values": LISTED_STATES},
-                    ],
-                    PaginationConfig={"PageSize": CENSUS_PAGE},
-                )
-            )
-            for page in pages:
-                for reservation in page["Reservations"]:
-                    for instance in reservation["Instances"]:
-                        seen[(region, instance["InstanceId"])] = instance["State"]["Name"]
+            mine = [
+                {"Name": "tag:ManagedBy", "Values": [self.owner]},
+                {"Name": "instance-state-name", "Values": LISTED_STATES},
+            ]
+            seen.update(self._states(region, mine, CENSUS_PAGE))
         return seen
+
+    def _states(self, region: str, filters: list[dict[str, Any]], page_size: int | None = None) -> dict[WorkerKey, str]:
+        """The state of every instance of `region` DescribeInstances lists with `filters` (all pages)."""
+        paging = {"PaginationConfig": {"PageSize": page_size}} if page_size else {}
+        pages = self.ec2(region).get_paginator("describe_instances").paginate(Filters=filters, **paging)
+        return {
+            (region, instance["InstanceId"]): instance["State"]["Name"]
+            for page in pages
+            for reservation in page["Reservations"]
+            for instance in reservation["Instances"]
+        }
 
     def terminate(self, workers: Sequence[PoolWorker]) -> None:
         for region, ids in _by_region(workers).items():
